@@ -1,0 +1,338 @@
+// Command bench is `make bench`: it measures resque-expire against the least
+// work any sweep must do (the floor) and against the naive ways, on data sets
+// of the project's sample generator, on a throwaway loopback redis-server.
+// It prints one table; docs/performance.md records a run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/redisserver"
+	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/sample"
+)
+
+var layout = resque.MustLayout("resque", "")
+
+type config struct {
+	bin        string
+	sizes      []int
+	reps       int
+	refLimit   time.Duration
+	sidekiqMax int
+	naiveMax   int
+	extremes   bool
+}
+
+func main() {
+	var cfg config
+	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10000,100000,1000000"), "comma-separated data set sizes (BENCH_SIZES)")
+	flag.StringVar(&cfg.bin, "bin", "bin/resque-expire", "the resque-expire binary")
+	flag.IntVar(&cfg.reps, "reps", atoiOr(os.Getenv("BENCH_REPS"), 3), "repetitions per measurement; medians are reported (BENCH_REPS)")
+	flag.DurationVar(&cfg.refLimit, "ref-limit", durOr(os.Getenv("BENCH_REF_LIMIT"), 120*time.Second), "time limit of each naive reference run (BENCH_REF_LIMIT)")
+	flag.IntVar(&cfg.sidekiqMax, "sidekiq-max", 100000, "largest size the Sidekiq-API way is run at")
+	flag.IntVar(&cfg.naiveMax, "naive-max", 100000, "largest size the seed's naive way is run at")
+	flag.BoolVar(&cfg.extremes, "extremes", true, "also sweep data sets where nothing and where everything is expired")
+	flag.Parse()
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: bad size %q\n", s)
+			os.Exit(2)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one line of the result table.
+type row struct {
+	size      int
+	name      string
+	secs      []float64
+	jobs      int
+	worstCmd  time.Duration
+	worstWhat string
+	rssKB     int64
+	check     string
+	note      string
+}
+
+func (r row) median() float64 {
+	s := append([]float64(nil), r.secs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func run(cfg config) error {
+	ctx := context.Background()
+	srv, err := redisserver.Start(ctx, redisserver.Options{ExtraArgs: []string{"--maxmemory", "0"}})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 5 * time.Minute, PoolSize: 4})
+	defer rdb.Close()
+	version, _ := srv.Version(ctx)
+	fmt.Fprintf(os.Stderr, "bench: redis-server %s at %s, %d CPUs, %s\n", version, srv.Addr(), runtime.NumCPU(), runtime.Version())
+
+	var rows []row
+	for _, n := range cfg.sizes {
+		spec := sample.Bench(n, time.Now())
+		queues := spec.Queues
+		fill := func(s sample.Spec) error {
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				return err
+			}
+			_, err := sample.Fill(ctx, rdb, layout, s)
+			return err
+		}
+		say := func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "bench: %d jobs: "+format+"\n", append([]any{n}, args...)...)
+		}
+
+		say("filling")
+		if err := fill(spec); err != nil {
+			return err
+		}
+		floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
+		for i := 0; i < cfg.reps; i++ {
+			resetStats(ctx, rdb)
+			t0 := time.Now()
+			got, err := floorPass(ctx, rdb, layout, queues, 1000)
+			if err != nil {
+				return err
+			}
+			floor.secs = append(floor.secs, time.Since(t0).Seconds())
+			floor.worstCmd, floor.worstWhat = worstCommand(ctx, rdb)
+			if got != int64(n) {
+				return fmt.Errorf("floor read %d jobs, want %d", got, n)
+			}
+		}
+		say("floor %.2fs", floor.median())
+		rows = append(rows, floor)
+
+		for _, tc := range []struct {
+			name string
+			args []string
+		}{
+			{"resque-expire inspect", []string{"inspect"}},
+			{"resque-expire sweep --dry-run", []string{"sweep", "--dry-run"}},
+		} {
+			r := row{size: n, name: tc.name, jobs: n, check: "read-only"}
+			for i := 0; i < cfg.reps; i++ {
+				if err := measureBinary(ctx, cfg, srv, rdb, tc.args, &r); err != nil {
+					return err
+				}
+			}
+			say("%s %.2fs", tc.name, r.median())
+			rows = append(rows, r)
+		}
+
+		sweepRow := func(name string, s sample.Spec) (row, error) {
+			r := row{size: n, name: name, jobs: n}
+			for i := 0; i < cfg.reps; i++ {
+				if err := fill(s); err != nil {
+					return r, err
+				}
+				if err := measureBinary(ctx, cfg, srv, rdb, []string{"sweep", "--yes"}, &r); err != nil {
+					return r, err
+				}
+				if err := checkSwept(ctx, rdb, s); err != nil {
+					r.check = "FAILED: " + err.Error()
+					return r, err
+				}
+				r.check = "exact"
+			}
+			say("%s %.2fs", name, r.median())
+			return r, nil
+		}
+		sw, err := sweepRow("resque-expire sweep", spec)
+		rows = append(rows, sw)
+		if err != nil {
+			return err
+		}
+		if cfg.extremes {
+			none := spec
+			none.Expired, none.Missing = 0, 0.1
+			r, err := sweepRow("sweep, nothing expired", none)
+			rows = append(rows, r)
+			if err != nil {
+				return err
+			}
+			all := spec
+			all.Expired, all.Missing = 1, 0
+			r, err = sweepRow("sweep, everything expired", all)
+			rows = append(rows, r)
+			if err != nil {
+				return err
+			}
+		}
+		expired := 0
+		sample.Generate(spec, func(j sample.Job) {
+			if j.State == "expired" {
+				expired++
+			}
+		})
+		refs := []struct {
+			name string
+			max  int
+			fn   func(context.Context, *redis.Client, resque.Layout, []string, time.Duration) (progress, error)
+		}{
+			{"seed's naive way (SCAN keys, LRANGE 0 -1, LREM)", cfg.naiveMax, naiveSeed},
+			{"Sidekiq-API way (pages of 50, LREM each)", cfg.sidekiqMax, sidekiqWay},
+		}
+		for _, ref := range refs {
+			if n > ref.max {
+				continue
+			}
+			if err := fill(spec); err != nil {
+				return err
+			}
+			say("%s (limit %s)", ref.name, cfg.refLimit)
+			resetStats(ctx, rdb)
+			t0 := time.Now()
+			pr, err := ref.fn(ctx, rdb, layout, queues, cfg.refLimit)
+			if err != nil {
+				return err
+			}
+			r := row{size: n, name: ref.name, jobs: n, secs: []float64{time.Since(t0).Seconds()}}
+			r.worstCmd, r.worstWhat = worstCommand(ctx, rdb)
+			if pr.Finished {
+				r.check = "finished"
+			} else {
+				r.check = fmt.Sprintf("> %s: removed %d of %d expired", cfg.refLimit, pr.Removed, expired)
+			}
+			rows = append(rows, r)
+		}
+	}
+	printTable(rows, cfg)
+	return nil
+}
+
+// measureBinary runs the tool once and records wall time, Redis's worst
+// command during the run and the tool's peak RSS.
+func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb *redis.Client, args []string, r *row) error {
+	resetStats(ctx, rdb)
+	cmd := exec.CommandContext(ctx, cfg.bin, append([]string{"--redis", srv.URL(), "--no-progress"}, args...)...)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close()
+	cmd.Stdout, cmd.Stderr = devnull, devnull // logs of every removed job included, as a cron run writes them
+	cmd.Env = append(os.Environ(), "REDIS_URL=")
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
+	}
+	r.secs = append(r.secs, time.Since(t0).Seconds())
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > r.rssKB {
+		r.rssKB = ru.Maxrss
+	}
+	w, what := worstCommand(ctx, rdb)
+	if w > r.worstCmd {
+		r.worstCmd, r.worstWhat = w, what
+	}
+	return nil
+}
+
+// slowThreshold: commands slower than this are logged by SLOWLOG during a run.
+const slowThreshold = 200 * time.Microsecond
+
+func resetStats(ctx context.Context, rdb *redis.Client) {
+	rdb.ConfigSet(ctx, "slowlog-log-slower-than", strconv.FormatInt(slowThreshold.Microseconds(), 10))
+	rdb.ConfigSet(ctx, "slowlog-max-len", "100000")
+	rdb.ConfigSet(ctx, "latency-monitor-threshold", "1")
+	rdb.Do(ctx, "SLOWLOG", "RESET")
+	rdb.Do(ctx, "LATENCY", "RESET")
+}
+
+// worstCommand returns the slowest command SLOWLOG recorded since the reset,
+// cross-checked with the LATENCY monitor's worst "command" event.
+func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string) {
+	logs, err := rdb.SlowLogGet(ctx, 100000).Result()
+	if err != nil {
+		return 0, "?"
+	}
+	var worst time.Duration
+	what := fmt.Sprintf("< %s", slowThreshold)
+	for _, l := range logs {
+		if len(l.Args) > 0 && strings.EqualFold(l.Args[0], "slowlog") {
+			continue
+		}
+		if l.Duration > worst {
+			worst = l.Duration
+			what = strings.ToUpper(l.Args[0])
+			if what == "EVALSHA" || what == "EVAL" {
+				what += " (script)"
+			}
+		}
+	}
+	return worst, what
+}
+
+func printTable(rows []row, cfg config) {
+	fmt.Printf("| jobs | run | wall s (median of %d) | jobs/s | × floor | worst Redis command | tool peak RSS | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---:|---:|---|---:|---|")
+	var floor float64
+	for _, r := range rows {
+		m := r.median()
+		if strings.HasPrefix(r.name, "floor") {
+			floor = m
+		}
+		ratio := "-"
+		if floor > 0 {
+			ratio = fmt.Sprintf("%.2f", m/floor)
+		}
+		rss := "-"
+		if r.rssKB > 0 {
+			rss = fmt.Sprintf("%.0f MB", float64(r.rssKB)/1024)
+		}
+		worst := r.worstWhat
+		if r.worstCmd > 0 {
+			worst = fmt.Sprintf("%.2f ms %s", float64(r.worstCmd.Microseconds())/1000, r.worstWhat)
+		}
+		secs := fmt.Sprintf("%.2f", m)
+		if strings.HasPrefix(r.check, ">") {
+			secs = "> " + secs
+		}
+		fmt.Printf("| %d | %s | %s | %.0f | %s | %s | %s | %s |\n", r.size, r.name, secs, float64(r.jobs)/m, ratio, worst, rss, r.check)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func atoiOr(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func durOr(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,137 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/resque-expire/resque-expire/internal/redisconn"
+)
+
+// Version is set at build time with -ldflags "-X .../commands.Version=...".
+var Version = "dev"
+
+// Main runs the command line and returns the process exit code. It is the
+// whole of main, so that end-to-end tests and main share one path.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := NewApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, hoistGlobalFlags(app, args))
+	code := exitCode(err)
+	if err != nil {
+		var s silentExit
+		if !errors.As(err, &s) {
+			msg := redisconn.Scrub(err.Error(), secretsFromArgs(args)...)
+			fmt.Fprintf(stderr, "resque-expire: %s\n", oneLine(msg))
+		}
+	}
+	return code
+}
+
+// NewApp builds the cli application.
+func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:                 "resque-expire",
+		Usage:                "find and remove expired Resque jobs, backfill deadlines, audit idempotency keys",
+		Version:              Version,
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		Flags:                globalFlags(),
+		Description: `resque-expire maintains the Redis behind Resque job queues. Each job carries an id,
+and its deadline lives in its own key, <ns>:job:<id>:expiration (Unix seconds).
+
+Results go to stdout (--format table|json|jsonl|csv); logs and progress go to stderr.
+
+Exit codes: 0 success; 1 the run failed (Redis unreachable, auth refused, ...);
+2 usage error; 3 check found a threshold exceeded; 75 another sweep holds the lock.`,
+		Commands: commandList(),
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return withCode(ExitUsage, err)
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "resque-expire: unknown command %q; see resque-expire --help\n", name)
+			// urfave/cli gives this hook no way to return an error; the
+			// exit code is set by the Before check in runCommand.
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+		Before: func(c *cli.Context) error {
+			if c.Args().Present() && c.App.Command(c.Args().First()) == nil && !strings.HasPrefix(c.Args().First(), "-") {
+				return usageErrorf("unknown command %q; see resque-expire --help", c.Args().First())
+			}
+			return nil
+		},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
+	return app
+}
+
+// registry holds the subcommands; each command file adds its own with
+// register, so that adding a command touches one file.
+var registry []func() *cli.Command
+
+// register adds a subcommand constructor; use it as `var _ = register(fn)`.
+func register(fn func() *cli.Command) bool {
+	registry = append(registry, fn)
+	return true
+}
+
+func commandList() []*cli.Command {
+	out := make([]*cli.Command, 0, len(registry))
+	for _, fn := range registry {
+		out = append(out, fn())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+var _ = register(versionCommand)
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			_, err := fmt.Fprintf(c.App.Writer, "resque-expire %s\n", Version)
+			return err
+		},
+	}
+}
+
+// secretsFromArgs finds credentials given on the command line or in the
+// environment so that no error line can repeat them.
+func secretsFromArgs(args []string) []string {
+	var out []string
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--redis="):
+			out = append(out, redisconn.Secrets(strings.TrimPrefix(a, "--redis="))...)
+		case a == "--redis" && i+1 < len(args):
+			out = append(out, redisconn.Secrets(args[i+1])...)
+		}
+	}
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		out = append(out, redisconn.Secrets(u)...)
+	}
+	return out
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	return s
+}

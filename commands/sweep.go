@@ -1,0 +1,243 @@
+package commands
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/resque-expire/resque-expire/internal/redisconn"
+	"github.com/resque-expire/resque-expire/report"
+	"github.com/resque-expire/resque-expire/sweep"
+)
+
+var _ = register(sweepCommand)
+
+func sweepCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sweep",
+		Usage: "remove expired jobs from every queue and the delayed schedule",
+		Description: `Removes every job whose deadline (<ns>:job:<id>:expiration) is at or before now, from
+every queue and from resque-scheduler's delayed buckets, together with its deadline key.
+Each batch is removed by one Lua script that re-checks every job, so a job that is live,
+has no deadline, has no id or cannot be read is never removed, and a job a worker took
+first is counted as already gone. Runs hold the lock <ns>:resque-expire:lock; a second
+run exits with code 75.
+
+On a terminal it shows what it will remove and asks first (--yes skips the question);
+from cron it never asks.
+
+Examples:
+  resque-expire sweep --dry-run
+  resque-expire sweep --yes --archive /var/lib/resque-expire/removed.jsonl
+  resque-expire sweep --queue mailers --grace 5m --limit 10000 --max-duration 2m
+  resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
+  */5 * * * * resque-expire sweep --log-format json >>/var/log/resque-expire.log 2>&1`,
+		Flags: append(filterFlags(),
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
+			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
+			&cli.DurationFlag{Name: "grace", Usage: "only remove jobs expired longer ago than this"},
+			&cli.Int64Flag{Name: "limit", Usage: "stop after this many removals (0 = no limit)"},
+			&cli.DurationFlag{Name: "max-duration", Usage: "stop cleanly after this long, reporting what was done"},
+			&cli.DurationFlag{Name: "max-age", Usage: "also remove jobs with no deadline enqueued longer ago than this (off by default)"},
+			&cli.StringFlag{Name: "archive", Usage: "append one JSON line per removed job to this file (fsynced); see restore"},
+			&cli.BoolFlag{Name: "to-failed", Usage: "move removed jobs onto <ns>:failed as Resque failures (exception ResqueExpire::JobExpired)"},
+			&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: delete expired ones, give future ones a TTL"},
+			&cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "future-dated orphaned deadline keys expire this long after their deadline"},
+			&cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"},
+			&cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"},
+		),
+		Action: runSweep,
+	}
+}
+
+func runSweep(c *cli.Context) error {
+	e, err := setup(c)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"grace", "max-duration", "max-age", "orphan-grace", "lock-ttl", "max-script-time"} {
+		if c.Duration(name) < 0 {
+			return usageErrorf("--%s must not be negative", name)
+		}
+	}
+	if c.Int64("limit") < 0 {
+		return usageErrorf("--limit must not be negative")
+	}
+	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !c.Bool("delayed")) {
+		return usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
+	}
+	rdb, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
+	if err != nil {
+		return err
+	}
+	opts := sweep.Options{
+		DryRun: c.Bool("dry-run"), Grace: c.Duration("grace"), Limit: c.Int64("limit"),
+		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: c.Bool("delayed"),
+		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
+		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
+	}
+	sw := sweep.New(s)
+
+	if !opts.DryRun && !c.Bool("yes") && isTerminalReader(c.App.Reader) {
+		ok, err := confirmSweep(c, e, sw, opts)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	if path := c.String("archive"); path != "" && !opts.DryRun {
+		a, err := sweep.OpenArchive(path)
+		if err != nil {
+			return withCode(ExitFailure, err)
+		}
+		defer a.Close()
+		opts.Archive = a
+	}
+	verb := "removed expired job"
+	if opts.DryRun {
+		verb = "would remove expired job"
+	}
+	opts.OnRemoved = func(rm sweep.Removal) {
+		ev := e.log.Info().Str("id", rm.ID).Str("queue", rm.Queue).Str("class", rm.Class)
+		if rm.ByAge {
+			ev = ev.Time("enqueued_at", rm.EnqueuedAt).Bool("by_age", true)
+		} else {
+			ev = ev.Time("expires_at", rm.ExpiresAt)
+		}
+		if rm.DelayedAt != 0 {
+			ev = ev.Int64("delayed_at", rm.DelayedAt)
+		}
+		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(verb)
+	}
+	p := e.progress("sweep")
+	opts.Progress = p
+	res, runErr := sw.Run(c.Context, opts)
+	finishProgress(p)
+
+	var held *sweep.LockHeldError
+	if errors.As(runErr, &held) {
+		return withCode(ExitLocked, held)
+	}
+	if res.Recovered > 0 {
+		e.log.Warn().Int("records", res.Recovered).Msg("wrote archive records left in the journal by an interrupted run")
+	}
+	for _, pr := range res.Problems {
+		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
+	}
+	if res.Stopped != "" {
+		e.log.Warn().Str("reason", res.Stopped).Msg("sweep stopped before the end; the summary is partial")
+	}
+	if err := e.render(sweepResult{res}); err != nil {
+		return err
+	}
+	if runErr != nil {
+		if errors.Is(runErr, sweep.ErrReadOnly) {
+			return withCode(ExitFailure, runErr)
+		}
+		return fmt.Errorf("sweep failed (partial summary above): %w", runErr)
+	}
+	return nil
+}
+
+// confirmSweep shows what a sweep would remove and asks the operator.
+func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options) (bool, error) {
+	dry := opts
+	dry.DryRun, dry.Orphans = true, false
+	dry.Progress = e.progress("checking")
+	res, err := sw.Run(c.Context, dry)
+	finishProgress(dry.Progress)
+	if err != nil {
+		return false, err
+	}
+	w := e.stderr
+	fmt.Fprintf(w, "Redis: %s (namespace %q)\n", redisconn.Describe(e.conn), e.layout.Namespace())
+	for _, q := range res.Queues {
+		if q.Removed > 0 {
+			fmt.Fprintf(w, "  %-30s %d expired jobs to remove\n", q.Queue, q.Removed)
+		}
+	}
+	if res.Delayed != nil && res.Delayed.Removed > 0 {
+		fmt.Fprintf(w, "  %-30s %d expired jobs to remove\n", "(delayed)", res.Delayed.Removed)
+	}
+	if res.Removed == 0 && !opts.Orphans {
+		fmt.Fprintln(w, "Nothing to remove.")
+		return true, nil
+	}
+	fmt.Fprintf(w, "Remove %d expired jobs (%s)? [y/N] ", res.Removed, destinationOf(opts, c.String("archive")))
+	ok := askYes(c.App.Reader)
+	if !ok {
+		fmt.Fprintln(w, "Aborted; nothing was removed.")
+	}
+	return ok, nil
+}
+
+func destinationOf(o sweep.Options, archive string) string {
+	switch {
+	case o.ToFailed:
+		return "moved to the failed list"
+	case archive != "":
+		return "archived to " + archive
+	}
+	return "deleted"
+}
+
+func askYes(r io.Reader) bool {
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}
+
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+type sweepResult struct{ *sweep.Result }
+
+func (r sweepResult) Tables() []report.Table {
+	removed := "removed"
+	if r.DryRun {
+		removed = "would remove"
+	}
+	t := report.Table{Header: []string{"queue", "scanned", "expired", removed, "already gone", "changed", "skipped", "seconds"}}
+	row := func(q sweep.QueueResult) []string {
+		return []string{q.Queue, report.Int(q.Scanned), report.Int(q.Expired), report.Int(q.Removed), report.Int(q.AlreadyGone),
+			report.Int(q.Changed), report.Int(q.Skipped), fmt.Sprintf("%.2f", q.Elapsed)}
+	}
+	for _, q := range r.Queues {
+		t.Rows = append(t.Rows, row(q))
+	}
+	if r.Delayed != nil {
+		t.Rows = append(t.Rows, row(*r.Delayed))
+	}
+	t.Footer = []string{"total", report.Int(r.Scanned), report.Int(r.Expired), report.Int(r.Removed), report.Int(r.AlreadyGone),
+		report.Int(r.Changed), report.Int(r.Skipped), fmt.Sprintf("%.2f", r.Elapsed)}
+	t.Notes = append(t.Notes, "removed jobs: "+r.Destination)
+	if r.Stopped != "" {
+		t.Notes = append(t.Notes, "stopped early: "+r.Stopped+" (partial)")
+	}
+	if o := r.Orphans; o != nil {
+		verb := "deleted"
+		if r.DryRun {
+			verb = "would delete"
+		}
+		t.Notes = append(t.Notes, fmt.Sprintf("orphaned deadline keys: %d of %d scanned; %s %d expired, %d future ones given a TTL, %d unreadable left alone",
+			o.Orphans, o.Keys, verb, o.Deleted, o.Expiring, o.Invalid))
+	}
+	t.Notes = append(t.Notes, problemNotes(r.Problems)...)
+	return []report.Table{t}
+}

@@ -1,0 +1,244 @@
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// scanCount is the COUNT hint for SCAN, SSCAN and the pipelines that follow.
+const scanCount = 1000
+
+// QueueInfo describes one queue found by DiscoverQueues.
+type QueueInfo struct {
+	Name string `json:"queue"`
+	Key  string `json:"key"`
+	// InSet says whether the name is a member of <ns>:queues.
+	InSet bool `json:"in_set"`
+	// Type is the Redis type of the queue key: "list", "none" (no key,
+	// which is how Redis stores an empty list) or something unexpected.
+	Type   string `json:"type"`
+	Length int64  `json:"length"`
+}
+
+// Readable reports whether the queue is a list (or absent, hence empty).
+func (q QueueInfo) Readable() bool { return q.Type == "list" || q.Type == "none" }
+
+// Problem is something odd found in Redis and left as it is.
+type Problem struct {
+	Key    string `json:"key"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+// Problem kinds.
+const (
+	ProblemNotInSet      = "list-not-in-queues-set"
+	ProblemNoList        = "queue-without-list"
+	ProblemWrongType     = "wrong-type"
+	ProblemBadScheduleTS = "bad-schedule-member"
+)
+
+// DiscoverQueues returns every queue named in <ns>:queues or present as a
+// <ns>:queue:* key, filtered by the scanner's queue globs and sorted by name,
+// and the problems found on the way: registered queues with no list (normal
+// for an empty queue, but reported), lists Resque does not know about, and
+// keys of the wrong type (which are reported and skipped).
+func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, error) {
+	byName := map[string]*QueueInfo{}
+	var problems []Problem
+
+	setKey := s.layout.Queues()
+	var cursor uint64
+	for {
+		names, next, err := s.rdb.SScan(ctx, setKey, cursor, "", scanCount).Result()
+		if err != nil {
+			if isWrongType(err) {
+				t, _ := s.rdb.Type(ctx, setKey).Result()
+				problems = append(problems, Problem{Key: setKey, Kind: ProblemWrongType,
+					Detail: fmt.Sprintf("the queues registry is a %s, not a set; queues found by SCAN only", t)})
+				break
+			}
+			return nil, nil, fmt.Errorf("read %s: %w", setKey, err)
+		}
+		for _, n := range names {
+			if s.queues.Match(n) {
+				byName[n] = &QueueInfo{Name: n, Key: s.layout.Queue(n), InSet: true}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+
+	cursor = 0
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.layout.QueuePattern(), scanCount).Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("scan queue keys: %w", err)
+		}
+		for _, k := range keys {
+			n, ok := s.layout.QueueName(k)
+			if !ok || !s.queues.Match(n) {
+				continue
+			}
+			if _, seen := byName[n]; !seen {
+				byName[n] = &QueueInfo{Name: n, Key: k}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+
+	out := make([]QueueInfo, 0, len(byName))
+	for _, q := range byName {
+		out = append(out, *q)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+
+	for from := 0; from < len(out); from += scanCount {
+		to := min(from+scanCount, len(out))
+		if err := s.describe(ctx, out[from:to]); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, q := range out {
+		switch {
+		case q.Type == "none" && q.InSet:
+			problems = append(problems, Problem{Key: q.Key, Kind: ProblemNoList,
+				Detail: fmt.Sprintf("queue %q is registered but has no list (empty)", q.Name)})
+		case q.Type == "list" && !q.InSet:
+			problems = append(problems, Problem{Key: q.Key, Kind: ProblemNotInSet,
+				Detail: fmt.Sprintf("list for queue %q is not in %s; Resque workers listening on all queues will not see it", q.Name, setKey)})
+		case !q.Readable():
+			problems = append(problems, Problem{Key: q.Key, Kind: ProblemWrongType,
+				Detail: fmt.Sprintf("queue key is a %s, not a list; skipped", q.Type)})
+		}
+	}
+	return out, problems, nil
+}
+
+// describe fills in Type and Length with one pipeline.
+func (s *Scanner) describe(ctx context.Context, qs []QueueInfo) error {
+	pipe := s.rdb.Pipeline()
+	types := make([]*redis.StatusCmd, len(qs))
+	lens := make([]*redis.IntCmd, len(qs))
+	for i, q := range qs {
+		types[i] = pipe.Type(ctx, q.Key)
+		lens[i] = pipe.LLen(ctx, q.Key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+		return fmt.Errorf("describe queues: %w", err)
+	}
+	for i := range qs {
+		if err := types[i].Err(); err != nil {
+			return fmt.Errorf("type of %s: %w", qs[i].Key, err)
+		}
+		qs[i].Type = types[i].Val()
+		if qs[i].Type == "list" {
+			qs[i].Length = lens[i].Val()
+		}
+	}
+	return nil
+}
+
+// Bucket is one resque-scheduler delayed bucket.
+type Bucket struct {
+	At     int64
+	Key    string
+	Type   string
+	Length int64
+}
+
+// DelayedBuckets calls fn for each bucket of the delayed schedule in time
+// order, paging the schedule zset by score so it never reads it whole.
+// Members that are not Unix seconds are reported as problems and skipped.
+func (s *Scanner) DelayedBuckets(ctx context.Context, fn func(Bucket) error) ([]Problem, error) {
+	var problems []Problem
+	zkey := s.layout.DelayedSchedule()
+	lower := "-inf"
+	for {
+		zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+			Key: zkey, ByScore: true, Start: lower, Stop: "+inf", Count: scanCount,
+		}).Result()
+		if err != nil {
+			if isWrongType(err) {
+				t, _ := s.rdb.Type(ctx, zkey).Result()
+				return append(problems, Problem{Key: zkey, Kind: ProblemWrongType,
+					Detail: fmt.Sprintf("the delayed schedule is a %s, not a sorted set; delayed jobs skipped", t)}), nil
+			}
+			return problems, fmt.Errorf("read %s: %w", zkey, err)
+		}
+		buckets := make([]Bucket, 0, len(zs))
+		for _, z := range zs {
+			m, _ := z.Member.(string)
+			ts, err := strconv.ParseInt(m, 10, 64)
+			if err != nil || ts <= 0 {
+				problems = append(problems, Problem{Key: zkey, Kind: ProblemBadScheduleTS,
+					Detail: fmt.Sprintf("member %q is not a Unix timestamp; skipped", m)})
+				continue
+			}
+			buckets = append(buckets, Bucket{At: ts, Key: s.layout.Delayed(ts)})
+		}
+		if err := s.describeBuckets(ctx, buckets); err != nil {
+			return problems, err
+		}
+		for _, b := range buckets {
+			if b.Type != "list" && b.Type != "none" {
+				problems = append(problems, Problem{Key: b.Key, Kind: ProblemWrongType,
+					Detail: fmt.Sprintf("delayed bucket is a %s, not a list; skipped", b.Type)})
+				continue
+			}
+			if err := fn(b); err != nil {
+				return problems, err
+			}
+		}
+		if len(zs) < scanCount {
+			return problems, nil
+		}
+		lower = "(" + strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
+	}
+}
+
+func (s *Scanner) describeBuckets(ctx context.Context, bs []Bucket) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	types := make([]*redis.StatusCmd, len(bs))
+	lens := make([]*redis.IntCmd, len(bs))
+	for i, b := range bs {
+		types[i] = pipe.Type(ctx, b.Key)
+		lens[i] = pipe.LLen(ctx, b.Key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+		return fmt.Errorf("describe delayed buckets: %w", err)
+	}
+	for i := range bs {
+		bs[i].Type = types[i].Val()
+		if bs[i].Type == "list" {
+			bs[i].Length = lens[i].Val()
+		}
+	}
+	return nil
+}
+
+// FailedLength returns the length of Resque's failed list (0 when absent).
+func (s *Scanner) FailedLength(ctx context.Context) (int64, *Problem, error) {
+	n, err := s.rdb.LLen(ctx, s.layout.Failed()).Result()
+	if err != nil {
+		if isWrongType(err) {
+			return 0, &Problem{Key: s.layout.Failed(), Kind: ProblemWrongType, Detail: "the failed key is not a list"}, nil
+		}
+		return 0, nil, fmt.Errorf("read %s: %w", s.layout.Failed(), err)
+	}
+	return n, nil, nil
+}
+
+// IsWrongType reports whether err is Redis's WRONGTYPE reply (or wraps ErrWrongType).
+func IsWrongType(err error) bool { return errors.Is(err, ErrWrongType) || isWrongType(err) }

@@ -1,0 +1,326 @@
+package inspect
+
+import (
+	"context"
+	"time"
+)
+
+// Counts holds the number of jobs in each state.
+type Counts struct {
+	Jobs         int64 `json:"jobs"`
+	Expired      int64 `json:"expired"`
+	Live         int64 `json:"live"`
+	Missing      int64 `json:"missing"`
+	Unidentified int64 `json:"unidentified"`
+	Invalid      int64 `json:"invalid"`
+	// Skipped counts jobs left out by the class filter (not in Jobs).
+	Skipped int64 `json:"skipped,omitempty"`
+}
+
+// Add counts one job.
+func (c *Counts) Add(j *Job) {
+	if j.Skipped {
+		c.Skipped++
+		return
+	}
+	c.Jobs++
+	switch j.State {
+	case StateExpired:
+		c.Expired++
+	case StateLive:
+		c.Live++
+	case StateMissing:
+		c.Missing++
+	case StateUnidentified:
+		c.Unidentified++
+	case StateInvalid:
+		c.Invalid++
+	}
+}
+
+// Merge adds o to c.
+func (c *Counts) Merge(o Counts) {
+	c.Jobs += o.Jobs
+	c.Expired += o.Expired
+	c.Live += o.Live
+	c.Missing += o.Missing
+	c.Unidentified += o.Unidentified
+	c.Invalid += o.Invalid
+	c.Skipped += o.Skipped
+}
+
+// Of returns the count for one state.
+func (c Counts) Of(s State) int64 {
+	switch s {
+	case StateExpired:
+		return c.Expired
+	case StateLive:
+		return c.Live
+	case StateMissing:
+		return c.Missing
+	case StateUnidentified:
+		return c.Unidentified
+	case StateInvalid:
+		return c.Invalid
+	}
+	return 0
+}
+
+// JobRef points at one job in a summary.
+type JobRef struct {
+	Queue    string        `json:"queue"`
+	ID       string        `json:"id"`
+	Class    string        `json:"class"`
+	Deadline time.Time     `json:"expires_at"`
+	Overdue  time.Duration `json:"-"`
+	// OverdueSeconds is Overdue in seconds, for JSON.
+	OverdueSeconds float64 `json:"overdue_seconds,omitempty"`
+	// DueInSeconds is how far ahead a live deadline is, for JSON.
+	DueInSeconds float64 `json:"due_in_seconds,omitempty"`
+}
+
+// QueueSummary is one row of the inspect table.
+type QueueSummary struct {
+	Queue string `json:"queue"`
+	Counts
+	// Type is the queue key's Redis type ("list", "none").
+	Type string `json:"type,omitempty"`
+	// Soonest is the nearest future deadline; MostOverdue the oldest past one.
+	Soonest     *JobRef `json:"soonest,omitempty"`
+	MostOverdue *JobRef `json:"most_overdue,omitempty"`
+	Resyncs     int     `json:"resyncs,omitempty"`
+}
+
+func (q *QueueSummary) add(j *Job, now time.Time) {
+	q.Counts.Add(j)
+	if j.Skipped {
+		return
+	}
+	switch j.State {
+	case StateExpired:
+		if q.MostOverdue == nil || j.Deadline.Before(q.MostOverdue.Deadline) {
+			q.MostOverdue = ref(j, now)
+		}
+	case StateLive:
+		if q.Soonest == nil || j.Deadline.Before(q.Soonest.Deadline) {
+			q.Soonest = ref(j, now)
+		}
+	}
+}
+
+func (q *QueueSummary) merge(o *QueueSummary) {
+	q.Counts.Merge(o.Counts)
+	if o.MostOverdue != nil && (q.MostOverdue == nil || o.MostOverdue.Deadline.Before(q.MostOverdue.Deadline)) {
+		q.MostOverdue = o.MostOverdue
+	}
+	if o.Soonest != nil && (q.Soonest == nil || o.Soonest.Deadline.Before(q.Soonest.Deadline)) {
+		q.Soonest = o.Soonest
+	}
+}
+
+func ref(j *Job, now time.Time) *JobRef {
+	r := &JobRef{Queue: j.Queue, ID: j.ID, Class: j.Class, Deadline: j.Deadline, Overdue: now.Sub(j.Deadline)}
+	if r.Overdue >= 0 {
+		r.OverdueSeconds = r.Overdue.Seconds()
+	} else {
+		r.DueInSeconds = -r.Overdue.Seconds()
+	}
+	return r
+}
+
+// DelayedSummary summarises resque-scheduler's delayed jobs.
+type DelayedSummary struct {
+	QueueSummary
+	Buckets int `json:"buckets"`
+}
+
+// Summary is the result of Inspect.
+type Summary struct {
+	At       time.Time      `json:"at"`
+	Queues   []QueueSummary `json:"queues"`
+	Delayed  DelayedSummary `json:"delayed"`
+	Totals   QueueSummary   `json:"totals"`
+	Failed   int64          `json:"failed"`
+	Problems []Problem      `json:"problems"`
+}
+
+// Options says what Inspect and List look at.
+type Options struct {
+	// Delayed includes resque-scheduler's delayed buckets.
+	Delayed bool
+	// Progress, when set, is told how many jobs there are and each page read.
+	Progress Progress
+}
+
+// Progress receives progress reports. Implementations must be cheap.
+type Progress interface {
+	SetTotal(n int64)
+	Add(n int)
+}
+
+// Inspect counts every job of every queue (and the delayed schedule) by
+// state, without changing anything.
+func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
+	sum := &Summary{At: s.now().UTC(), Queues: []QueueSummary{}, Problems: []Problem{}}
+	sum.Totals.Queue = "total"
+	sum.Delayed.Queue = "(delayed)"
+	queues, problems, err := s.DiscoverQueues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum.Problems = append(sum.Problems, problems...)
+	if opts.Progress != nil {
+		var total int64
+		for _, q := range queues {
+			total += q.Length
+		}
+		opts.Progress.SetTotal(total)
+	}
+	for _, q := range queues {
+		if !q.Readable() {
+			continue
+		}
+		qs := QueueSummary{Queue: q.Name, Type: q.Type}
+		st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
+			for i := range c.Jobs {
+				qs.add(&c.Jobs[i], c.Now)
+			}
+			if opts.Progress != nil {
+				opts.Progress.Add(len(c.Jobs))
+			}
+			return nil
+		})
+		if err != nil {
+			if IsWrongType(err) { // the key changed type under us
+				sum.Problems = append(sum.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				continue
+			}
+			return nil, err
+		}
+		qs.Resyncs = st.Resyncs
+		sum.Totals.merge(&qs)
+		sum.Queues = append(sum.Queues, qs)
+	}
+	if opts.Delayed {
+		ds := &sum.Delayed
+		problems, err := s.DelayedBuckets(ctx, func(b Bucket) error {
+			ds.Buckets++
+			_, err := s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, func(_ context.Context, c *Chunk) error {
+				for i := range c.Jobs {
+					ds.add(&c.Jobs[i], c.Now)
+				}
+				return nil
+			})
+			if IsWrongType(err) {
+				sum.Problems = append(sum.Problems, Problem{Key: b.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				return nil
+			}
+			return err
+		})
+		sum.Problems = append(sum.Problems, problems...)
+		if err != nil {
+			return nil, err
+		}
+		sum.Totals.merge(&ds.QueueSummary)
+	}
+	n, p, err := s.FailedLength(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum.Failed = n
+	if p != nil {
+		sum.Problems = append(sum.Problems, *p)
+	}
+	return sum, nil
+}
+
+// ListOptions says which jobs List emits.
+type ListOptions struct {
+	Options
+	// States to emit; empty means all.
+	States []State
+	// Limit stops after this many jobs (0 = no limit).
+	Limit int64
+}
+
+// Listed is one job as List reports it.
+type Listed struct {
+	Job
+	// List names the list the job was read from.
+	List ListRef
+	Now  time.Time
+}
+
+// List streams every job matching opts to emit, queue by queue (delayed
+// buckets last), in list order. It stops early at opts.Limit.
+func (s *Scanner) List(ctx context.Context, opts ListOptions, emit func(Listed) error) ([]Problem, error) {
+	want := map[State]bool{}
+	for _, st := range opts.States {
+		want[st] = true
+	}
+	var n int64
+	errLimit := errorString("limit reached")
+	visit := func(_ context.Context, c *Chunk) error {
+		for i := range c.Jobs {
+			j := &c.Jobs[i]
+			if j.Skipped || (len(want) > 0 && !want[j.State]) {
+				continue
+			}
+			if err := emit(Listed{Job: *j, List: c.List, Now: c.Now}); err != nil {
+				return err
+			}
+			if n++; opts.Limit > 0 && n >= opts.Limit {
+				return errLimit
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress.Add(len(c.Jobs))
+		}
+		return nil
+	}
+	queues, problems, err := s.DiscoverQueues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Progress != nil {
+		var total int64
+		for _, q := range queues {
+			total += q.Length
+		}
+		opts.Progress.SetTotal(total)
+	}
+	for _, q := range queues {
+		if !q.Readable() {
+			continue
+		}
+		if _, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, visit); err != nil {
+			if err == errLimit {
+				return problems, nil
+			}
+			if IsWrongType(err) {
+				problems = append(problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				continue
+			}
+			return problems, err
+		}
+	}
+	if opts.Delayed {
+		more, err := s.DelayedBuckets(ctx, func(b Bucket) error {
+			_, err := s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, visit)
+			if IsWrongType(err) {
+				problems = append(problems, Problem{Key: b.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				return nil
+			}
+			return err
+		})
+		problems = append(problems, more...)
+		if err != nil && err != errLimit {
+			return problems, err
+		}
+	}
+	return problems, nil
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

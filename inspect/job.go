@@ -1,0 +1,138 @@
+package inspect
+
+import (
+	"time"
+
+	"github.com/resque-expire/resque-expire/internal/resque"
+)
+
+// State is what the tool concludes about one job. Every job has exactly one.
+type State string
+
+// The job states.
+const (
+	// StateExpired: the deadline is at or before now.
+	StateExpired State = "expired"
+	// StateLive: the deadline is in the future.
+	StateLive State = "live"
+	// StateMissing: the job has an id but no expiration key.
+	StateMissing State = "missing"
+	// StateUnidentified: no id at any of the id paths.
+	StateUnidentified State = "unidentified"
+	// StateInvalid: the payload is not a JSON object, or the deadline
+	// cannot be parsed (or the expiration key is not a string).
+	StateInvalid State = "invalid"
+)
+
+// States lists every state in report order.
+var States = []State{StateExpired, StateLive, StateMissing, StateUnidentified, StateInvalid}
+
+// ParseState parses a state name.
+func ParseState(s string) (State, bool) {
+	for _, st := range States {
+		if string(st) == s {
+			return st, true
+		}
+	}
+	return "", false
+}
+
+// ListRef names one Redis list of jobs: a queue or a delayed bucket.
+type ListRef struct {
+	// Key is the list's Redis key.
+	Key string
+	// Queue is the queue name. For delayed buckets it is the queue the job
+	// will be enqueued to, which comes from each payload, so it is "".
+	Queue string
+	// DelayedAt is the bucket's Unix second for delayed buckets, 0 for queues.
+	DelayedAt int64
+}
+
+// Delayed reports whether the list is a resque-scheduler bucket.
+func (r ListRef) Delayed() bool { return r.DelayedAt != 0 }
+
+// Job is one payload as the scanner read and judged it.
+type Job struct {
+	// Index is the job's position in its list when the page was read.
+	Index int64
+	// Raw is the payload exactly as stored.
+	Raw string
+	// Queue is the queue it belongs to: the list's queue, or for delayed
+	// jobs the payload's "queue" field.
+	Queue string
+	ID    string
+	// Class is the class doing the work (ActiveJob's job_class when wrapped).
+	Class string
+	State State
+	// Reason says why the job is invalid or unidentified.
+	Reason string
+	// ExpirationKey is where the deadline is kept ("" without an id).
+	ExpirationKey string
+	// DeadlineRaw is the expiration key's value as read; HasDeadline says
+	// whether the key existed.
+	DeadlineRaw string
+	HasDeadline bool
+	Deadline    time.Time
+	// EnqueuedAt is the payload's own enqueue time, when it has one.
+	EnqueuedAt time.Time
+	// Skipped is set when the job does not match the class filter; it is
+	// counted as skipped and otherwise ignored.
+	Skipped bool
+}
+
+// OverdueBy is how long ago the deadline passed (negative when it is still
+// ahead, zero without a deadline).
+func (j *Job) OverdueBy(now time.Time) time.Duration {
+	if j.Deadline.IsZero() {
+		return 0
+	}
+	return now.Sub(j.Deadline)
+}
+
+// judge decodes a payload and fills in everything but the deadline.
+func (s *Scanner) judge(raw string, ref ListRef) Job {
+	j := Job{Raw: raw, Queue: ref.Queue}
+	p, err := resque.DecodePayload([]byte(raw))
+	if err != nil {
+		j.State, j.Reason = StateInvalid, err.Error()
+		j.Skipped = len(s.classes) > 0
+		return j
+	}
+	j.Class = p.JobClass()
+	if ref.Delayed() {
+		j.Queue, _ = p.String(resque.Path{"queue"})
+	}
+	j.Skipped = !s.classes.MatchAny(j.Class, p.Class())
+	j.EnqueuedAt, _ = p.EnqueuedAt()
+	id, ok := p.ID(s.idPaths)
+	if !ok {
+		j.State, j.Reason = StateUnidentified, "no id at any id path"
+		return j
+	}
+	j.ID = id
+	j.ExpirationKey = s.layout.Expiration(id)
+	return j
+}
+
+// classify sets the state of a job that has an id, from its deadline value.
+func classify(j *Job, value any, now time.Time) {
+	switch v := value.(type) {
+	case nil:
+		j.State = StateMissing
+	case string:
+		j.HasDeadline, j.DeadlineRaw = true, v
+		t, err := resque.ParseDeadline(v)
+		if err != nil {
+			j.State, j.Reason = StateInvalid, err.Error()
+			return
+		}
+		j.Deadline = t
+		if !t.After(now) {
+			j.State = StateExpired
+		} else {
+			j.State = StateLive
+		}
+	default:
+		j.State, j.Reason = StateInvalid, "expiration key holds an unexpected value"
+	}
+}

@@ -1,0 +1,350 @@
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/glob"
+	"github.com/resque-expire/resque-expire/internal/resque"
+)
+
+// DefaultBatch is the default LRANGE page size.
+const DefaultBatch = 1000
+
+// MaxBatch bounds the page size whatever the operator asks for.
+const MaxBatch = 10000
+
+// anchorLen is how many consecutive surviving payloads identify the scan's
+// place in a list. One would do for lists of unique payloads; three make a
+// false match on duplicate payloads very unlikely.
+const anchorLen = 3
+
+// Config configures a Scanner.
+type Config struct {
+	Layout resque.Layout
+	// IDPaths are tried in order for each payload; empty means
+	// resque.DefaultIDPaths.
+	IDPaths []string
+	// Batch is the LRANGE page size (default DefaultBatch).
+	Batch int
+	// Queues and Classes are glob filters; empty matches everything.
+	Queues  []string
+	Classes []string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Scanner reads and classifies jobs. It is safe for concurrent use.
+type Scanner struct {
+	rdb     redis.UniversalClient
+	layout  resque.Layout
+	idPaths []resque.Path
+	batch   int
+	queues  glob.Set
+	classes glob.Set
+	now     func() time.Time
+}
+
+// NewScanner validates cfg and returns a Scanner reading through rdb.
+func NewScanner(rdb redis.UniversalClient, cfg Config) (*Scanner, error) {
+	paths := cfg.IDPaths
+	if len(paths) == 0 {
+		paths = resque.DefaultIDPaths
+	}
+	idPaths, err := resque.ParsePaths(paths)
+	if err != nil {
+		return nil, err
+	}
+	queues, err := glob.CompileSet(cfg.Queues)
+	if err != nil {
+		return nil, fmt.Errorf("--queue: %w", err)
+	}
+	classes, err := glob.CompileSet(cfg.Classes)
+	if err != nil {
+		return nil, fmt.Errorf("--class: %w", err)
+	}
+	batch := cfg.Batch
+	switch {
+	case batch <= 0:
+		batch = DefaultBatch
+	case batch > MaxBatch:
+		batch = MaxBatch
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	if cfg.Layout == (resque.Layout{}) {
+		return nil, errors.New("scanner needs a key layout")
+	}
+	return &Scanner{rdb: rdb, layout: cfg.Layout, idPaths: idPaths, batch: batch,
+		queues: queues, classes: classes, now: now}, nil
+}
+
+// Layout returns the key layout the scanner reads.
+func (s *Scanner) Layout() resque.Layout { return s.layout }
+
+// Client returns the Redis client the scanner reads through.
+func (s *Scanner) Client() redis.UniversalClient { return s.rdb }
+
+// Now returns the scanner's current time.
+func (s *Scanner) Now() time.Time { return s.now() }
+
+// QueueFiltered reports whether the scanner only looks at some queues.
+func (s *Scanner) QueueFiltered() bool { return len(s.queues) > 0 }
+
+// Batch returns the page size.
+func (s *Scanner) Batch() int { return s.batch }
+
+// Chunk is one page of a list, handed to a Visitor.
+type Chunk struct {
+	List ListRef
+	// Now is the time the page was judged against.
+	Now  time.Time
+	Jobs []Job
+	// Removed is filled in by a Visitor that removes jobs from the list:
+	// Removed[i] is true when Jobs[i] is no longer in the list because the
+	// visitor took it out. The scanner uses it to keep its place.
+	Removed []bool
+}
+
+// Visitor is called once per page. Returning an error stops the scan.
+type Visitor func(ctx context.Context, c *Chunk) error
+
+// ListStats says what a scan of one list saw.
+type ListStats struct {
+	// Pages is the number of pages read.
+	Pages int
+	// Resyncs counts the times the scan lost its place (every job it had
+	// seen was popped meanwhile) and restarted from the head.
+	Resyncs int
+}
+
+// ScanList streams every job of one list through visit, in pages.
+//
+// Workers LPOP at the head and producers RPUSH at the tail while it runs, and
+// a sweep removes from the pages it has seen, so positions shift between two
+// pages. The scan therefore never trusts an index alone: it remembers the
+// last few payloads it saw and left in the list (its anchor), re-reads a
+// little before where it expects them, finds them, and continues right after
+// them. When the anchor is gone entirely — workers took everything the scan
+// had seen — the rest of the list is unseen and the scan restarts at the head.
+func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
+	var st ListStats
+	var anchor []string
+	next := int64(0) // where the first unseen job is expected
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		items, base, err := s.readAfter(ctx, ref.Key, next, anchor, &st)
+		if err != nil {
+			return st, err
+		}
+		if len(items) == 0 {
+			return st, nil
+		}
+		st.Pages++
+		chunk, err := s.buildChunk(ctx, ref, base, items)
+		if err != nil {
+			return st, err
+		}
+		if err := visit(ctx, chunk); err != nil {
+			return st, err
+		}
+		removed := 0
+		for i := range chunk.Jobs {
+			if i < len(chunk.Removed) && chunk.Removed[i] {
+				removed++
+				continue
+			}
+			anchor = append(anchor, chunk.Jobs[i].Raw)
+		}
+		if len(anchor) > anchorLen {
+			anchor = append(anchor[:0:0], anchor[len(anchor)-anchorLen:]...)
+		}
+		next = base + int64(len(items)) - int64(removed)
+		if len(items) < s.batch {
+			return st, nil
+		}
+	}
+}
+
+// readAfter returns the next page of unseen items and the list index of its
+// first item. See ScanList for the anchoring.
+func (s *Scanner) readAfter(ctx context.Context, key string, next int64, anchor []string, st *ListStats) ([]string, int64, error) {
+	if len(anchor) == 0 {
+		items, err := s.rdb.LRange(ctx, key, next, next+int64(s.batch)-1).Result()
+		return items, next, wrapRead(err, key)
+	}
+	// Look back a quarter page at first (workers rarely pop more than that
+	// between two pages), then further; past a few pages, page backwards so
+	// that no single read grows unbounded.
+	back := int64(s.batch/4 + len(anchor))
+	for back <= int64(s.batch)*4 {
+		if back > next {
+			back = next
+		}
+		from := next - back
+		items, err := s.rdb.LRange(ctx, key, from, next+int64(s.batch)-1).Result()
+		if err != nil {
+			return nil, 0, wrapRead(err, key)
+		}
+		if end := findAnchor(items, anchor, int(back)-1); end >= 0 {
+			return items[end+1:], from + int64(end) + 1, nil
+		}
+		if from == 0 {
+			// Everything the scan had seen and left is gone: what is in
+			// the list now has not been seen.
+			st.Resyncs++
+			return s.readFresh(ctx, key)
+		}
+		back *= 4
+	}
+	end, err := s.searchBack(ctx, key, next, anchor)
+	if err != nil {
+		return nil, 0, err
+	}
+	if end < 0 {
+		st.Resyncs++
+		return s.readFresh(ctx, key)
+	}
+	items, err := s.rdb.LRange(ctx, key, end+1, end+int64(s.batch)).Result()
+	return items, end + 1, wrapRead(err, key)
+}
+
+func (s *Scanner) readFresh(ctx context.Context, key string) ([]string, int64, error) {
+	items, err := s.rdb.LRange(ctx, key, 0, int64(s.batch)-1).Result()
+	return items, 0, wrapRead(err, key)
+}
+
+// searchBack pages backwards from next looking for the anchor and returns
+// the list index of its last element, or -1.
+func (s *Scanner) searchBack(ctx context.Context, key string, next int64, anchor []string) (int64, error) {
+	page := int64(s.batch)
+	hi := next + page - 1
+	for hi >= 0 {
+		lo := hi - page - int64(len(anchor)) + 1
+		if lo < 0 {
+			lo = 0
+		}
+		items, err := s.rdb.LRange(ctx, key, lo, hi).Result()
+		if err != nil {
+			return 0, wrapRead(err, key)
+		}
+		if end := findAnchor(items, anchor, len(items)-1); end >= 0 {
+			return lo + int64(end), nil
+		}
+		if lo == 0 {
+			return -1, nil
+		}
+		hi -= page
+	}
+	return -1, nil
+}
+
+// findAnchor returns the index in items of the last element of the anchor
+// sequence, preferring the match at or just before expect (items only move
+// towards the head when others pop), then the nearest one after it (a push
+// to the head). It returns -1 when the anchor is not in items.
+func findAnchor(items, anchor []string, expect int) int {
+	k := len(anchor)
+	match := func(end int) bool {
+		if end-k+1 < 0 || end >= len(items) {
+			return false
+		}
+		for i := 0; i < k; i++ {
+			if items[end-k+1+i] != anchor[i] {
+				return false
+			}
+		}
+		return true
+	}
+	if expect >= len(items) {
+		expect = len(items) - 1
+	}
+	for end := expect; end >= k-1; end-- {
+		if match(end) {
+			return end
+		}
+	}
+	for end := expect + 1; end < len(items); end++ {
+		if match(end) {
+			return end
+		}
+	}
+	return -1
+}
+
+// buildChunk decodes a page and fetches its deadlines with one MGET.
+func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items []string) (*Chunk, error) {
+	now := s.now()
+	c := &Chunk{List: ref, Now: now, Jobs: make([]Job, len(items))}
+	var keys []string
+	var idx []int
+	for i, raw := range items {
+		c.Jobs[i] = s.judge(raw, ref)
+		c.Jobs[i].Index = base + int64(i)
+		if c.Jobs[i].ExpirationKey != "" {
+			keys = append(keys, c.Jobs[i].ExpirationKey)
+			idx = append(idx, i)
+		}
+	}
+	if len(keys) == 0 {
+		return c, nil
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read deadlines for %s: %w", ref.Key, err)
+	}
+	// MGET answers nil both for a missing key and for a key of another
+	// type; ask TYPE for the nils so a hash at an expiration key is
+	// reported as invalid rather than taken for a missing deadline.
+	var nilKeys []int
+	for n, i := range idx {
+		classify(&c.Jobs[i], vals[n], now)
+		if vals[n] == nil {
+			nilKeys = append(nilKeys, i)
+		}
+	}
+	if len(nilKeys) > 0 {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StatusCmd, len(nilKeys))
+		for n, i := range nilKeys {
+			cmds[n] = pipe.Type(ctx, c.Jobs[i].ExpirationKey)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("check deadline key types for %s: %w", ref.Key, err)
+		}
+		for n, i := range nilKeys {
+			if t := cmds[n].Val(); t != "none" {
+				c.Jobs[i].State = StateInvalid
+				c.Jobs[i].Reason = fmt.Sprintf("expiration key is a %s, not a string", t)
+			}
+		}
+	}
+	return c, nil
+}
+
+// ErrWrongType is wrapped by errors for keys that hold another Redis type
+// than the one expected.
+var ErrWrongType = errors.New("wrong Redis type")
+
+func wrapRead(err error, key string) error {
+	if err == nil {
+		return nil
+	}
+	if isWrongType(err) {
+		return fmt.Errorf("%s: %w", key, ErrWrongType)
+	}
+	return fmt.Errorf("read %s: %w", key, err)
+}
+
+func isWrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && len(re.Error()) >= 9 && re.Error()[:9] == "WRONGTYPE"
+}

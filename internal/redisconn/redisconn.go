@@ -1,0 +1,253 @@
+// Package redisconn owns connecting to the operator's Redis: it turns the
+// --redis URL, TLS files and Sentinel settings into a go-redis client, and it
+// keeps credentials out of everything the tool prints (Redact, RedactError).
+package redisconn
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultURL is used when no --redis is given.
+const DefaultURL = "redis://127.0.0.1:6379/0"
+
+// Options describe how to reach Redis.
+type Options struct {
+	// URL is redis://[user:password@]host:port/db, rediss:// for TLS, or
+	// unix://[user:password@]/path/to.sock?db=N.
+	URL string
+	// TLS files and switches (rediss:// or any of them turns TLS on).
+	TLSCA, TLSCert, TLSKey string
+	TLSSkipVerify          bool
+	// Sentinel: when SentinelMaster is set, SentinelAddrs are asked for the
+	// master's address; user, password and db still come from URL.
+	SentinelMaster string
+	SentinelAddrs  []string
+	// Timeouts (zero means the defaults below).
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// MaxRetries for commands on network errors (go-redis retries with
+	// backoff); 0 means 3, negative disables.
+	MaxRetries int
+}
+
+// Open builds a client and checks it with PING, so that a wrong address or
+// password fails here with one clear error.
+func Open(ctx context.Context, o Options) (redis.UniversalClient, error) {
+	rdb, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("connect to %s: %w", Describe(o), RedactError(err, o.URL))
+	}
+	return rdb, nil
+}
+
+// New builds a client without contacting Redis.
+func New(o Options) (redis.UniversalClient, error) {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	opt, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("bad --redis URL %s: %w", Redact(o.URL), RedactError(err, o.URL))
+	}
+	if o.TLSCA != "" || o.TLSCert != "" || o.TLSKey != "" || o.TLSSkipVerify {
+		cfg, err := tlsConfig(o, opt.TLSConfig)
+		if err != nil {
+			return nil, err
+		}
+		opt.TLSConfig = cfg
+	}
+	opt.DialTimeout = orDefault(o.DialTimeout, 5*time.Second)
+	opt.ReadTimeout = orDefault(o.ReadTimeout, 10*time.Second)
+	opt.WriteTimeout = orDefault(o.WriteTimeout, 10*time.Second)
+	switch {
+	case o.MaxRetries == 0:
+		opt.MaxRetries = 3
+	default:
+		opt.MaxRetries = o.MaxRetries
+	}
+	opt.MinRetryBackoff = 50 * time.Millisecond
+	opt.MaxRetryBackoff = 2 * time.Second
+	// The tool works one command at a time; a small pool is plenty.
+	opt.PoolSize = 4
+	opt.ClientName = "resque-expire"
+	opt.DisableIdentity = true
+
+	if o.SentinelMaster == "" {
+		return redis.NewClient(opt), nil
+	}
+	if len(o.SentinelAddrs) == 0 {
+		return nil, errors.New("--sentinel-master needs --sentinel-addrs")
+	}
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:       o.SentinelMaster,
+		SentinelAddrs:    o.SentinelAddrs,
+		Username:         opt.Username,
+		Password:         opt.Password,
+		SentinelUsername: opt.Username,
+		SentinelPassword: opt.Password,
+		DB:               opt.DB,
+		TLSConfig:        opt.TLSConfig,
+		DialTimeout:      opt.DialTimeout,
+		ReadTimeout:      opt.ReadTimeout,
+		WriteTimeout:     opt.WriteTimeout,
+		MaxRetries:       opt.MaxRetries,
+		MinRetryBackoff:  opt.MinRetryBackoff,
+		MaxRetryBackoff:  opt.MaxRetryBackoff,
+		PoolSize:         opt.PoolSize,
+		ClientName:       opt.ClientName,
+		DisableIdentity:  true,
+	}), nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func tlsConfig(o Options, base *tls.Config) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	if cfg.ServerName == "" {
+		if u, err := url.Parse(o.URL); err == nil && u.Hostname() != "" {
+			cfg.ServerName = u.Hostname()
+		}
+	}
+	if o.TLSCA != "" {
+		pem, err := os.ReadFile(o.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificates found", o.TLSCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.TLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	cfg.InsecureSkipVerify = o.TLSSkipVerify //nolint:gosec // the operator asked for it
+	return cfg, nil
+}
+
+// Describe names the Redis the options point at, without credentials.
+func Describe(o Options) string {
+	u := o.URL
+	if u == "" {
+		u = DefaultURL
+	}
+	if o.SentinelMaster != "" {
+		return fmt.Sprintf("sentinel master %q via %s (%s)", o.SentinelMaster, strings.Join(o.SentinelAddrs, ","), Redact(u))
+	}
+	return Redact(u)
+}
+
+// Redact returns raw with any password replaced by "xxxxx". raw may be a URL
+// or any other string; unparseable URLs have their userinfo cut out by hand.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+		if u.User.Username() != "" && u.Scheme != "" {
+			// redis://secret@host puts the password where the user goes.
+			u.User = url.User("xxxxx")
+			return u.String()
+		}
+		return u.String()
+	}
+	// Fall back: cut anything between "://" and the last "@" before the host.
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if j := strings.LastIndex(rest, "@"); j >= 0 {
+			return raw[:i+3] + "xxxxx@" + rest[j+1:]
+		}
+	}
+	return raw
+}
+
+// Secrets returns the credentials contained in a Redis URL, so that they can
+// be scrubbed from any text.
+func Secrets(raw string) []string {
+	var out []string
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if p, has := u.User.Password(); has && p != "" {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		} else if n := u.User.Username(); n != "" {
+			out = append(out, n)
+		}
+	} else if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if j := strings.LastIndex(rest, "@"); j >= 0 {
+			cred := rest[:j]
+			if k := strings.IndexByte(cred, ':'); k >= 0 {
+				cred = cred[k+1:]
+			}
+			if cred != "" {
+				out = append(out, cred)
+			}
+		}
+	}
+	return out
+}
+
+// Scrub replaces every secret in s.
+func Scrub(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 1 {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
+}
+
+// RedactError returns err with the URL's credentials scrubbed from its text.
+// It keeps the original for errors.Is/As.
+func RedactError(err error, rawURL string) error {
+	if err == nil {
+		return nil
+	}
+	secrets := Secrets(rawURL)
+	if len(secrets) == 0 {
+		return err
+	}
+	msg := Scrub(err.Error(), secrets...)
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

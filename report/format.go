@@ -1,0 +1,89 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Format is an output format of command results.
+type Format string
+
+// The output formats.
+const (
+	FormatTable Format = "table" // human-readable ASCII tables
+	FormatJSON  Format = "json"  // one indented JSON document
+	FormatJSONL Format = "jsonl" // one compact JSON value per line
+	FormatCSV   Format = "csv"   // RFC 4180 CSV, header row first
+)
+
+var formats = []Format{FormatTable, FormatJSON, FormatJSONL, FormatCSV}
+
+// Formats returns every valid format, in the order they are documented.
+func Formats() []Format { return append([]Format(nil), formats...) }
+
+// ParseFormat parses a format name, ignoring case and surrounding spaces.
+// The error of an unknown name lists the valid formats.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(strings.TrimSpace(s)))
+	if f.valid() {
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q: want table, json, jsonl or csv", s)
+}
+
+func (f Format) valid() bool {
+	for _, v := range formats {
+		if f == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Duration formats d in a short human form with at most two units,
+// truncated toward zero to the second: "0s", "45s", "3m12s", "3m0s",
+// "5h2m", "3d4h" (days from 24h on; a day is 24h). Negative durations get
+// a leading "-".
+func Duration(d time.Duration) string {
+	sign := ""
+	// Work on the magnitude as uint64 so that math.MinInt64 does not overflow.
+	u := uint64(d)
+	if d < 0 {
+		sign = "-"
+		u = -u
+	}
+	secs := u / uint64(time.Second)
+	if secs == 0 {
+		return "0s"
+	}
+	const (
+		minute = 60
+		hour   = 60 * minute
+		day    = 24 * hour
+	)
+	switch {
+	case secs >= day:
+		return fmt.Sprintf("%s%dd%dh", sign, secs/day, secs%day/hour)
+	case secs >= hour:
+		return fmt.Sprintf("%s%dh%dm", sign, secs/hour, secs%hour/minute)
+	case secs >= minute:
+		return fmt.Sprintf("%s%dm%ds", sign, secs/minute, secs%minute)
+	default:
+		return fmt.Sprintf("%s%ds", sign, secs)
+	}
+}
+
+// Time formats t as RFC 3339 in UTC (second precision), or "" for the zero
+// time.
+func Time(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Int formats n in plain decimal, without thousands separators, so that CSV
+// output stays machine-readable.
+func Int(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,229 @@
+package sweep
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/resque"
+)
+
+// Archive is an append-only file of removed jobs, one JSON object a line.
+type Archive struct {
+	path string
+	f    *os.File
+}
+
+// OpenArchive opens (creating if needed) an archive file for appending. The
+// file is created with mode 0600: it holds job payloads.
+func OpenArchive(path string) (*Archive, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	return &Archive{path: path, f: f}, nil
+}
+
+// Path is the archive's file name.
+func (a *Archive) Path() string { return a.path }
+
+// Append writes lines and fsyncs before returning.
+func (a *Archive) Append(lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	if _, err := a.f.WriteString(b.String()); err != nil {
+		return fmt.Errorf("write archive %s: %w", a.path, err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("fsync archive %s: %w", a.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (a *Archive) Close() error { return a.f.Close() }
+
+// drainJournal moves the journal's records to the archive: read, append and
+// fsync, then trim what was written. A crash between the fsync and the trim
+// writes those records twice on the next run; restore skips duplicates.
+func (r *run) drainJournal(ctx context.Context) (int, error) {
+	key := r.s.layout.Journal()
+	total := 0
+	for {
+		lines, err := r.s.rdb.LRange(ctx, key, 0, 999).Result()
+		if err != nil {
+			return total, fmt.Errorf("read journal %s: %w", key, err)
+		}
+		if len(lines) == 0 {
+			return total, nil
+		}
+		if err := r.opts.Archive.Append(lines); err != nil {
+			return total, err
+		}
+		if err := r.s.rdb.LTrim(ctx, key, int64(len(lines)), -1).Err(); err != nil {
+			return total, fmt.Errorf("trim journal %s: %w", key, err)
+		}
+		total += len(lines)
+		if len(lines) < 1000 {
+			return total, nil
+		}
+	}
+}
+
+//go:embed restore_job.lua
+var restoreJobSrc string
+
+var restoreJobScript = registerScript(redis.NewScript(restoreJobSrc))
+
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	DryRun bool
+	// DeadlineTTL, when > 0, gives each restored job a fresh deadline this
+	// far in the future; otherwise it is restored without one (missing),
+	// so the next sweep leaves it alone.
+	DeadlineTTL time.Duration
+	// MarkerTTL is how long restore remembers a record it put back
+	// (default 30 days).
+	MarkerTTL time.Duration
+	Now       func() time.Time
+	// OnRecord is called for each record with what happened to it.
+	OnRecord func(RestoreEvent)
+}
+
+// RestoreEvent says what happened to one archive record.
+type RestoreEvent struct {
+	Line   int    `json:"line"`
+	Queue  string `json:"queue"`
+	ID     string `json:"id"`
+	Class  string `json:"class"`
+	Action string `json:"action"` // restored, would-restore, already-restored, invalid
+	Detail string `json:"detail,omitempty"`
+}
+
+// RestoreResult counts a restore.
+type RestoreResult struct {
+	DryRun          bool           `json:"dry_run"`
+	Records         int            `json:"records"`
+	Restored        int            `json:"restored"`
+	AlreadyRestored int            `json:"already_restored"`
+	Invalid         int            `json:"invalid"`
+	Queues          map[string]int `json:"queues"`
+}
+
+// Restore puts the jobs of an archive back on their queues (RPUSH and SADD
+// <ns>:queues). Each record is put back at most once: a marker keyed by the
+// record's digest is set in the same script, so running Restore twice on
+// the same file (or on a file with a record twice) enqueues nothing twice.
+func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layout, in io.Reader, opts RestoreOptions) (*RestoreResult, error) {
+	if opts.MarkerTTL <= 0 {
+		opts.MarkerTTL = 30 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	res := &RestoreResult{DryRun: opts.DryRun, Queues: map[string]int{}}
+	if !opts.DryRun {
+		if err := LoadScripts(ctx, rdb); err != nil {
+			if IsReadOnly(err) {
+				return res, ErrReadOnly
+			}
+			return res, err
+		}
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		res.Records++
+		ev := RestoreEvent{Line: line}
+		var rec ArchiveRecord
+		if err := json.Unmarshal([]byte(text), &rec); err != nil || rec.Queue == "" || rec.Payload == "" {
+			res.Invalid++
+			ev.Action, ev.Detail = "invalid", "not an archive record"
+			if err != nil {
+				ev.Detail = err.Error()
+			}
+			emit(opts, ev)
+			continue
+		}
+		ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
+		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano)))
+		marker := layout.RestoredMarker(hex.EncodeToString(sum[:16]))
+		expKey, deadline := "", ""
+		if opts.DeadlineTTL > 0 && rec.ID != "" {
+			expKey = layout.Expiration(rec.ID)
+			deadline = resque.FormatDeadline(opts.Now().Add(opts.DeadlineTTL))
+		}
+		if opts.DryRun {
+			n, err := rdb.Exists(ctx, marker).Result()
+			if err != nil {
+				return res, fmt.Errorf("check restore marker: %w", err)
+			}
+			if n > 0 {
+				res.AlreadyRestored++
+				ev.Action = "already-restored"
+			} else {
+				res.Restored++
+				res.Queues[rec.Queue]++
+				ev.Action = "would-restore"
+			}
+			emit(opts, ev)
+			continue
+		}
+		keys := []string{layout.Queue(rec.Queue), layout.Queues(), marker}
+		if expKey != "" {
+			keys = append(keys, expKey)
+		}
+		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline).Int()
+		if err != nil {
+			if IsReadOnly(err) {
+				return res, ErrReadOnly
+			}
+			return res, fmt.Errorf("restore line %d: %w", line, err)
+		}
+		if done == 1 {
+			res.Restored++
+			res.Queues[rec.Queue]++
+			ev.Action = "restored"
+		} else {
+			res.AlreadyRestored++
+			ev.Action = "already-restored"
+		}
+		emit(opts, ev)
+	}
+	if err := sc.Err(); err != nil {
+		return res, fmt.Errorf("read archive: %w", err)
+	}
+	if res.Records == 0 {
+		return res, errors.New("the archive has no records")
+	}
+	return res, nil
+}
+
+func emit(o RestoreOptions, ev RestoreEvent) {
+	if o.OnRecord != nil {
+		o.OnRecord(ev)
+	}
+}

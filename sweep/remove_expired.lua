@@ -1,0 +1,105 @@
+-- remove_expired.lua: atomically remove one page's expired jobs from a list.
+--
+-- The caller read the page with LRANGE and judged each candidate expired.
+-- Between that read and this script workers may have popped jobs at the head
+-- (shifting every index left) and producers pushed at the tail, so the script
+-- re-finds each candidate near where it was read, in order, and removes it
+-- only if its expiration key still holds the value that was judged expired.
+-- Victims are overwritten with a marker (LSET) and all dropped by one LREM of
+-- the marker, scanning from the nearer end of the list; no other client can
+-- ever see a marker, because it all happens inside this one script.
+--
+-- KEYS[1]        the list: a queue, or a resque-scheduler delayed bucket
+-- KEYS[2]        the failed list; written only when ARGV[2] == "1"
+-- KEYS[3]        the journal list; written only when ARGV[3] == "1"
+-- KEYS[4]        the delayed schedule zset; used only when ARGV[4] ~= ""
+-- KEYS[4+i]      candidate i's expiration key (i = 1..n)
+-- KEYS[4+n+i]    candidate i's timestamps:<payload> set (delayed buckets only)
+-- ARGV[1]        marker: a value no payload can equal
+-- ARGV[2]        "1": push a failure entry per removed job onto KEYS[2]
+-- ARGV[3]        "1": push an archive record per removed job onto KEYS[3]
+-- ARGV[4]        the bucket's Unix second for delayed buckets, "" for queues
+-- ARGV[5]        slack: how far around the read positions to look
+-- ARGV[5+5(i-1)+1..5]  candidate i, in list order: payload, index when read,
+--                deadline value as judged ("" = judged with no key, under
+--                --max-age), failure entry, archive record
+--
+-- Returns an array of n codes: 1 removed; 0 gone (no longer in the list:
+-- a worker took it); 2 kept, because its expiration key changed since it was
+-- judged (a new deadline was set, or a missing one appeared).
+local marker = ARGV[1]
+local to_failed = ARGV[2] == '1'
+local journal = ARGV[3] == '1'
+local bucket = ARGV[4]
+local slack = tonumber(ARGV[5])
+local n = (#ARGV - 5) / 5
+local codes = {}
+if n < 1 then return codes end
+
+local first = tonumber(ARGV[7])
+local last = tonumber(ARGV[5 + 5 * (n - 1) + 2])
+local from = first - slack
+if from < 0 then from = 0 end
+local win = redis.call('LRANGE', KEYS[1], from, last + slack)
+
+local pos = 0       -- window position (1-based) of the last candidate found
+local victims = 0
+local first_victim, last_victim = nil, 0
+local deleted = {}  -- expiration keys deleted here, with their old values
+
+for i = 1, n do
+  local a = 5 + 5 * (i - 1)
+  local payload, deadline = ARGV[a + 1], ARGV[a + 3]
+  local found = nil
+  for j = pos + 1, #win do
+    if win[j] == payload then
+      found = j
+      break
+    end
+  end
+  if not found then
+    codes[i] = 0
+  else
+    pos = found
+    local ekey = KEYS[4 + i]
+    local cur = deleted[ekey]
+    if cur == nil then
+      cur = redis.pcall('GET', ekey)
+      if type(cur) == 'table' then cur = '\0wrongtype' end
+      if cur == false then cur = '' end
+    end
+    if cur ~= deadline then
+      codes[i] = 2
+    else
+      redis.call('LSET', KEYS[1], from + found - 1, marker)
+      victims = victims + 1
+      last_victim = from + found - 1
+      if first_victim == nil then first_victim = last_victim end
+      codes[i] = 1
+      if cur ~= '' and deleted[ekey] == nil then
+        redis.call('DEL', ekey)
+        deleted[ekey] = cur
+      end
+      if to_failed then redis.call('RPUSH', KEYS[2], ARGV[a + 4]) end
+      if journal then redis.call('RPUSH', KEYS[3], ARGV[a + 5]) end
+      if bucket ~= '' then
+        redis.call('SREM', KEYS[4 + n + i], 'delayed:' .. bucket)
+      end
+    end
+  end
+end
+
+if victims > 0 then
+  -- LREM stops once it has found them all: scan from the end that reaches
+  -- all the markers soonest.
+  local len = redis.call('LLEN', KEYS[1])
+  if last_victim < len - first_victim then
+    redis.call('LREM', KEYS[1], victims, marker)
+  else
+    redis.call('LREM', KEYS[1], -victims, marker)
+  end
+  if bucket ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('ZREM', KEYS[4], bucket)
+  end
+end
+return codes

@@ -1,0 +1,607 @@
+package sweep
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/resque"
+)
+
+// Options configure one sweep.
+type Options struct {
+	// DryRun reports what would be removed and changes nothing (no lock,
+	// no scripts): safe against a replica.
+	DryRun bool
+	// Grace: only remove jobs expired longer ago than this.
+	Grace time.Duration
+	// Limit stops after this many removals (0 = no limit).
+	Limit int64
+	// MaxDuration stops cleanly between batches once this much time has
+	// passed (0 = no limit).
+	MaxDuration time.Duration
+	// MaxAge, when > 0, also treats a job with no expiration key as expired
+	// when its own enqueue time is older than this.
+	MaxAge time.Duration
+	// Delayed includes resque-scheduler's delayed buckets.
+	Delayed bool
+	// ToFailed moves each removed job onto the failed list as a Resque
+	// failure entry, in the same script that removes it.
+	ToFailed bool
+	// Archive, when set, receives one JSON line per removed job. Records are
+	// staged in a Redis journal by the removing script itself and drained to
+	// the archive after each batch, so a run killed at any point loses none.
+	Archive *Archive
+	// LockTTL is the lock's time to live (default DefaultLockTTL).
+	LockTTL time.Duration
+	// MaxScriptTime is the time budget of one removal script; batches
+	// adapt to stay under it (default 4ms).
+	MaxScriptTime time.Duration
+	// Progress, when set, is told the amount of work and each page.
+	Progress inspect.Progress
+	// OnRemoved is called for each job removed (or, in a dry run, that
+	// would be removed).
+	OnRemoved func(Removal)
+	// Orphans also handles expiration keys whose job is in no queue and no
+	// delayed bucket: deleted when their deadline has passed, otherwise
+	// given a Redis TTL of deadline + OrphanGrace (default 1h).
+	Orphans     bool
+	OrphanGrace time.Duration
+	// Now, when set, is the clock for failure entries and archive records.
+	Now func() time.Time
+}
+
+// Removal describes one removed job.
+type Removal struct {
+	Queue     string        `json:"queue"`
+	List      string        `json:"list"`
+	DelayedAt int64         `json:"delayed_at,omitempty"`
+	ID        string        `json:"id"`
+	Class     string        `json:"class"`
+	ExpiresAt time.Time     `json:"expires_at"`
+	OverdueBy time.Duration `json:"-"`
+	// ByAge is set when the job had no deadline and was removed under
+	// MaxAge; EnqueuedAt is then its enqueue time.
+	ByAge      bool      `json:"by_age,omitempty"`
+	EnqueuedAt time.Time `json:"enqueued_at,omitempty"`
+	Payload    string    `json:"payload"`
+	DryRun     bool      `json:"dry_run"`
+}
+
+// QueueResult counts what happened to one queue (or to the delayed jobs).
+type QueueResult struct {
+	Queue string `json:"queue"`
+	// Scanned jobs read; Expired of those judged expired (including, under
+	// MaxAge, jobs too old without a deadline).
+	Scanned int64 `json:"scanned"`
+	Expired int64 `json:"expired"`
+	// Removed, or would be removed in a dry run.
+	Removed int64 `json:"removed"`
+	// AlreadyGone: expired jobs a worker took before the sweep could.
+	AlreadyGone int64 `json:"already_gone"`
+	// Changed: expired jobs kept because their deadline changed meanwhile.
+	Changed int64 `json:"changed"`
+	// Skipped: jobs left out by --class, or expired within --grace.
+	Skipped int64 `json:"skipped"`
+	// Elapsed seconds spent on this queue.
+	Elapsed float64 `json:"elapsed_seconds"`
+}
+
+func (q *QueueResult) add(o QueueResult) {
+	q.Scanned += o.Scanned
+	q.Expired += o.Expired
+	q.Removed += o.Removed
+	q.AlreadyGone += o.AlreadyGone
+	q.Changed += o.Changed
+	q.Skipped += o.Skipped
+}
+
+// Result is the summary of a sweep.
+type Result struct {
+	DryRun      bool   `json:"dry_run"`
+	Scanned     int64  `json:"scanned"`
+	Expired     int64  `json:"expired"`
+	Removed     int64  `json:"removed"`
+	AlreadyGone int64  `json:"already_gone"`
+	Changed     int64  `json:"changed"`
+	Skipped     int64  `json:"skipped"`
+	Destination string `json:"destination"`
+	// Queues has one entry per queue swept; Delayed the delayed jobs.
+	Queues  []QueueResult `json:"queues"`
+	Delayed *QueueResult  `json:"delayed,omitempty"`
+	Orphans *OrphanResult `json:"orphans,omitempty"`
+	// Stopped says why the run ended early: "limit", "max-duration",
+	// "interrupted", "error"; "" when it finished.
+	Stopped string `json:"stopped,omitempty"`
+	// Recovered counts archive records recovered from an earlier run that
+	// was killed before it could write them.
+	Recovered int               `json:"recovered,omitempty"`
+	Problems  []inspect.Problem `json:"problems"`
+	Elapsed   float64           `json:"elapsed_seconds"`
+	StartedAt time.Time         `json:"started_at"`
+}
+
+// Complete reports whether the run went through everything.
+func (r *Result) Complete() bool { return r.Stopped == "" }
+
+// Sweeper removes expired jobs. Build it with New.
+type Sweeper struct {
+	scanner *inspect.Scanner
+	rdb     redis.UniversalClient
+	layout  resque.Layout
+}
+
+// New returns a Sweeper reading through scanner (and its client and filters).
+func New(scanner *inspect.Scanner) *Sweeper {
+	return &Sweeper{scanner: scanner, rdb: scanner.Client(), layout: scanner.Layout()}
+}
+
+var (
+	errLimit    = errors.New("limit reached")
+	errDeadline = errors.New("max duration reached")
+	errStopped  = errors.New("interrupted")
+)
+
+// Run sweeps every queue the scanner's filters select, then the delayed
+// schedule. Unless DryRun, it holds the sweep lock for the whole run. On an
+// error it returns the partial result together with the error.
+func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
+	res.Destination = destination(opts)
+	r := &run{s: s, opts: opts, res: res, start: start, maxVictims: 200}
+	if r.opts.Now == nil {
+		r.opts.Now = time.Now
+	}
+	if r.opts.MaxScriptTime <= 0 {
+		r.opts.MaxScriptTime = 4 * time.Millisecond
+	}
+	host, _ := os.Hostname()
+	r.worker = fmt.Sprintf("%s:%d:resque-expire", host, os.Getpid())
+	mark := make([]byte, 16)
+	_, _ = rand.Read(mark)
+	// Not valid JSON, so no payload can ever equal it.
+	r.marker = "\x00resque-expire:marker:" + hex.EncodeToString(mark)
+
+	if opts.Orphans && (s.scanner.QueueFiltered() || !opts.Delayed) {
+		return res, errors.New("orphans can only be told with every queue and the delayed jobs in view: drop --queue and --no-delayed")
+	}
+	err := r.execute(ctx)
+	res.Elapsed = time.Since(start).Seconds()
+	switch {
+	case err == nil:
+	case errors.Is(err, errLimit):
+		res.Stopped, err = "limit", nil
+	case errors.Is(err, errDeadline):
+		res.Stopped, err = "max-duration", nil
+	case errors.Is(err, errStopped) || (ctx.Err() != nil && errors.Is(err, ctx.Err())):
+		res.Stopped, err = "interrupted", ctx.Err()
+	default:
+		res.Stopped = "error"
+	}
+	return res, err
+}
+
+func destination(o Options) string {
+	switch {
+	case o.DryRun:
+		return "none (dry run)"
+	case o.ToFailed:
+		return "failed list"
+	case o.Archive != nil:
+		return "archive " + o.Archive.Path()
+	}
+	return "deleted"
+}
+
+type run struct {
+	s          *Sweeper
+	opts       Options
+	res        *Result
+	start      time.Time
+	lock       *Lock
+	worker     string
+	marker     string
+	maxVictims int
+	current    *QueueResult
+	interrupt  context.Context
+	// seen holds the ids of every job read, for Orphans.
+	seen idSet
+	// removedSoFar counts removals (or would-be removals) across queues,
+	// for Limit.
+	removedSoFar int64
+}
+
+func (r *run) execute(ctx context.Context) error {
+	// Redis calls run on a context that an interrupt does not cancel, so a
+	// script in flight is never abandoned half-read; the run stops between
+	// batches instead.
+	r.interrupt = ctx
+	work := context.WithoutCancel(ctx)
+	if !r.opts.DryRun {
+		lock, err := AcquireLock(work, r.s.rdb, r.s.layout.Lock(), r.opts.LockTTL)
+		if err != nil {
+			return err
+		}
+		r.lock = lock
+		defer func() { _ = lock.Release(work) }()
+		if err := LoadScripts(work, r.s.rdb); err != nil {
+			if IsReadOnly(err) {
+				return ErrReadOnly
+			}
+			return err
+		}
+		if r.opts.Archive != nil {
+			n, err := r.drainJournal(work)
+			if err != nil {
+				return err
+			}
+			r.res.Recovered = n
+		} else if n, err := r.s.rdb.LLen(work, r.s.layout.Journal()).Result(); err == nil && n > 0 {
+			r.res.Problems = append(r.res.Problems, inspect.Problem{Key: r.s.layout.Journal(), Kind: "unarchived-journal",
+				Detail: fmt.Sprintf("%d records of jobs removed by an interrupted archiving sweep are waiting; rerun with --archive to write them out", n)})
+		}
+	}
+
+	if r.opts.Orphans {
+		r.seen = idSet{}
+	}
+	queues, problems, err := r.s.scanner.DiscoverQueues(work)
+	if err != nil {
+		return err
+	}
+	r.res.Problems = append(r.res.Problems, problems...)
+	if r.opts.Progress != nil {
+		var total int64
+		for _, q := range queues {
+			total += q.Length
+		}
+		r.opts.Progress.SetTotal(total)
+	}
+	for _, q := range queues {
+		if !q.Readable() {
+			continue
+		}
+		r.res.Queues = append(r.res.Queues, QueueResult{Queue: q.Name})
+		r.current = &r.res.Queues[len(r.res.Queues)-1]
+		qstart := time.Now()
+		_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: q.Key, Queue: q.Name}, r.visit)
+		r.current.Elapsed = time.Since(qstart).Seconds()
+		r.tally(r.current)
+		if err != nil {
+			if inspect.IsWrongType(err) {
+				r.res.Problems = append(r.res.Problems, inspect.Problem{Key: q.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+				continue
+			}
+			return err
+		}
+	}
+	if r.opts.Delayed {
+		r.res.Delayed = &QueueResult{Queue: "(delayed)"}
+		r.current = r.res.Delayed
+		qstart := time.Now()
+		problems, err := r.s.scanner.DelayedBuckets(work, func(b inspect.Bucket) error {
+			_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: b.Key, DelayedAt: b.At}, r.visit)
+			if inspect.IsWrongType(err) {
+				r.res.Problems = append(r.res.Problems, inspect.Problem{Key: b.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+				return nil
+			}
+			return err
+		})
+		r.current.Elapsed = time.Since(qstart).Seconds()
+		r.tally(r.current)
+		r.res.Problems = append(r.res.Problems, problems...)
+		if err != nil {
+			return err
+		}
+	}
+	if r.opts.Orphans {
+		if r.opts.Limit > 0 && r.removedSoFar >= r.opts.Limit {
+			return errLimit
+		}
+		grace := r.opts.OrphanGrace
+		if grace <= 0 {
+			grace = time.Hour
+		}
+		var err error
+		r.res.Orphans, err = r.sweepOrphans(work, r.seen, grace)
+		return err
+	}
+	return nil
+}
+
+// tally adds a finished queue's counts to the totals.
+func (r *run) tally(q *QueueResult) {
+	r.res.Scanned += q.Scanned
+	r.res.Expired += q.Expired
+	r.res.Removed += q.Removed
+	r.res.AlreadyGone += q.AlreadyGone
+	r.res.Changed += q.Changed
+	r.res.Skipped += q.Skipped
+}
+
+// candidate is one job a page selected for removal.
+type candidate struct {
+	i     int // index into the chunk
+	job   *inspect.Job
+	byAge bool
+}
+
+func (r *run) visit(ctx context.Context, c *inspect.Chunk) error {
+	if err := r.checkStop(); err != nil {
+		return err
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress.Add(len(c.Jobs))
+	}
+	if r.seen != nil {
+		r.seen.addChunk(c)
+	}
+	q := r.current
+	var cands []candidate
+	limitHit := false
+	for i := range c.Jobs {
+		j := &c.Jobs[i]
+		q.Scanned++
+		if j.Skipped {
+			q.Skipped++
+			continue
+		}
+		byAge := false
+		switch {
+		case j.State == inspect.StateExpired:
+			q.Expired++
+			if c.Now.Sub(j.Deadline) < r.opts.Grace {
+				q.Skipped++
+				continue
+			}
+		case j.State == inspect.StateMissing && r.opts.MaxAge > 0 && !j.EnqueuedAt.IsZero() && c.Now.Sub(j.EnqueuedAt) > r.opts.MaxAge:
+			q.Expired++
+			byAge = true
+		default:
+			continue
+		}
+		if r.opts.Limit > 0 && r.removedSoFar+int64(len(cands)) >= r.opts.Limit {
+			limitHit = true
+			continue
+		}
+		cands = append(cands, candidate{i: i, job: j, byAge: byAge})
+	}
+	if r.opts.DryRun {
+		for _, cd := range cands {
+			q.Removed++
+			r.removedSoFar++
+			r.report(c, cd, true)
+		}
+	} else if len(cands) > 0 {
+		c.Removed = make([]bool, len(c.Jobs))
+		// A page's candidates may take several scripts. Each script's
+		// removals shift the later candidates left; shifted tells the next
+		// script where to look.
+		shifted := int64(0)
+		for len(cands) > 0 {
+			n := min(len(cands), r.maxVictims)
+			gone, err := r.remove(ctx, c, cands[:n], shifted)
+			if err != nil {
+				return err
+			}
+			shifted += gone
+			cands = cands[n:]
+		}
+	}
+	if limitHit {
+		return errLimit
+	}
+	return nil
+}
+
+func (r *run) checkStop() error {
+	select {
+	case <-r.interrupt.Done():
+		return errStopped
+	default:
+	}
+	if r.lock != nil {
+		select {
+		case <-r.lock.Lost():
+			return ErrLockLost
+		default:
+		}
+	}
+	if r.opts.MaxDuration > 0 && time.Since(r.start) >= r.opts.MaxDuration {
+		return errDeadline
+	}
+	return nil
+}
+
+// remove runs the removal script for some of a page's candidates, whose
+// list positions have moved left by shift since the page was read. It
+// returns how many of them are no longer in the list.
+func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, shift int64) (int64, error) {
+	n := len(cands)
+	delayed := c.List.Delayed()
+	keys := make([]string, 0, 4+2*n)
+	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.DelayedSchedule())
+	for _, cd := range cands {
+		keys = append(keys, cd.job.ExpirationKey)
+	}
+	if delayed {
+		for _, cd := range cands {
+			keys = append(keys, r.s.layout.Timestamps(cd.job.Raw))
+		}
+	}
+	bucket := ""
+	if delayed {
+		bucket = fmt.Sprint(c.List.DelayedAt)
+	}
+	const slack = 256
+	args := make([]any, 0, 5+5*n)
+	args = append(args, r.marker, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), bucket, slack)
+	now := r.opts.Now().UTC()
+	for _, cd := range cands {
+		deadline := cd.job.DeadlineRaw
+		if cd.byAge {
+			deadline = ""
+		}
+		var failure, record string
+		if r.opts.ToFailed {
+			failure = r.failureEntry(cd, c, now)
+		}
+		if r.opts.Archive != nil {
+			record = archiveRecord(cd, c, now)
+		}
+		args = append(args, cd.job.Raw, cd.job.Index-shift, deadline, failure, record)
+	}
+	t0 := time.Now()
+	codes, err := removeExpiredScript.Run(ctx, r.s.rdb, keys, args...).Int64Slice()
+	r.adapt(time.Since(t0))
+	if err != nil {
+		if IsReadOnly(err) {
+			return 0, ErrReadOnly
+		}
+		return 0, fmt.Errorf("remove expired jobs from %s: %w", c.List.Key, err)
+	}
+	if len(codes) != n {
+		return 0, fmt.Errorf("remove expired jobs from %s: script answered %d codes for %d jobs", c.List.Key, len(codes), n)
+	}
+	q := r.current
+	var gone int64
+	for k, code := range codes {
+		cd := cands[k]
+		switch code {
+		case 1:
+			q.Removed++
+			r.removedSoFar++
+			c.Removed[cd.i] = true
+			gone++
+			r.report(c, cd, false)
+		case 0:
+			q.AlreadyGone++
+			c.Removed[cd.i] = true
+			gone++
+		default:
+			q.Changed++
+		}
+	}
+	if r.opts.Archive != nil {
+		if _, err := r.drainJournal(ctx); err != nil {
+			return gone, err
+		}
+	}
+	return gone, nil
+}
+
+// adapt keeps scripts under the time budget: halve the batch when a script
+// ran long, grow it slowly when there is room.
+func (r *run) adapt(took time.Duration) {
+	switch budget := r.opts.MaxScriptTime; {
+	case took > budget:
+		r.maxVictims = max(1, r.maxVictims/2)
+	case took < budget/3:
+		r.maxVictims = min(1000, r.maxVictims+r.maxVictims/4+1)
+	}
+}
+
+func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
+	if r.opts.OnRemoved == nil {
+		return
+	}
+	j := cd.job
+	rm := Removal{Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt, ID: j.ID, Class: j.Class,
+		ExpiresAt: j.Deadline, Payload: j.Raw, DryRun: dry, ByAge: cd.byAge}
+	if cd.byAge {
+		rm.EnqueuedAt = j.EnqueuedAt
+		rm.OverdueBy = c.Now.Sub(j.EnqueuedAt) - r.opts.MaxAge
+	} else {
+		rm.OverdueBy = c.Now.Sub(j.Deadline)
+	}
+	r.opts.OnRemoved(rm)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// FailureException is the exception name of the failure entries --to-failed writes.
+const FailureException = "ResqueExpire::JobExpired"
+
+// failureEntry is a Resque failure entry for a removed job, shaped as
+// lib/resque/failure/redis.rb writes them so resque-web lists and retries it.
+func (r *run) failureEntry(cd candidate, c *inspect.Chunk, now time.Time) string {
+	j := cd.job
+	var msg string
+	if cd.byAge {
+		msg = fmt.Sprintf("job had no deadline and was enqueued at %s, older than the maximum age %s",
+			j.EnqueuedAt.UTC().Format(time.RFC3339), r.opts.MaxAge)
+	} else {
+		msg = fmt.Sprintf("job expired at %s, %s overdue when removed",
+			j.Deadline.UTC().Format(time.RFC3339), c.Now.Sub(j.Deadline).Truncate(time.Second))
+	}
+	queue := j.Queue
+	entry := struct {
+		FailedAt  string          `json:"failed_at"`
+		Payload   json.RawMessage `json:"payload"`
+		Exception string          `json:"exception"`
+		Error     string          `json:"error"`
+		Backtrace []string        `json:"backtrace"`
+		Worker    string          `json:"worker"`
+		Queue     string          `json:"queue"`
+	}{now.Format("2006/01/02 15:04:05 UTC"), compactJSON(j.Raw), FailureException, msg, []string{}, r.worker, queue}
+	return marshal(entry)
+}
+
+// ArchiveRecord is one line of an archive file.
+type ArchiveRecord struct {
+	RemovedAt time.Time `json:"removed_at"`
+	Queue     string    `json:"queue"`
+	List      string    `json:"list"`
+	DelayedAt int64     `json:"delayed_at,omitempty"`
+	ID        string    `json:"id"`
+	Class     string    `json:"class"`
+	ExpiresAt string    `json:"expires_at"`
+	// Deadline is the expiration key's value as it was ("" when none).
+	Deadline string `json:"deadline"`
+	Payload  string `json:"payload"`
+}
+
+func archiveRecord(cd candidate, c *inspect.Chunk, now time.Time) string {
+	j := cd.job
+	rec := ArchiveRecord{RemovedAt: now, Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt,
+		ID: j.ID, Class: j.Class, Payload: j.Raw}
+	if !cd.byAge {
+		rec.ExpiresAt = j.Deadline.UTC().Format(time.RFC3339)
+		rec.Deadline = j.DeadlineRaw
+	}
+	return marshal(rec)
+}
+
+func compactJSON(s string) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		// Never happens for expired jobs (their payloads decoded), but a
+		// failure entry must stay valid JSON whatever happens.
+		q, _ := json.Marshal(s)
+		return q
+	}
+	return b.Bytes()
+}
+
+func marshal(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return string(bytes.TrimRight(b.Bytes(), "\n"))
+}
