@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,6 +25,12 @@ var Version = "dev"
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("RESQUE_EXPIRE_CPUPROFILE"); path != "" {
+		// For profiling the tool itself (see docs/performance.md).
+		if stopProfile, err := startCPUProfile(path); err == nil {
+			defer stopProfile()
+		}
+	}
 	app := NewApp(stdin, stdout, stderr)
 	err := app.RunContext(ctx, hoistGlobalFlags(app, args))
 	code := exitCode(err)
@@ -126,6 +133,18 @@ func secretsFromArgs(args []string) []string {
 		out = append(out, redisconn.Secrets(u)...)
 	}
 	return out
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func oneLine(s string) string {

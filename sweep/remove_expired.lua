@@ -42,10 +42,18 @@ local from = first - slack
 if from < 0 then from = 0 end
 local win = redis.call('LRANGE', KEYS[1], from, last + slack)
 
+-- Every candidate's deadline, in one call. MGET answers false both for a
+-- missing key and for a key of another type; only candidates judged with no
+-- key need the difference, so they alone are asked EXISTS below.
+local ekeys = {}
+for i = 1, n do ekeys[i] = KEYS[4 + i] end
+local values = redis.call('MGET', unpack(ekeys))
+
 local pos = 0       -- window position (1-based) of the last candidate found
 local victims = 0
 local first_victim, last_victim = nil, 0
-local deleted = {}  -- expiration keys deleted here, with their old values
+local deleted = {}  -- expiration keys deleted by this script: key -> old value
+local to_delete, failures, records = {}, {}, {}
 
 for i = 1, n do
   local a = 5 + 5 * (i - 1)
@@ -61,12 +69,16 @@ for i = 1, n do
     codes[i] = 0
   else
     pos = found
-    local ekey = KEYS[4 + i]
+    local ekey = ekeys[i]
     local cur = deleted[ekey]
     if cur == nil then
-      cur = redis.pcall('GET', ekey)
-      if type(cur) == 'table' then cur = '\0wrongtype' end
-      if cur == false then cur = '' end
+      cur = values[i]
+      if cur == false then
+        cur = ''
+        if deadline == '' and redis.call('EXISTS', ekey) == 1 then
+          cur = '\0not-a-string'
+        end
+      end
     end
     if cur ~= deadline then
       codes[i] = 2
@@ -77,17 +89,27 @@ for i = 1, n do
       if first_victim == nil then first_victim = last_victim end
       codes[i] = 1
       if cur ~= '' and deleted[ekey] == nil then
-        redis.call('DEL', ekey)
         deleted[ekey] = cur
+        to_delete[#to_delete + 1] = ekey
       end
-      if to_failed then redis.call('RPUSH', KEYS[2], ARGV[a + 4]) end
-      if journal then redis.call('RPUSH', KEYS[3], ARGV[a + 5]) end
+      if to_failed then failures[#failures + 1] = ARGV[a + 4] end
+      if journal then records[#records + 1] = ARGV[a + 5] end
       if bucket ~= '' then
         redis.call('SREM', KEYS[4 + n + i], 'delayed:' .. bucket)
       end
     end
   end
 end
+
+-- Variadic writes, in slices small enough for unpack's stack.
+local function each_slice(list, fn)
+  for k = 1, #list, 1000 do
+    fn(unpack(list, k, math.min(k + 999, #list)))
+  end
+end
+each_slice(to_delete, function(...) redis.call('DEL', ...) end)
+each_slice(failures, function(...) redis.call('RPUSH', KEYS[2], ...) end)
+each_slice(records, function(...) redis.call('RPUSH', KEYS[3], ...) end)
 
 if victims > 0 then
   -- LREM stops once it has found them all: scan from the end that reaches

@@ -20,31 +20,24 @@ var DefaultIDPaths = []string{"id", "jid", "args.0.job_id"}
 // ErrNotObject is returned by DecodePayload for JSON that is not an object.
 var ErrNotObject = errors.New("payload is not a JSON object")
 
-// Payload is a decoded job payload. Only the top level is decoded eagerly;
-// deeper values are decoded on demand along the paths that are asked for,
-// which keeps scanning millions of jobs cheap.
+// Payload is a job payload that has been checked to be a JSON object.
+// Values are found on demand along the paths asked for, by skipping over the
+// text rather than decoding it, which keeps scanning millions of jobs cheap.
 type Payload struct {
-	top map[string]json.RawMessage
+	raw []byte
 }
 
-// DecodePayload decodes a job payload. It fails for anything that is not a
-// JSON object.
+// DecodePayload checks a job payload. It fails for anything that is not a
+// JSON object. The payload keeps a reference to raw.
 func DecodePayload(raw []byte) (*Payload, error) {
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		if json.Valid(raw) {
-			return nil, ErrNotObject
-		}
+	i := skipSpace(raw, 0)
+	if !json.Valid(raw) {
 		return nil, errors.New("payload is not valid JSON")
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
-		return nil, fmt.Errorf("payload is not valid JSON: %w", err)
-	}
-	if top == nil {
+	if i >= len(raw) || raw[i] != '{' {
 		return nil, ErrNotObject
 	}
-	return &Payload{top: top}, nil
+	return &Payload{raw: raw[i:]}, nil
 }
 
 // Path is a parsed dotted path into a payload, such as args.0.job_id.
@@ -86,39 +79,28 @@ func (p *Payload) Lookup(path Path) (json.RawMessage, bool) {
 	if p == nil || len(path) == 0 {
 		return nil, false
 	}
-	cur, ok := p.top[path[0]]
-	if !ok {
-		return nil, false
-	}
-	for _, seg := range path[1:] {
-		cur = bytes.TrimLeft(cur, " \t\r\n")
-		if len(cur) == 0 {
+	b, i := p.raw, 0
+	for _, seg := range path {
+		if i < 0 || i >= len(b) {
 			return nil, false
 		}
-		switch cur[0] {
+		switch b[i] {
 		case '{':
-			var m map[string]json.RawMessage
-			if json.Unmarshal(cur, &m) != nil {
-				return nil, false
-			}
-			if cur, ok = m[seg]; !ok {
-				return nil, false
-			}
+			i = objectField(b, i, seg)
 		case '[':
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 {
+			n, err := strconv.Atoi(seg)
+			if err != nil || n < 0 {
 				return nil, false
 			}
-			var a []json.RawMessage
-			if json.Unmarshal(cur, &a) != nil || i >= len(a) {
-				return nil, false
-			}
-			cur = a[i]
+			i = arrayElement(b, i, n)
 		default:
 			return nil, false
 		}
 	}
-	return cur, true
+	if i < 0 || i >= len(b) {
+		return nil, false
+	}
+	return json.RawMessage(b[i:skipValue(b, i)]), true
 }
 
 // String returns the string at path; numbers are returned as their literal
@@ -134,8 +116,8 @@ func (p *Payload) String(path Path) (string, bool) {
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil || s == "" {
+		s, err := unquote(raw)
+		if err != nil || s == "" {
 			return "", false
 		}
 		return s, true
