@@ -158,7 +158,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	r := &run{s: s, opts: opts, res: res, start: start, maxVictims: 200}
+	r := &run{s: s, opts: opts, res: res, start: start, maxVictims: maxVictims}
 	if r.opts.Now == nil {
 		r.opts.Now = time.Now
 	}
@@ -463,7 +463,7 @@ func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, s
 	}
 	t0 := time.Now()
 	codes, err := removeExpiredScript.Run(ctx, r.s.rdb, keys, args...).Int64Slice()
-	r.adapt(time.Since(t0))
+	r.adapt(time.Since(t0), n)
 	if err != nil {
 		if IsReadOnly(err) {
 			return 0, ErrReadOnly
@@ -500,16 +500,33 @@ func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, s
 	return gone, nil
 }
 
-// adapt keeps scripts under the time budget: halve the batch when a script
-// ran long, grow it slowly when there is room.
-func (r *run) adapt(took time.Duration) {
-	switch budget := r.opts.MaxScriptTime; {
-	case took > budget:
-		r.maxVictims = max(1, r.maxVictims/2)
-	case took < budget/3:
-		r.maxVictims = min(1000, r.maxVictims+r.maxVictims/4+1)
+// perVictimCost is what one removed job adds to a script (its LSET, its
+// share of MGET/DEL, the Lua loop), measured on the benchmark machine. The
+// rest of a script's time is fixed: the window LRANGE and, above all, the
+// LREM, which scans from the nearer end of the list to the markers.
+const perVictimCost = 3 * time.Microsecond
+
+// adapt sizes the next script from the last one: it estimates the fixed part
+// of the script's time (t - n*perVictimCost) and gives the rest of the
+// budget to victims. Deep in a long list the fixed part alone can exceed the
+// budget; splitting then only repeats the LREM scan, so the whole page goes
+// in one script.
+func (r *run) adapt(took time.Duration, n int) {
+	fixed := took - time.Duration(n)*perVictimCost
+	budget := r.opts.MaxScriptTime
+	switch {
+	case fixed >= budget*3/4:
+		r.maxVictims = maxVictims
+	default:
+		r.maxVictims = min(maxVictims, max(minVictims, int((budget-fixed)/perVictimCost)))
 	}
 }
+
+// Bounds of the number of jobs one removal script handles.
+const (
+	minVictims = 32
+	maxVictims = 1000
+)
 
 func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
 	if r.opts.OnRemoved == nil {
