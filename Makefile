@@ -1,7 +1,7 @@
 GO ?= go
 GOFMT ?= gofmt
 
-.PHONY: build ensure-redis test lint clean
+.PHONY: build ensure-redis test lint clean demo bench
 
 build:
 	$(GO) build -o bin/resque-expire .
@@ -23,6 +23,15 @@ lint:
 		exit 1; \
 	fi
 	$(GO) vet ./...
+
+# The main job on a throwaway local Redis seeded with sample Resque data.
+demo: ensure-redis build
+	$(GO) run ./internal/cmd/demo -bin bin/resque-expire
+
+# Speed, Redis blocking and memory on generated data (see docs/performance.md).
+# BENCH_SIZES=10000,100000,1000000 BENCH_REPS=3 BENCH_REF_LIMIT=120s
+bench: ensure-redis build
+	$(GO) run ./bench -bin bin/resque-expire
 
 clean:
 	rm -rf bin
