@@ -2,7 +2,10 @@ package inspect
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/resque-expire/resque-expire/internal/parallel"
 )
 
 // Counts holds the number of jobs in each state.
@@ -176,30 +179,41 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 		}
 		opts.Progress.SetTotal(total)
 	}
+	var readable []QueueInfo
 	for _, q := range queues {
-		if !q.Readable() {
-			continue
+		if q.Readable() {
+			readable = append(readable, q)
+			sum.Queues = append(sum.Queues, QueueSummary{Queue: q.Name, Type: q.Type})
 		}
-		qs := QueueSummary{Queue: q.Name, Type: q.Type}
+	}
+	var mu sync.Mutex // guards opts.Progress and sum.Problems
+	errs := parallel.Each(len(readable), Concurrency, func(i int) error {
+		q, qs := readable[i], &sum.Queues[i]
 		st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
-			for i := range c.Jobs {
-				qs.add(&c.Jobs[i], c.Now)
+			for k := range c.Jobs {
+				qs.add(&c.Jobs[k], c.Now)
 			}
 			if opts.Progress != nil {
+				mu.Lock()
 				opts.Progress.Add(len(c.Jobs))
+				mu.Unlock()
 			}
 			return nil
 		})
-		if err != nil {
-			if IsWrongType(err) { // the key changed type under us
-				sum.Problems = append(sum.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
-				continue
-			}
-			return nil, err
+		if IsWrongType(err) { // the key changed type under us
+			mu.Lock()
+			sum.Problems = append(sum.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+			mu.Unlock()
+			return nil
 		}
 		qs.Resyncs = st.Resyncs
-		sum.Totals.merge(&qs)
-		sum.Queues = append(sum.Queues, qs)
+		return err
+	})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	for i := range sum.Queues {
+		sum.Totals.merge(&sum.Queues[i])
 	}
 	if opts.Delayed {
 		ds := &sum.Delayed
@@ -233,6 +247,10 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	return sum, nil
 }
+
+// Concurrency is how many queues Inspect reads at once: two keep both Redis
+// and this process busy, one decoding while the other waits for Redis.
+const Concurrency = 2
 
 // ListOptions says which jobs List emits.
 type ListOptions struct {

@@ -111,7 +111,7 @@ func (r *run) handleOrphans(ctx context.Context, keys []string, grace time.Durat
 		deadline, perr := resque.ParseDeadline(val)
 		if err != nil || perr != nil {
 			res.Invalid++
-			r.res.Problems = append(r.res.Problems, inspect.Problem{Key: k, Kind: "orphan-invalid-deadline",
+			r.problem(inspect.Problem{Key: k, Kind: "orphan-invalid-deadline",
 				Detail: "orphaned expiration key with an unreadable value; left alone"})
 			continue
 		}

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/parallel"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
@@ -158,7 +161,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	r := &run{s: s, opts: opts, res: res, start: start, maxVictims: maxVictims}
+	r := &run{s: s, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
 		r.opts.Now = time.Now
 	}
@@ -183,7 +186,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Stopped, err = "limit", nil
 	case errors.Is(err, errDeadline):
 		res.Stopped, err = "max-duration", nil
-	case errors.Is(err, errStopped) || (ctx.Err() != nil && errors.Is(err, ctx.Err())):
+	case errors.Is(err, errStopped) || errors.Is(err, errHalted) || (ctx.Err() != nil && errors.Is(err, ctx.Err())):
 		res.Stopped, err = "interrupted", ctx.Err()
 	default:
 		res.Stopped = "error"
@@ -204,21 +207,38 @@ func destination(o Options) string {
 }
 
 type run struct {
-	s          *Sweeper
-	opts       Options
-	res        *Result
-	start      time.Time
-	lock       *Lock
-	worker     string
-	marker     string
-	maxVictims int
-	current    *QueueResult
-	interrupt  context.Context
+	s         *Sweeper
+	opts      Options
+	res       *Result
+	start     time.Time
+	lock      *Lock
+	worker    string
+	marker    string
+	interrupt context.Context
+
+	// removedSoFar counts removals (or would-be removals) across lists,
+	// for Limit; lists swept concurrently reserve from it atomically.
+	removedSoFar atomic.Int64
+	// halt, once set, stops every list at its next page (limit reached,
+	// or another list failed).
+	halt atomic.Bool
+
+	mu sync.Mutex // guards what follows, shared by concurrent lists
 	// seen holds the ids of every job read, for Orphans.
 	seen idSet
-	// removedSoFar counts removals (or would-be removals) across queues,
-	// for Limit.
-	removedSoFar int64
+}
+
+// listRun is the state of one list being swept.
+type listRun struct {
+	r          *run
+	q          *QueueResult
+	maxVictims int
+}
+
+func (r *run) problem(p ...inspect.Problem) {
+	r.mu.Lock()
+	r.res.Problems = append(r.res.Problems, p...)
+	r.mu.Unlock()
 }
 
 func (r *run) execute(ctx context.Context) error {
@@ -267,45 +287,37 @@ func (r *run) execute(ctx context.Context) error {
 		}
 		r.opts.Progress.SetTotal(total)
 	}
+	var readable []inspect.QueueInfo
 	for _, q := range queues {
-		if !q.Readable() {
-			continue
+		if q.Readable() {
+			readable = append(readable, q)
+			r.res.Queues = append(r.res.Queues, QueueResult{Queue: q.Name})
 		}
-		r.res.Queues = append(r.res.Queues, QueueResult{Queue: q.Name})
-		r.current = &r.res.Queues[len(r.res.Queues)-1]
-		qstart := time.Now()
-		_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: q.Key, Queue: q.Name}, r.visit)
-		r.current.Elapsed = time.Since(qstart).Seconds()
-		r.tally(r.current)
-		if err != nil {
-			if inspect.IsWrongType(err) {
-				r.res.Problems = append(r.res.Problems, inspect.Problem{Key: q.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
-				continue
-			}
-			return err
-		}
+	}
+	if err := r.sweepQueues(work, readable); err != nil {
+		return err
 	}
 	if r.opts.Delayed {
 		r.res.Delayed = &QueueResult{Queue: "(delayed)"}
-		r.current = r.res.Delayed
+		lr := &listRun{r: r, q: r.res.Delayed, maxVictims: maxVictims}
 		qstart := time.Now()
 		problems, err := r.s.scanner.DelayedBuckets(work, func(b inspect.Bucket) error {
-			_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: b.Key, DelayedAt: b.At}, r.visit)
+			_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: b.Key, DelayedAt: b.At}, lr.visit)
 			if inspect.IsWrongType(err) {
-				r.res.Problems = append(r.res.Problems, inspect.Problem{Key: b.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+				r.problem(inspect.Problem{Key: b.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
 				return nil
 			}
 			return err
 		})
-		r.current.Elapsed = time.Since(qstart).Seconds()
-		r.tally(r.current)
-		r.res.Problems = append(r.res.Problems, problems...)
+		lr.q.Elapsed = time.Since(qstart).Seconds()
+		r.tally(lr.q)
+		r.problem(problems...)
 		if err != nil {
 			return err
 		}
 	}
 	if r.opts.Orphans {
-		if r.opts.Limit > 0 && r.removedSoFar >= r.opts.Limit {
+		if r.opts.Limit > 0 && r.removedSoFar.Load() >= r.opts.Limit {
 			return errLimit
 		}
 		grace := r.opts.OrphanGrace
@@ -317,6 +329,53 @@ func (r *run) execute(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// Concurrency is how many queues are swept at once. Each queue is still
+// swept page by page in order; two at a time keep both Redis and this
+// process busy (one decodes while the other's script runs).
+const Concurrency = 2
+
+// sweepQueues sweeps the queues, Concurrency at a time. The first error
+// stops the others at their next page.
+func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo) error {
+	errs := parallel.Each(len(queues), Concurrency, func(i int) error {
+		q := queues[i]
+		lr := &listRun{r: r, q: &r.res.Queues[i], maxVictims: maxVictims}
+		qstart := time.Now()
+		_, err := r.s.scanner.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, lr.visit)
+		lr.q.Elapsed = time.Since(qstart).Seconds()
+		if err != nil && inspect.IsWrongType(err) {
+			r.problem(inspect.Problem{Key: q.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+			return nil
+		}
+		if err != nil {
+			r.halt.Store(true)
+		}
+		return err
+	})
+	for i := range r.res.Queues {
+		r.tally(&r.res.Queues[i])
+	}
+	// Report the most telling error: a failure before a reason to stop,
+	// and that before "stopped because another list stopped".
+	var first error
+	for _, err := range errs {
+		if first == nil || stopRank(err) > stopRank(first) {
+			first = err
+		}
+	}
+	return first
+}
+
+func stopRank(err error) int {
+	switch {
+	case errors.Is(err, errHalted):
+		return 0
+	case errors.Is(err, errLimit), errors.Is(err, errDeadline), errors.Is(err, errStopped):
+		return 1
+	}
+	return 2
 }
 
 // tally adds a finished queue's counts to the totals.
@@ -336,17 +395,20 @@ type candidate struct {
 	byAge bool
 }
 
-func (r *run) visit(ctx context.Context, c *inspect.Chunk) error {
+func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
+	r := lr.r
 	if err := r.checkStop(); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	if r.opts.Progress != nil {
 		r.opts.Progress.Add(len(c.Jobs))
 	}
 	if r.seen != nil {
 		r.seen.addChunk(c)
 	}
-	q := r.current
+	r.mu.Unlock()
+	q := lr.q
 	var cands []candidate
 	limitHit := false
 	for i := range c.Jobs {
@@ -370,16 +432,24 @@ func (r *run) visit(ctx context.Context, c *inspect.Chunk) error {
 		default:
 			continue
 		}
-		if r.opts.Limit > 0 && r.removedSoFar+int64(len(cands)) >= r.opts.Limit {
-			limitHit = true
-			continue
-		}
 		cands = append(cands, candidate{i: i, job: j, byAge: byAge})
+	}
+	if r.opts.Limit > 0 && len(cands) > 0 {
+		// Reserve this page's removals; trim what the limit does not allow.
+		after := r.removedSoFar.Add(int64(len(cands)))
+		if over := after - r.opts.Limit; over >= 0 {
+			limitHit = true
+			keep := max(0, len(cands)-int(over))
+			r.removedSoFar.Add(-int64(len(cands) - keep))
+			cands = cands[:keep]
+		}
 	}
 	if r.opts.DryRun {
 		for _, cd := range cands {
 			q.Removed++
-			r.removedSoFar++
+			if r.opts.Limit == 0 {
+				r.removedSoFar.Add(1)
+			}
 			r.report(c, cd, true)
 		}
 	} else if len(cands) > 0 {
@@ -389,8 +459,8 @@ func (r *run) visit(ctx context.Context, c *inspect.Chunk) error {
 		// script where to look.
 		shifted := int64(0)
 		for len(cands) > 0 {
-			n := min(len(cands), r.maxVictims)
-			gone, err := r.remove(ctx, c, cands[:n], shifted)
+			n := min(len(cands), lr.maxVictims)
+			gone, err := lr.remove(ctx, c, cands[:n], shifted)
 			if err != nil {
 				return err
 			}
@@ -399,12 +469,19 @@ func (r *run) visit(ctx context.Context, c *inspect.Chunk) error {
 		}
 	}
 	if limitHit {
+		r.halt.Store(true)
 		return errLimit
 	}
 	return nil
 }
 
+// errHalted stops a list because another list stopped the run.
+var errHalted = errors.New("halted")
+
 func (r *run) checkStop() error {
+	if r.halt.Load() {
+		return errHalted
+	}
 	select {
 	case <-r.interrupt.Done():
 		return errStopped
@@ -426,7 +503,8 @@ func (r *run) checkStop() error {
 // remove runs the removal script for some of a page's candidates, whose
 // list positions have moved left by shift since the page was read. It
 // returns how many of them are no longer in the list.
-func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, shift int64) (int64, error) {
+func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, shift int64) (int64, error) {
+	r := lr.r
 	n := len(cands)
 	delayed := c.List.Delayed()
 	keys := make([]string, 0, 4+2*n)
@@ -463,7 +541,7 @@ func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, s
 	}
 	t0 := time.Now()
 	codes, err := removeExpiredScript.Run(ctx, r.s.rdb, keys, args...).Int64Slice()
-	r.adapt(time.Since(t0), n)
+	lr.adapt(time.Since(t0), n)
 	if err != nil {
 		if IsReadOnly(err) {
 			return 0, ErrReadOnly
@@ -473,14 +551,16 @@ func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, s
 	if len(codes) != n {
 		return 0, fmt.Errorf("remove expired jobs from %s: script answered %d codes for %d jobs", c.List.Key, len(codes), n)
 	}
-	q := r.current
+	q := lr.q
 	var gone int64
 	for k, code := range codes {
 		cd := cands[k]
 		switch code {
 		case 1:
 			q.Removed++
-			r.removedSoFar++
+			if r.opts.Limit == 0 {
+				r.removedSoFar.Add(1)
+			}
 			c.Removed[cd.i] = true
 			gone++
 			r.report(c, cd, false)
@@ -488,12 +568,21 @@ func (r *run) remove(ctx context.Context, c *inspect.Chunk, cands []candidate, s
 			q.AlreadyGone++
 			c.Removed[cd.i] = true
 			gone++
+			if r.opts.Limit > 0 {
+				r.removedSoFar.Add(-1) // reserved, but a worker took it
+			}
 		default:
 			q.Changed++
+			if r.opts.Limit > 0 {
+				r.removedSoFar.Add(-1)
+			}
 		}
 	}
 	if r.opts.Archive != nil {
-		if _, err := r.drainJournal(ctx); err != nil {
+		r.mu.Lock()
+		_, err := r.drainJournal(ctx)
+		r.mu.Unlock()
+		if err != nil {
 			return gone, err
 		}
 	}
@@ -511,14 +600,14 @@ const perVictimCost = 3 * time.Microsecond
 // budget to victims. Deep in a long list the fixed part alone can exceed the
 // budget; splitting then only repeats the LREM scan, so the whole page goes
 // in one script.
-func (r *run) adapt(took time.Duration, n int) {
+func (lr *listRun) adapt(took time.Duration, n int) {
 	fixed := took - time.Duration(n)*perVictimCost
-	budget := r.opts.MaxScriptTime
+	budget := lr.r.opts.MaxScriptTime
 	switch {
 	case fixed >= budget*3/4:
-		r.maxVictims = maxVictims
+		lr.maxVictims = maxVictims
 	default:
-		r.maxVictims = min(maxVictims, max(minVictims, int((budget-fixed)/perVictimCost)))
+		lr.maxVictims = min(maxVictims, max(minVictims, int((budget-fixed)/perVictimCost)))
 	}
 }
 
@@ -532,6 +621,8 @@ func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
 	if r.opts.OnRemoved == nil {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	j := cd.job
 	rm := Removal{Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt, ID: j.ID, Class: j.Class,
 		ExpiresAt: j.Deadline, Payload: j.Raw, DryRun: dry, ByAge: cd.byAge}
