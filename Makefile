@@ -1,7 +1,7 @@
 GO ?= go
 GOFMT ?= gofmt
 
-.PHONY: build ensure-redis test lint clean demo bench
+.PHONY: build ensure-redis test lint clean demo bench test-interop
 
 build:
 	$(GO) build -o bin/resque-expire .
@@ -14,6 +14,19 @@ ensure-redis:
 test: ensure-redis
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) test-interop
+
+# The node-resque interop suite (test/interop): needs Node.js >= 20 with npm,
+# and redis-server (ensure-redis). Skipped, with a message, without node/npm.
+test-interop: build ensure-redis
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "test-interop: SKIPPED: node and npm not found; install Node.js >= 20 to run test/interop (resque-expire against node-resque)"; \
+	elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then \
+		echo "test-interop: SKIPPED: node $$(node --version) is older than 20; test/interop needs Node.js >= 20"; \
+	else \
+		cd test/interop && npm ci --no-audit --no-fund && \
+		RESQUE_EXPIRE_BIN="$(CURDIR)/bin/resque-expire" npm test; \
+	fi
 
 lint:
 	@unformatted="$$($(GOFMT) -l .)"; \
