@@ -62,12 +62,15 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 			break
 		}
 		name, ok := isGlobal(a)
-		if !ok || localFlag(app, args[sub], name) {
+		needsValue := ok && takesValue[name] && !strings.Contains(a, "=")
+		if !ok || localFlag(app, args[sub], name) || (needsValue && i+1 >= len(args)) {
+			// Not ours, or a value flag missing its value: leave it where
+			// it is, for the command to report.
 			rest = append(rest, a)
 			continue
 		}
 		hoisted = append(hoisted, a)
-		if takesValue[name] && !strings.Contains(a, "=") && i+1 < len(args) {
+		if needsValue {
 			i++
 			hoisted = append(hoisted, args[i])
 		}

@@ -14,9 +14,14 @@ func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "queue", Usage: "only queues matching this glob (repeatable)"},
 		&cli.StringSliceFlag{Name: "class", Usage: "only jobs whose class (or ActiveJob job_class) matches this glob (repeatable)"},
-		&cli.BoolFlag{Name: "delayed", Value: true, Usage: "include resque-scheduler's delayed jobs (--no-delayed to skip)"},
+		&cli.BoolFlag{Name: "delayed", Value: true, Usage: "include resque-scheduler's delayed jobs"},
+		&cli.BoolFlag{Name: "no-delayed", Usage: "leave resque-scheduler's delayed jobs out"},
 	}
 }
+
+// wantDelayed reads --delayed / --no-delayed (urfave/cli v2 has no negated
+// bool flags of its own).
+func wantDelayed(c *cli.Context) bool { return c.Bool("delayed") && !c.Bool("no-delayed") }
 
 var _ = register(inspectCommand)
 
@@ -48,7 +53,7 @@ Examples:
 				return err
 			}
 			p := e.progress("inspect")
-			sum, err := s.Inspect(c.Context, inspect.Options{Delayed: c.Bool("delayed"), Progress: p})
+			sum, err := s.Inspect(c.Context, inspect.Options{Delayed: wantDelayed(c), Progress: p})
 			finishProgress(p)
 			if err != nil {
 				return err
@@ -56,7 +61,7 @@ Examples:
 			for _, pr := range sum.Problems {
 				e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 			}
-			return e.render(inspectResult{Summary: sum, delayed: c.Bool("delayed")})
+			return e.render(inspectResult{Summary: sum, delayed: wantDelayed(c)})
 		},
 	}
 }

@@ -53,7 +53,7 @@ Examples:
 			}
 			w := report.NewRowWriter(e.stdout, e.format, listHeader)
 			problems, err := s.List(c.Context, inspect.ListOptions{
-				Options: inspect.Options{Delayed: c.Bool("delayed")},
+				Options: inspect.Options{Delayed: wantDelayed(c)},
 				States:  states, Limit: c.Int64("limit"),
 			}, func(l inspect.Listed) error { return w.Write(listRecord(l)) })
 			for _, pr := range problems {

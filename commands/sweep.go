@@ -70,7 +70,7 @@ func runSweep(c *cli.Context) error {
 	if c.Int64("limit") < 0 {
 		return usageErrorf("--limit must not be negative")
 	}
-	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !c.Bool("delayed")) {
+	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !wantDelayed(c)) {
 		return usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
 	}
 	rdb, err := e.connect()
@@ -84,7 +84,7 @@ func runSweep(c *cli.Context) error {
 	}
 	opts := sweep.Options{
 		DryRun: c.Bool("dry-run"), Grace: c.Duration("grace"), Limit: c.Int64("limit"),
-		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: c.Bool("delayed"),
+		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: wantDelayed(c),
 		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
 		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
 	}

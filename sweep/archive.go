@@ -171,10 +171,14 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
 		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano)))
 		marker := layout.RestoredMarker(hex.EncodeToString(sum[:16]))
-		expKey, deadline := "", ""
+		expKey, deadline, keyExpiry := "", "", ""
 		if opts.DeadlineTTL > 0 && rec.ID != "" {
 			expKey = layout.Expiration(rec.ID)
-			deadline = resque.FormatDeadline(opts.Now().Add(opts.DeadlineTTL))
+			d := opts.Now().Add(opts.DeadlineTTL)
+			deadline = resque.FormatDeadline(d)
+			// Like backfill: the key outlives its deadline by the retention,
+			// so keys of jobs that ran disappear by themselves.
+			keyExpiry = resque.FormatDeadline(d.Add(DefaultRetention))
 		}
 		if opts.DryRun {
 			n, err := rdb.Exists(ctx, marker).Result()
@@ -196,7 +200,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		if expKey != "" {
 			keys = append(keys, expKey)
 		}
-		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline).Int()
+		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry).Int()
 		if err != nil {
 			if IsReadOnly(err) {
 				return res, ErrReadOnly

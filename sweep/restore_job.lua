@@ -7,6 +7,7 @@
 -- ARGV[2]  the queue name
 -- ARGV[3]  how long to remember the record was restored, in milliseconds
 -- ARGV[4]  a new deadline (Unix seconds) for KEYS[4], or ""
+-- ARGV[5]  when KEYS[4] itself expires (Unix seconds: deadline + retention)
 -- Returns 1 when the job was pushed, 0 when this record was restored before.
 if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
   return 0
@@ -14,6 +15,6 @@ end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 if ARGV[4] ~= '' and KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[4], 'NX')
+  redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EXAT', ARGV[5])
 end
 return 1
