@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/internal/redisconn"
@@ -25,6 +26,9 @@ var Version = "dev"
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis logs dial failures on stderr by itself; setup routes its
+	// logs to ours (debug level), and until then they are off.
+	logging.Disable()
 	if path := os.Getenv("RESQUE_EXPIRE_CPUPROFILE"); path != "" {
 		// For profiling the tool itself (see docs/performance.md).
 		if stopProfile, err := startCPUProfile(path); err == nil {

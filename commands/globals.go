@@ -111,6 +111,7 @@ func setup(c *cli.Context) (*env, error) {
 		return nil, usageErrorf("--log-format: want auto, console or json, got %q", lf)
 	}
 	e.log = zerolog.New(logOut).Level(level).With().Timestamp().Logger()
+	redis.SetLogger(redisLogger{e.log})
 	e.progressOK = !c.Bool("quiet") && !c.Bool("no-progress") && isTerminal(c.App.ErrWriter)
 
 	e.layout, err = resque.NewLayout(c.String("namespace"), c.String("expiration-key"))
@@ -209,6 +210,14 @@ func finishProgress(p inspect.Progress) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// redisLogger passes go-redis's own log lines (reconnects, dial failures)
+// to ours at debug level, through the same credential scrubbing.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug().Str("component", "go-redis").Msgf(format, v...)
 }
 
 // scrubWriter removes credentials from everything written to stderr.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,6 +148,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 			return res, err
 		}
 	}
+	dryRunSeen := map[string]bool{}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
 	line := 0
@@ -169,7 +171,8 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 			continue
 		}
 		ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
-		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano)))
+		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano) +
+			"\x00" + strconv.FormatInt(rec.Position, 10)))
 		marker := layout.RestoredMarker(hex.EncodeToString(sum[:16]))
 		expKey, deadline, keyExpiry := "", "", ""
 		if opts.DeadlineTTL > 0 && rec.ID != "" {
@@ -185,6 +188,11 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 			if err != nil {
 				return res, fmt.Errorf("check restore marker: %w", err)
 			}
+			// A record twice in the file is restored once; say so here too.
+			if dryRunSeen[marker] {
+				n = 1
+			}
+			dryRunSeen[marker] = true
 			if n > 0 {
 				res.AlreadyRestored++
 				ev.Action = "already-restored"

@@ -226,6 +226,11 @@ type run struct {
 	mu sync.Mutex // guards what follows, shared by concurrent lists
 	// seen holds the ids of every job read, for Orphans.
 	seen idSet
+	// deleted holds the expiration keys this run deleted, with the value
+	// they had: a second copy of a removed job (the same job twice in a
+	// queue, or in two delayed buckets) finds its key gone, and must still
+	// be judged by the deadline the first copy was removed for.
+	deleted map[string]string
 }
 
 // listRun is the state of one list being swept.
@@ -419,6 +424,15 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 			continue
 		}
 		byAge := false
+		if j.State == inspect.StateMissing {
+			r.mu.Lock()
+			raw, ok := r.deleted[j.ExpirationKey]
+			r.mu.Unlock()
+			if t, err := resque.ParseDeadline(raw); ok && err == nil {
+				// DeadlineRaw stays "": no key is what the script will find.
+				j.State, j.Deadline = inspect.StateExpired, t
+			}
+		}
 		switch {
 		case j.State == inspect.StateExpired:
 			q.Expired++
@@ -557,6 +571,14 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 		cd := cands[k]
 		switch code {
 		case 1:
+			if cd.job.DeadlineRaw != "" {
+				r.mu.Lock()
+				if r.deleted == nil {
+					r.deleted = map[string]string{}
+				}
+				r.deleted[cd.job.ExpirationKey] = cd.job.DeadlineRaw
+				r.mu.Unlock()
+			}
 			q.Removed++
 			if r.opts.Limit == 0 {
 				r.removedSoFar.Add(1)
@@ -681,13 +703,16 @@ type ArchiveRecord struct {
 	ExpiresAt string    `json:"expires_at"`
 	// Deadline is the expiration key's value as it was ("" when none).
 	Deadline string `json:"deadline"`
+	// Position is the job's index in its list when it was read; it tells
+	// two identical jobs removed in the same batch apart.
+	Position int64  `json:"position"`
 	Payload  string `json:"payload"`
 }
 
 func archiveRecord(cd candidate, c *inspect.Chunk, now time.Time) string {
 	j := cd.job
 	rec := ArchiveRecord{RemovedAt: now, Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt,
-		ID: j.ID, Class: j.Class, Payload: j.Raw}
+		ID: j.ID, Class: j.Class, Payload: j.Raw, Position: j.Index}
 	if !cd.byAge {
 		rec.ExpiresAt = j.Deadline.UTC().Format(time.RFC3339)
 		rec.Deadline = j.DeadlineRaw
