@@ -1,0 +1,253 @@
+package sweep
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/inspect"
+)
+
+var (
+	//go:embed fix_delete.lua
+	fixDeleteSrc    string
+	fixDeleteScript = registerScript(redis.NewScript(fixDeleteSrc))
+
+	//go:embed fix_ttl.lua
+	fixTTLSrc    string
+	fixTTLScript = registerScript(redis.NewScript(fixTTLSrc))
+)
+
+// Fix actions.
+const (
+	ActionExpire         = "expire"
+	ActionDeleteStuck    = "delete-stuck"
+	ActionDeleteLoner    = "delete-orphaned-marker"
+	ActionDeleteDeadline = "delete-orphaned-deadline"
+)
+
+// Fix outcomes.
+const (
+	OutcomeWould   = "would"   // dry run
+	OutcomeDone    = "done"    // applied
+	OutcomeChanged = "changed" // kept: it changed since it was judged
+	OutcomeGone    = "gone"    // deleted by someone else meanwhile
+)
+
+// FixOptions say what Fix repairs. Every action is a dry run unless Apply.
+type FixOptions struct {
+	// Audit selects what is read; its OnFindings is Fix's own.
+	Audit inspect.AuditOptions
+	// TTL, when > 0, is given to every key of the families that has none
+	// (not deadline keys or loner markers, whose TTL is optional).
+	TTL time.Duration
+	// Stuck deletes the stuck keys of the families.
+	Stuck bool
+	// Orphans deletes orphaned loner markers that have no TTL and orphaned
+	// deadline keys whose deadline has passed. It needs Audit.Jobs.
+	Orphans bool
+	// Apply makes the changes; without it Fix only reports them and never
+	// writes (safe against a replica).
+	Apply bool
+	// OnAction is told of each action, done or not.
+	OnAction func(FixAction)
+}
+
+// FixAction is one change Fix made, would make, or gave up.
+type FixAction struct {
+	Action string `json:"action"`
+	Family string `json:"family"`
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	// TTLSeconds is the key's remaining TTL when judged, -1 for none.
+	TTLSeconds float64 `json:"ttl_seconds"`
+	Outcome    string  `json:"outcome"`
+}
+
+// FixCount counts one kind of action.
+type FixCount struct {
+	// Candidates the audit reported; Done of them changed (0 in a dry
+	// run); Changed kept because they changed since they were judged;
+	// Gone deleted by someone else meanwhile.
+	Candidates int64 `json:"candidates"`
+	Done       int64 `json:"done"`
+	Changed    int64 `json:"changed"`
+	Gone       int64 `json:"gone"`
+}
+
+func (c *FixCount) count(outcome string) {
+	switch outcome {
+	case OutcomeDone:
+		c.Done++
+	case OutcomeChanged:
+		c.Changed++
+	case OutcomeGone:
+		c.Gone++
+	}
+}
+
+// FixResult is the audit and what was done about it.
+type FixResult struct {
+	DryRun bool                 `json:"dry_run"`
+	Audit  *inspect.AuditReport `json:"audit"`
+	// One count per action asked for.
+	TTL             *FixCount `json:"ttl,omitempty"`
+	TTLSeconds      float64   `json:"ttl_seconds,omitempty"`
+	Stuck           *FixCount `json:"stuck,omitempty"`
+	LonerOrphans    *FixCount `json:"orphaned_markers,omitempty"`
+	DeadlineOrphans *FixCount `json:"orphaned_deadlines,omitempty"`
+}
+
+// Fix runs the audit and repairs what it reports, as it reports it: each
+// key is changed by a script that first re-checks that it is still in the
+// state that was judged (same value, TTL not renewed), so a key written
+// again since is kept. Without opts.Apply nothing is written. On an error
+// it returns what was done so far with the error.
+func Fix(ctx context.Context, s *inspect.Scanner, opts FixOptions) (*FixResult, error) {
+	if opts.TTL < 0 {
+		return nil, errors.New("the TTL to fix must not be negative")
+	}
+	if opts.TTL == 0 && !opts.Stuck && !opts.Orphans {
+		return nil, errors.New("nothing to fix: ask for a TTL, stuck keys or orphans")
+	}
+	if opts.Orphans && !opts.Audit.Jobs {
+		return nil, errors.New("orphans can only be told when the jobs are read")
+	}
+	res := &FixResult{DryRun: !opts.Apply}
+	if opts.TTL > 0 {
+		res.TTL, res.TTLSeconds = &FixCount{}, opts.TTL.Seconds()
+	}
+	if opts.Stuck {
+		res.Stuck = &FixCount{}
+	}
+	if opts.Orphans {
+		res.LonerOrphans, res.DeadlineOrphans = &FixCount{}, &FixCount{}
+	}
+	rdb := s.Client()
+	if opts.Apply {
+		if err := LoadScripts(ctx, rdb); err != nil {
+			if IsReadOnly(err) {
+				return res, ErrReadOnly
+			}
+			return res, err
+		}
+	}
+	f := &repairer{rdb: rdb, opts: opts, res: res}
+	audit := opts.Audit
+	audit.OnFindings = f.handle
+	rep, err := s.Audit(ctx, audit)
+	res.Audit = rep
+	return res, err
+}
+
+type repairer struct {
+	rdb  redis.UniversalClient
+	opts FixOptions
+	res  *FixResult
+}
+
+// repairOp is one action on one key.
+type repairOp struct {
+	act    FixAction
+	count  *FixCount
+	script *redis.Script
+	args   []any
+}
+
+// plan turns a finding into the action the options ask for, if any. A
+// stuck key without TTL is deleted rather than given a TTL when both are
+// asked for.
+func (f *repairer) plan(fd inspect.Finding) (repairOp, bool) {
+	ttl := -1.0
+	if !fd.NoTTL {
+		ttl = fd.TTL.Seconds()
+	}
+	op := repairOp{act: FixAction{Family: fd.Family, Key: fd.Key, Value: fd.Value, TTLSeconds: ttl}}
+	o := f.opts
+	switch {
+	case fd.Kind == inspect.KindKeys && fd.Stuck && o.Stuck:
+		cond := "none"
+		if !fd.NoTTL {
+			cond = strconv.FormatInt(fd.TTL.Milliseconds(), 10)
+		}
+		op.act.Action, op.count, op.script, op.args = ActionDeleteStuck, f.res.Stuck, fixDeleteScript, []any{fd.Value, cond}
+	case fd.Kind == inspect.KindKeys && fd.NoTTL && o.TTL > 0:
+		op.act.Action, op.count, op.script, op.args = ActionExpire, f.res.TTL, fixTTLScript, []any{o.TTL.Milliseconds()}
+	case fd.Kind == inspect.KindLoners && fd.Orphan && fd.NoTTL && fd.HasValue && o.Orphans:
+		op.act.Action, op.count, op.script, op.args = ActionDeleteLoner, f.res.LonerOrphans, fixDeleteScript, []any{fd.Value, "none"}
+	case fd.Kind == inspect.KindDeadlines && fd.Orphan && fd.Expired && fd.HasValue && o.Orphans:
+		op.act.Action, op.count, op.script, op.args = ActionDeleteDeadline, f.res.DeadlineOrphans, fixDeleteScript, []any{fd.Value, "any"}
+	default:
+		return op, false
+	}
+	return op, true
+}
+
+// handle acts on one page of findings: one pipeline of scripts.
+func (f *repairer) handle(ctx context.Context, fs []inspect.Finding) error {
+	var ops []repairOp
+	for _, fd := range fs {
+		if op, ok := f.plan(fd); ok {
+			op.count.Candidates++
+			ops = append(ops, op)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if !f.opts.Apply {
+		for _, op := range ops {
+			f.done(op, OutcomeWould)
+		}
+		return nil
+	}
+	// A script started is finished even if the run is interrupted.
+	work := context.WithoutCancel(ctx)
+	pipe := f.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(ops))
+	for i, op := range ops {
+		cmds[i] = op.script.EvalSha(work, pipe, []string{op.act.Key}, op.args...)
+	}
+	_, _ = pipe.Exec(work) // per-command errors are read below
+	for i, op := range ops {
+		n, err := cmds[i].Int()
+		if err != nil && isNoScriptErr(err) {
+			// The script cache was flushed meanwhile: Run loads it again.
+			n, err = op.script.Run(work, f.rdb, []string{op.act.Key}, op.args...).Int()
+		}
+		if err != nil {
+			if IsReadOnly(err) {
+				return ErrReadOnly
+			}
+			return fmt.Errorf("%s %s: %w", op.act.Action, op.act.Key, err)
+		}
+		switch n {
+		case 1:
+			f.done(op, OutcomeDone)
+		case 0:
+			f.done(op, OutcomeChanged)
+		default:
+			f.done(op, OutcomeGone)
+		}
+	}
+	return ctx.Err()
+}
+
+func (f *repairer) done(op repairOp, outcome string) {
+	op.count.count(outcome)
+	op.act.Outcome = outcome
+	if f.opts.OnAction != nil {
+		f.opts.OnAction(op.act)
+	}
+}
+
+func isNoScriptErr(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
+}
