@@ -1,7 +1,7 @@
 GO ?= go
 GOFMT ?= gofmt
 
-.PHONY: build ensure-redis test lint clean demo bench test-interop
+.PHONY: build ensure-redis test lint clean demo bench test-interop fuzz fuzz-short
 
 build:
 	$(GO) build -o bin/resque-expire .
@@ -14,7 +14,20 @@ ensure-redis:
 test: ensure-redis
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz-short
 	$(MAKE) test-interop
+
+# Fuzz the payload decoder, the id paths and the deadline parser; the corpus
+# lives in internal/resque/testdata/fuzz. fuzz-short is the run make test does.
+FUZZ_TARGETS = FuzzDecodePayload FuzzParseDeadline FuzzParsePathLookup
+FUZZTIME ?= 60s
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/resque/ || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # The node-resque interop suite (test/interop): needs Node.js >= 20 with npm,
 # and redis-server (ensure-redis). Skipped, with a message, without node/npm.

@@ -187,6 +187,8 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}
 	var mu sync.Mutex // guards opts.Progress and sum.Problems
+	// gone[i]: queue i changed type under the scan; it is skipped.
+	gone := make([]bool, len(readable))
 	errs := parallel.Each(len(readable), Concurrency, func(i int) error {
 		q, qs := readable[i], &sum.Queues[i]
 		st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
@@ -204,6 +206,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 			mu.Lock()
 			sum.Problems = append(sum.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
 			mu.Unlock()
+			gone[i] = true
 			return nil
 		}
 		qs.Resyncs = st.Resyncs
@@ -212,6 +215,13 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
+	kept := sum.Queues[:0]
+	for i := range sum.Queues {
+		if !gone[i] {
+			kept = append(kept, sum.Queues[i])
+		}
+	}
+	sum.Queues = kept
 	for i := range sum.Queues {
 		sum.Totals.merge(&sum.Queues[i])
 	}

@@ -95,14 +95,14 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 	p, err := resque.DecodePayload([]byte(raw))
 	if err != nil {
 		j.State, j.Reason = StateInvalid, err.Error()
-		j.Skipped = len(s.classes) > 0
+		j.Skipped = len(s.classes) > 0 || (ref.Delayed() && len(s.queues) > 0)
 		return j
 	}
 	j.Class = p.JobClass()
 	if ref.Delayed() {
 		j.Queue, _ = p.String(resque.Path{"queue"})
 	}
-	j.Skipped = !s.classes.MatchAny(j.Class, p.Class())
+	j.Skipped = !s.classes.MatchAny(j.Class, p.Class()) || (ref.Delayed() && !s.queues.Match(j.Queue))
 	j.EnqueuedAt, _ = p.EnqueuedAt()
 	id, ok := p.ID(s.idPaths)
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -141,85 +142,109 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		items, base, err := s.readAfter(ctx, ref.Key, next, anchor, &st)
+		items, base, more, err := s.readAfter(ctx, ref.Key, next, anchor, &st)
 		if err != nil {
 			return st, err
 		}
-		if len(items) == 0 {
-			return st, nil
-		}
-		st.Pages++
-		chunk, err := s.buildChunk(ctx, ref, base, items)
-		if err != nil {
-			return st, err
-		}
-		if err := visit(ctx, chunk); err != nil {
-			return st, err
-		}
-		removed := 0
-		for i := range chunk.Jobs {
-			if i < len(chunk.Removed) && chunk.Removed[i] {
-				removed++
-				continue
+		next = base
+		if len(items) > 0 {
+			st.Pages++
+			chunk, err := s.buildChunk(ctx, ref, base, items)
+			if err != nil {
+				return st, err
 			}
-			anchor = append(anchor, chunk.Jobs[i].Raw)
+			if err := visit(ctx, chunk); err != nil {
+				return st, err
+			}
+			removed := 0
+			for i := range chunk.Jobs {
+				if i < len(chunk.Removed) && chunk.Removed[i] {
+					removed++
+					continue
+				}
+				anchor = append(anchor, chunk.Jobs[i].Raw)
+			}
+			if len(anchor) > anchorLen {
+				anchor = append(anchor[:0:0], anchor[len(anchor)-anchorLen:]...)
+			}
+			next = base + int64(len(items)) - int64(removed)
 		}
-		if len(anchor) > anchorLen {
-			anchor = append(anchor[:0:0], anchor[len(anchor)-anchorLen:]...)
-		}
-		next = base + int64(len(items)) - int64(removed)
-		if len(items) < s.batch {
+		// Stop when the read reached the end of the list, not when the
+		// page is short: a page is short when the anchor was found later
+		// than expected (a push to the head).
+		if !more {
 			return st, nil
 		}
 	}
 }
 
-// readAfter returns the next page of unseen items and the list index of its
-// first item. See ScanList for the anchoring.
-func (s *Scanner) readAfter(ctx context.Context, key string, next int64, anchor []string, st *ListStats) ([]string, int64, error) {
+// readAfter returns the next page of unseen items, the list index of its
+// first item, and whether the list may go on past what was read. See
+// ScanList for the anchoring.
+func (s *Scanner) readAfter(ctx context.Context, key string, next int64, anchor []string, st *ListStats) ([]string, int64, bool, error) {
 	if len(anchor) == 0 {
 		items, err := s.rdb.LRange(ctx, key, next, next+int64(s.batch)-1).Result()
-		return items, next, wrapRead(err, key)
+		return items, next, len(items) == s.batch, wrapRead(err, key)
 	}
-	// Look back a quarter page at first (workers rarely pop more than that
-	// between two pages), then further; past a few pages, page backwards so
-	// that no single read grows unbounded.
-	back := int64(s.batch/4 + len(anchor))
-	for back <= int64(s.batch)*4 {
-		if back > next {
-			back = next
+	for {
+		// Look back a quarter page at first (workers rarely pop more than
+		// that between two pages), then further; past a few pages, page
+		// backwards so that no single read grows unbounded.
+		back := int64(s.batch/4 + len(anchor))
+		for back <= int64(s.batch)*4 {
+			if back > next {
+				back = next
+			}
+			from, to := next-back, next+int64(s.batch)-1
+			items, err := s.rdb.LRange(ctx, key, from, to).Result()
+			if err != nil {
+				return nil, 0, false, wrapRead(err, key)
+			}
+			more := int64(len(items)) == to-from+1
+			if end := findAnchor(items, anchor, int(back)-1); end >= 0 {
+				return items[end+1:], from + int64(end) + 1, more, nil
+			}
+			if from == 0 {
+				// Workers popped part of the anchor: the list starts
+				// with what is left of it.
+				if m := headOverlap(items, anchor); m > 0 {
+					return items[m:], int64(m), more, nil
+				}
+				// Everything the scan had seen and left is gone: what
+				// is in the list now has not been seen.
+				st.Resyncs++
+				return s.readFresh(ctx, key)
+			}
+			back *= 4
 		}
-		from := next - back
-		items, err := s.rdb.LRange(ctx, key, from, next+int64(s.batch)-1).Result()
+		end, err := s.searchBack(ctx, key, next, anchor)
 		if err != nil {
-			return nil, 0, wrapRead(err, key)
+			return nil, 0, false, err
 		}
-		if end := findAnchor(items, anchor, int(back)-1); end >= 0 {
-			return items[end+1:], from + int64(end) + 1, nil
-		}
-		if from == 0 {
-			// Everything the scan had seen and left is gone: what is in
-			// the list now has not been seen.
+		if end < 0 {
 			st.Resyncs++
 			return s.readFresh(ctx, key)
 		}
-		back *= 4
+		// Workers may have popped since searchBack saw the anchor: read
+		// again around it rather than trusting the index.
+		next = end + 1
 	}
-	end, err := s.searchBack(ctx, key, next, anchor)
-	if err != nil {
-		return nil, 0, err
-	}
-	if end < 0 {
-		st.Resyncs++
-		return s.readFresh(ctx, key)
-	}
-	items, err := s.rdb.LRange(ctx, key, end+1, end+int64(s.batch)).Result()
-	return items, end + 1, wrapRead(err, key)
 }
 
-func (s *Scanner) readFresh(ctx context.Context, key string) ([]string, int64, error) {
+func (s *Scanner) readFresh(ctx context.Context, key string) ([]string, int64, bool, error) {
 	items, err := s.rdb.LRange(ctx, key, 0, int64(s.batch)-1).Result()
-	return items, 0, wrapRead(err, key)
+	return items, 0, len(items) == s.batch, wrapRead(err, key)
+}
+
+// headOverlap returns m > 0 when items, read from the head of the list,
+// begin with the last m elements of anchor (workers popped the others).
+func headOverlap(items, anchor []string) int {
+	for m := len(anchor) - 1; m >= 1; m-- {
+		if m <= len(items) && slices.Equal(items[:m], anchor[len(anchor)-m:]) {
+			return m
+		}
+	}
+	return 0
 }
 
 // searchBack pages backwards from next looking for the anchor and returns
@@ -240,6 +265,9 @@ func (s *Scanner) searchBack(ctx context.Context, key string, next int64, anchor
 			return lo + int64(end), nil
 		}
 		if lo == 0 {
+			if m := headOverlap(items, anchor); m > 0 {
+				return int64(m) - 1, nil
+			}
 			return -1, nil
 		}
 		hi -= page
@@ -321,7 +349,7 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 			return nil, fmt.Errorf("check deadline key types for %s: %w", ref.Key, err)
 		}
 		for n, i := range nilKeys {
-			if t := cmds[n].Val(); t != "none" {
+			if t := cmds[n].Val(); t != "none" && t != "string" {
 				c.Jobs[i].State = StateInvalid
 				c.Jobs[i].Reason = fmt.Sprintf("expiration key is a %s, not a string", t)
 			}

@@ -182,12 +182,14 @@ func Redact(raw string) string {
 		}
 		return u.String()
 	}
-	// Fall back: cut anything between "://" and the last "@" before the host.
+	// Fall back: cut anything between "://" (the start, without a scheme)
+	// and the last "@" before the host.
+	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
-		rest := raw[i+3:]
-		if j := strings.LastIndex(rest, "@"); j >= 0 {
-			return raw[:i+3] + "xxxxx@" + rest[j+1:]
-		}
+		start = i + 3
+	}
+	if j := strings.LastIndex(raw[start:], "@"); j >= 0 {
+		return raw[:start] + "xxxxx@" + raw[start+j+1:]
 	}
 	return raw
 }
@@ -197,15 +199,20 @@ func Redact(raw string) string {
 func Secrets(raw string) []string {
 	var out []string
 	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		if p, has := u.User.Password(); has && p != "" {
-			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-		} else if n := u.User.Username(); n != "" {
-			out = append(out, n)
+		p, has := u.User.Password()
+		if !has || p == "" {
+			p = u.User.Username() // redis://secret@host
 		}
-	} else if i := strings.Index(raw, "://"); i >= 0 {
-		rest := raw[i+3:]
-		if j := strings.LastIndex(rest, "@"); j >= 0 {
-			cred := rest[:j]
+		if p != "" {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	} else {
+		start := 0
+		if i := strings.Index(raw, "://"); i >= 0 {
+			start = i + 3
+		}
+		if j := strings.LastIndex(raw[start:], "@"); j >= 0 {
+			cred := raw[start : start+j]
 			if k := strings.IndexByte(cred, ':'); k >= 0 {
 				cred = cred[k+1:]
 			}

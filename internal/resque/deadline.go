@@ -13,7 +13,7 @@ import (
 // rather than guessed at: a deadline of 0 or -5 is a bug in the writer, not a
 // reason to delete a job.
 var (
-	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 	// MillisThreshold: integers at or above it are Unix milliseconds.
 	MillisThreshold int64 = 1_000_000_000_000
 )
@@ -56,7 +56,7 @@ func ParseTime(s string) (time.Time, error) {
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return time.Time{}, errors.New("not a finite number")
 		}
-		if f <= 0 {
+		if f < 1 {
 			return time.Time{}, errors.New("not a positive Unix time")
 		}
 		if f >= float64(MillisThreshold) {

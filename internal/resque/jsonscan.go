@@ -76,27 +76,29 @@ func skipValue(b []byte, i int) int {
 }
 
 // objectField returns the start of the value of key in the object starting
-// at b[i] == '{', or -1. With duplicate keys the first one wins.
+// at b[i] == '{', or -1. With duplicate keys the last one wins, as in Ruby's
+// JSON and Go's encoding/json: the tool must see the id a worker will see.
 func objectField(b []byte, i int, key string) int {
+	found := -1
 	i = skipSpace(b, i+1)
 	for i < len(b) && b[i] == '"' {
 		end := skipString(b, i)
 		match := keyEquals(b[i+1:end-1], key)
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return -1
+			return found
 		}
 		i = skipSpace(b, i+1)
 		if match {
-			return i
+			found = i
 		}
 		i = skipSpace(b, skipValue(b, i))
 		if i >= len(b) || b[i] != ',' {
-			return -1
+			return found
 		}
 		i = skipSpace(b, i+1)
 	}
-	return -1
+	return found
 }
 
 // arrayElement returns the start of element n of the array at b[i] == '[', or -1.
