@@ -739,9 +739,14 @@ func TestBackfillFilters(t *testing.T) {
 			t.Errorf("%s: has deadline %v, want %v", id, got, want)
 		}
 	}
+	// --queue selects delayed jobs by the queue in their payload.
 	res = f.backfill(BackfillOptions{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"none"} })
-	if res.Delayed == nil || res.Delayed.Set != 1 || f.deadline("dl") == "" || len(res.Queues) != 0 {
-		t.Errorf("delayed %+v", res.Delayed)
+	if res.Delayed == nil || res.Delayed.Set != 0 || res.Delayed.Skipped != 1 || f.deadline("dl") != "" || len(res.Queues) != 0 {
+		t.Errorf("queue none: delayed %+v", res.Delayed)
+	}
+	res = f.backfill(BackfillOptions{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"default"} })
+	if res.Delayed == nil || res.Delayed.Set != 1 || f.deadline("dl") == "" {
+		t.Errorf("queue default: delayed %+v", res.Delayed)
 	}
 }
 
