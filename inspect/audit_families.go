@@ -119,7 +119,7 @@ func (a *auditRun) judgeDeadline(fr *FamilyReport, key string, st keyState, fd *
 		return false
 	}
 	id, ok := a.s.layout.ExpirationID(key)
-	if !ok {
+	if !ok || a.s.layout.Reserved(key) {
 		return false
 	}
 	o.Checked++

@@ -1,7 +1,10 @@
 package inspect
 
 import (
+	"errors"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
@@ -93,6 +96,12 @@ func (j *Job) OverdueBy(now time.Time) time.Duration {
 func (s *Scanner) judge(raw string, ref ListRef) Job {
 	j := Job{Raw: raw, Queue: ref.Queue}
 	p, err := resque.DecodePayload([]byte(raw))
+	if err == nil && !utf8.ValidString(raw) {
+		// JSON is UTF-8 (RFC 8259). Such a payload could be removed, but
+		// not archived, logged or failed as it is: JSON output replaces
+		// the bytes with U+FFFD, and restore would enqueue another job.
+		err = errors.New("payload is not valid UTF-8")
+	}
 	if err != nil {
 		j.State, j.Reason = StateInvalid, err.Error()
 		j.Skipped = len(s.classes) > 0 || (ref.Delayed() && len(s.queues) > 0)
@@ -110,6 +119,12 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 		return j
 	}
 	j.ID = id
+	if key := s.layout.Expiration(id); s.layout.Reserved(key) {
+		// A permissive --expiration-key ('{ns}:{id}') lets the id name one
+		// of Resque's own keys: never take that for a deadline.
+		j.State, j.Reason = StateInvalid, fmt.Sprintf("deadline key %q would be one of Resque's own keys", key)
+		return j
+	}
 	j.ExpirationKey = s.layout.Expiration(id)
 	return j
 }

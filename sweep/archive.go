@@ -3,6 +3,7 @@ package sweep
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -29,9 +30,21 @@ type Archive struct {
 // OpenArchive opens (creating if needed) an archive file for appending. The
 // file is created with mode 0600: it holds job payloads.
 func OpenArchive(path string) (*Archive, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	// A run killed (or out of disk) in the middle of an append can leave a
+	// last line without its newline: end it, so that the next record is a
+	// line of its own rather than glued onto the torn one.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("open archive %s: end its torn last line: %w", path, err)
+			}
+		}
 	}
 	return &Archive{path: path, f: f}, nil
 }
@@ -78,7 +91,10 @@ func (r *run) drainJournal(ctx context.Context) (int, error) {
 		if err := r.opts.Archive.Append(lines); err != nil {
 			return total, err
 		}
-		if err := r.s.rdb.LTrim(ctx, key, int64(len(lines)), -1).Err(); err != nil {
+		// Trim by script, only if the journal still starts with what was
+		// written: a retried LTRIM whose first reply was lost would drop
+		// records nobody wrote out.
+		if err := journalTrimScript.Run(ctx, r.s.rdb, []string{key}, len(lines), sha1hex(lines[0]), sha1hex(lines[len(lines)-1])).Err(); err != nil {
 			return total, fmt.Errorf("trim journal %s: %w", key, err)
 		}
 		total += len(lines)
@@ -86,6 +102,16 @@ func (r *run) drainJournal(ctx context.Context) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+//go:embed journal_trim.lua
+var journalTrimSrc string
+
+var journalTrimScript = registerScript(redis.NewScript(journalTrimSrc))
+
+func sha1hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 //go:embed restore_job.lua

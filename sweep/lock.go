@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/inspect"
 )
 
 // DefaultLockTTL is how long a lock outlives a sweep that was killed.
@@ -86,6 +88,12 @@ func AcquireLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl
 	if !ok {
 		held := &LockHeldError{Key: key}
 		raw, err := rdb.Get(ctx, key).Result()
+		if inspect.IsWrongType(err) {
+			// Not a lock any sweep wrote, and nothing will expire it:
+			// not "try again later" (exit 75) but a failure to look at.
+			t, _ := rdb.Type(ctx, key).Result()
+			return nil, fmt.Errorf("the lock key %s holds a %s, not a sweep lock; no sweep can run until it is deleted", key, t)
+		}
 		if err == nil {
 			held.Raw = raw
 			_ = json.Unmarshal([]byte(raw), &held.Holder)

@@ -71,7 +71,7 @@ func (r *run) sweepOrphans(ctx context.Context, seen idSet, grace time.Duration)
 		var orphans []string
 		for _, k := range keys {
 			id, ok := layout.ExpirationID(k)
-			if !ok {
+			if !ok || layout.Reserved(k) {
 				continue
 			}
 			res.Keys++

@@ -36,6 +36,29 @@ local n = (#ARGV - 5) / 5
 local codes = {}
 if n < 1 then return codes end
 
+-- Redis does not roll a script back: a write that fails after the LSETs
+-- below would leave markers in the list in place of jobs. So every key this
+-- script writes besides the list is checked before the first write, and the
+-- script refuses (writing nothing) when one holds another type.
+local function refuse_wrong_type(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('ERR resque-expire: ' .. key .. ' is a ' .. t .. ', not a ' .. want .. '; nothing was removed')
+  end
+  return nil
+end
+local bad = nil
+if to_failed then bad = refuse_wrong_type(KEYS[2], 'list') end
+if not bad and journal then bad = refuse_wrong_type(KEYS[3], 'list') end
+if not bad and bucket ~= '' then
+  bad = refuse_wrong_type(KEYS[4], 'zset')
+  for i = 1, n do
+    if bad then break end
+    bad = refuse_wrong_type(KEYS[4 + n + i], 'set')
+  end
+end
+if bad then return bad end
+
 local first = tonumber(ARGV[7])
 local last = tonumber(ARGV[5 + 5 * (n - 1) + 2])
 local from = first - slack

@@ -14,6 +14,9 @@ import (
 // reason to delete a job.
 var (
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	// minTime: no job is enqueued with a deadline before 2000; a value that
+	// small is a relative TTL written as a deadline ("3600" for an hour).
+	minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	// MillisThreshold: integers at or above it are Unix milliseconds.
 	MillisThreshold int64 = 1_000_000_000_000
 )
@@ -77,6 +80,9 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 func checkRange(t time.Time) (time.Time, error) {
+	if t.Before(minTime) {
+		return time.Time{}, errors.New("earlier than the year 2000: a TTL written as a deadline?")
+	}
 	if t.After(maxTime) {
 		return time.Time{}, errors.New("later than the year 9999")
 	}

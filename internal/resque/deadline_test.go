@@ -13,7 +13,7 @@ func TestParseDeadlineAccepts(t *testing.T) {
 	}{
 		// Integer Unix seconds.
 		{"1700000000", time.Unix(1700000000, 0)},
-		{"1", time.Unix(1, 0)},
+		{"946684800", time.Unix(946684800, 0)}, // 2000-01-01, the earliest accepted
 		{"0001700000000", time.Unix(1700000000, 0)},
 		{" 1700000000 ", time.Unix(1700000000, 0)},
 		{"1700000000\n", time.Unix(1700000000, 0)},
@@ -27,13 +27,13 @@ func TestParseDeadlineAccepts(t *testing.T) {
 		{"1700000000.0", time.Unix(1700000000, 0)},
 		{"1700000000.000000001", time.Unix(1700000000, 0)}, // below float64 precision
 		{"1700000000.999999999", time.Unix(1700000001, 0)}, // rounds up a whole second
-		{"1.5", time.Unix(1, 5e8)},
+		{"946684800.5", time.Unix(946684800, 5e8)},
 		// RFC 3339.
 		{"2023-11-14T22:13:20Z", time.Unix(1700000000, 0)},
 		{"2023-11-14T22:13:20.5Z", time.Unix(1700000000, 5e8)},
 		{"2023-11-15T00:13:20+02:00", time.Unix(1700000000, 0)},
 		{"9999-12-31T23:59:59Z", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
-		{"1970-01-01T00:00:01Z", time.Unix(1, 0)},
+		{"2000-01-01T00:00:00Z", time.Unix(946684800, 0)},
 	}
 	for _, tt := range tests {
 		if tt.want.IsZero() {
@@ -62,6 +62,12 @@ func TestParseDeadlineRejects(t *testing.T) {
 		{"-1", "positive"},
 		{"-1700000000", "positive"},
 		{"0.0", "positive"},
+		{"1", "2000"},    // a TTL written as a deadline, not 1970
+		{" 12 ", "2000"}, // likewise
+		{"3600", "2000"},
+		{"946684799", "2000"},
+		{"1.5", "2000"},
+		{"1970-01-01T00:00:01Z", "2000"},
 		{"NaN", ""},
 		{"nan", ""},
 		{"Inf", ""},

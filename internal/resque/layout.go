@@ -103,6 +103,31 @@ func (l Layout) RestoredMarker(digest string) string {
 	return l.key("resque-expire:restored:" + digest)
 }
 
+// Reserved reports whether key is one of the keys Resque, resque-scheduler,
+// resque-loner or this tool keep under the namespace. A permissive
+// expiration-key template such as "{ns}:{id}" can make a job id name one of
+// them; such a key must never be taken for a deadline key (read as one,
+// deleted with a job, or deleted as an orphan).
+func (l Layout) Reserved(key string) bool {
+	rest := key
+	if l.ns != "" {
+		var ok bool
+		if rest, ok = strings.CutPrefix(key, l.ns+":"); !ok {
+			return false
+		}
+	}
+	switch rest {
+	case "queues", "failed", "workers", "stat", "delayed_queue_schedule":
+		return true
+	}
+	for _, p := range []string{"queue:", "failed:", "stat:", "worker:", "workers:", "delayed:", "timestamps:", "loners:", "resque-expire:"} {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Expiration is the key holding the deadline of job id.
 func (l Layout) Expiration(id string) string {
 	return strings.Replace(strings.ReplaceAll(l.template, "{ns}", l.ns), "{id}", id, 1)
