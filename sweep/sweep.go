@@ -80,9 +80,8 @@ type Removal struct {
 	DryRun     bool      `json:"dry_run"`
 }
 
-// QueueResult counts what happened to one queue (or to the delayed jobs).
-type QueueResult struct {
-	Queue string `json:"queue"`
+// Counts says what a sweep did to the jobs it read.
+type Counts struct {
 	// Scanned jobs read; Expired of those judged expired (including, under
 	// MaxAge, jobs too old without a deadline).
 	Scanned int64 `json:"scanned"`
@@ -93,30 +92,31 @@ type QueueResult struct {
 	AlreadyGone int64 `json:"already_gone"`
 	// Changed: expired jobs kept because their deadline changed meanwhile.
 	Changed int64 `json:"changed"`
-	// Skipped: jobs left out by --class, or expired within --grace.
+	// Skipped: jobs left out by --queue/--class, or expired within --grace.
 	Skipped int64 `json:"skipped"`
+}
+
+func (c *Counts) add(o Counts) {
+	c.Scanned += o.Scanned
+	c.Expired += o.Expired
+	c.Removed += o.Removed
+	c.AlreadyGone += o.AlreadyGone
+	c.Changed += o.Changed
+	c.Skipped += o.Skipped
+}
+
+// QueueResult counts what happened to one queue (or to the delayed jobs).
+type QueueResult struct {
+	Queue string `json:"queue"`
+	Counts
 	// Elapsed seconds spent on this queue.
 	Elapsed float64 `json:"elapsed_seconds"`
 }
 
-func (q *QueueResult) add(o QueueResult) {
-	q.Scanned += o.Scanned
-	q.Expired += o.Expired
-	q.Removed += o.Removed
-	q.AlreadyGone += o.AlreadyGone
-	q.Changed += o.Changed
-	q.Skipped += o.Skipped
-}
-
 // Result is the summary of a sweep.
 type Result struct {
-	DryRun      bool   `json:"dry_run"`
-	Scanned     int64  `json:"scanned"`
-	Expired     int64  `json:"expired"`
-	Removed     int64  `json:"removed"`
-	AlreadyGone int64  `json:"already_gone"`
-	Changed     int64  `json:"changed"`
-	Skipped     int64  `json:"skipped"`
+	DryRun bool `json:"dry_run"`
+	Counts
 	Destination string `json:"destination"`
 	// Queues has one entry per queue swept; Delayed the delayed jobs.
 	Queues  []QueueResult `json:"queues"`
@@ -384,14 +384,7 @@ func stopRank(err error) int {
 }
 
 // tally adds a finished queue's counts to the totals.
-func (r *run) tally(q *QueueResult) {
-	r.res.Scanned += q.Scanned
-	r.res.Expired += q.Expired
-	r.res.Removed += q.Removed
-	r.res.AlreadyGone += q.AlreadyGone
-	r.res.Changed += q.Changed
-	r.res.Skipped += q.Skipped
-}
+func (r *run) tally(q *QueueResult) { r.res.Counts.add(q.Counts) }
 
 // candidate is one job a page selected for removal.
 type candidate struct {
