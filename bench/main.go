@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -238,18 +237,56 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	cmd.Stdout, cmd.Stderr = devnull, devnull // logs of every removed job included, as a cron run writes them
 	cmd.Env = append(os.Environ(), "REDIS_URL=")
 	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
+	}
+	// Peak RSS from the kernel's high-water mark, polled while the tool
+	// runs. (wait4's ru_maxrss would do, but Linux carries the parent's
+	// high-water mark over fork and exec into it, and this process holds
+	// the expected data set.)
+	peak := make(chan int64)
+	stop := make(chan struct{})
+	go func() { peak <- pollHWM(cmd.Process.Pid, stop) }()
+	err := cmd.Wait()
+	close(stop)
+	hwm := <-peak
+	if err != nil {
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
 	}
 	r.secs = append(r.secs, time.Since(t0).Seconds())
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > r.rssKB {
-		r.rssKB = ru.Maxrss
+	if hwm > r.rssKB {
+		r.rssKB = hwm
 	}
 	w, what := worstCommand(ctx, rdb)
 	if w > r.worstCmd {
 		r.worstCmd, r.worstWhat = w, what
 	}
 	return nil
+}
+
+// pollHWM reads VmHWM (peak resident set, kB) of pid every 20ms until stop,
+// and returns the last value read: the mark only grows.
+func pollHWM(pid int, stop <-chan struct{}) int64 {
+	var last int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64); err == nil && kb > last {
+						last = kb
+					}
+				}
+			}
+		}
+		select {
+		case <-stop:
+			return last
+		case <-t.C:
+		}
+	}
 }
 
 // slowThreshold: commands slower than this are logged by SLOWLOG during a run.

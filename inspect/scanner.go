@@ -19,6 +19,10 @@ const DefaultBatch = 1000
 // MaxBatch bounds the page size whatever the operator asks for.
 const MaxBatch = 10000
 
+// lookBack is how far before the expected place of its anchor the scan
+// reads first. Each miss multiplies it by four.
+const lookBack = 16
+
 // anchorLen is how many consecutive surviving payloads identify the scan's
 // place in a list. One would do for lists of unique payloads; three make a
 // false match on duplicate payloads very unlikely.
@@ -187,10 +191,13 @@ func (s *Scanner) readAfter(ctx context.Context, key string, next int64, anchor 
 		return items, next, len(items) == s.batch, wrapRead(err, key)
 	}
 	for {
-		// Look back a quarter page at first (workers rarely pop more than
-		// that between two pages), then further; past a few pages, page
-		// backwards so that no single read grows unbounded.
-		back := int64(s.batch/4 + len(anchor))
+		// Look back a little at first (nothing moved, or workers popped a
+		// few between two pages), then 4x further each time; past a few
+		// pages, page backwards so that no single read grows unbounded.
+		// (At most a page, so that the first read always happens: with a
+		// tiny page, a look-back past 4 pages would skip straight to
+		// searchBack, and that loop would never read forward.)
+		back := int64(min(lookBack, s.batch) + len(anchor))
 		for back <= int64(s.batch)*4 {
 			if back > next {
 				back = next

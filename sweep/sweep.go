@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -226,11 +227,13 @@ type run struct {
 	mu sync.Mutex // guards what follows, shared by concurrent lists
 	// seen holds the ids of every job read, for Orphans.
 	seen idSet
-	// deleted holds the expiration keys this run deleted, with the value
-	// they had: a second copy of a removed job (the same job twice in a
+	// deleted holds the expiration keys this run deleted, with the deadline
+	// they held: a second copy of a removed job (the same job twice in a
 	// queue, or in two delayed buckets) finds its key gone, and must still
-	// be judged by the deadline the first copy was removed for.
-	deleted map[string]string
+	// be judged by the deadline the first copy was removed for. Keys are
+	// kept as 128-bit hashes (about 40 bytes a removed job rather than
+	// 100), where a collision is beyond any realistic run.
+	deleted map[[16]byte]int64
 }
 
 // listRun is the state of one list being swept.
@@ -238,6 +241,8 @@ type listRun struct {
 	r          *run
 	q          *QueueResult
 	maxVictims int
+	// deep: scripts on this list run over the budget whatever their size.
+	deep bool
 }
 
 func (r *run) problem(p ...inspect.Problem) {
@@ -304,7 +309,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	if r.opts.Delayed {
 		r.res.Delayed = &QueueResult{Queue: "(delayed)"}
-		lr := &listRun{r: r, q: r.res.Delayed, maxVictims: maxVictims}
+		lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims}
 		qstart := time.Now()
 		problems, err := r.s.scanner.DelayedBuckets(work, func(b inspect.Bucket) error {
 			_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: b.Key, DelayedAt: b.At}, lr.visit)
@@ -346,7 +351,7 @@ const Concurrency = 2
 func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo) error {
 	errs := parallel.Each(len(queues), Concurrency, func(i int) error {
 		q := queues[i]
-		lr := &listRun{r: r, q: &r.res.Queues[i], maxVictims: maxVictims}
+		lr := &listRun{r: r, q: &r.res.Queues[i], maxVictims: startVictims}
 		qstart := time.Now()
 		_, err := r.s.scanner.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, lr.visit)
 		lr.q.Elapsed = time.Since(qstart).Seconds()
@@ -386,6 +391,15 @@ func stopRank(err error) int {
 // tally adds a finished queue's counts to the totals.
 func (r *run) tally(q *QueueResult) { r.res.Counts.add(q.Counts) }
 
+// keyHash is the 128-bit FNV-1a hash of a key.
+func keyHash(key string) [16]byte {
+	h := fnv.New128a()
+	_, _ = h.Write([]byte(key))
+	var out [16]byte
+	h.Sum(out[:0])
+	return out
+}
+
 // candidate is one job a page selected for removal.
 type candidate struct {
 	i     int // index into the chunk
@@ -419,11 +433,11 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		byAge := false
 		if j.State == inspect.StateMissing {
 			r.mu.Lock()
-			raw, ok := r.deleted[j.ExpirationKey]
+			nanos, ok := r.deleted[keyHash(j.ExpirationKey)]
 			r.mu.Unlock()
-			if t, err := resque.ParseDeadline(raw); ok && err == nil {
+			if ok {
 				// DeadlineRaw stays "": no key is what the script will find.
-				j.State, j.Deadline = inspect.StateExpired, t
+				j.State, j.Deadline = inspect.StateExpired, time.Unix(0, nanos).UTC()
 			}
 		}
 		switch {
@@ -567,9 +581,9 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 			if cd.job.DeadlineRaw != "" {
 				r.mu.Lock()
 				if r.deleted == nil {
-					r.deleted = map[string]string{}
+					r.deleted = map[[16]byte]int64{}
 				}
-				r.deleted[cd.job.ExpirationKey] = cd.job.DeadlineRaw
+				r.deleted[keyHash(cd.job.ExpirationKey)] = cd.job.Deadline.UnixNano()
 				r.mu.Unlock()
 			}
 			q.Removed++
@@ -604,32 +618,30 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	return gone, nil
 }
 
-// perVictimCost is what one removed job adds to a script (its LSET, its
-// share of MGET/DEL, the Lua loop), measured on the benchmark machine. The
-// rest of a script's time is fixed: the window LRANGE and, above all, the
-// LREM, which scans from the nearer end of the list to the markers.
-const perVictimCost = 3 * time.Microsecond
-
-// adapt sizes the next script from the last one: it estimates the fixed part
-// of the script's time (t - n*perVictimCost) and gives the rest of the
-// budget to victims. Deep in a long list the fixed part alone can exceed the
-// budget; splitting then only repeats the LREM scan, so the whole page goes
-// in one script.
+// adapt sizes the next removal script from the last one's time. Over the
+// budget, the batch shrinks in proportion; well under it, it grows. A
+// script's time has a fixed part, above all the LREM that scans from the
+// nearer end of the list to the markers, which grows with depth: once even
+// the smallest batch runs over the budget, splitting only repeats that scan,
+// so from there on the list goes a whole page per script (deep mode).
 func (lr *listRun) adapt(took time.Duration, n int) {
-	fixed := took - time.Duration(n)*perVictimCost
 	budget := lr.r.opts.MaxScriptTime
 	switch {
-	case fixed >= budget*3/4:
-		lr.maxVictims = maxVictims
-	default:
-		lr.maxVictims = min(maxVictims, max(minVictims, int((budget-fixed)/perVictimCost)))
+	case lr.deep:
+	case took > budget && n <= minVictims:
+		lr.deep, lr.maxVictims = true, maxVictims
+	case took > budget:
+		lr.maxVictims = max(minVictims, int(float64(n)*0.8*float64(budget)/float64(took)))
+	case took < budget/2 && n >= lr.maxVictims:
+		lr.maxVictims = min(maxVictims, lr.maxVictims+lr.maxVictims/2)
 	}
 }
 
 // Bounds of the number of jobs one removal script handles.
 const (
-	minVictims = 32
-	maxVictims = 1000
+	minVictims   = 32
+	startVictims = 250
+	maxVictims   = 1000
 )
 
 func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
