@@ -391,6 +391,11 @@ func stopRank(err error) int {
 // tally adds a finished queue's counts to the totals.
 func (r *run) tally(q *QueueResult) { r.res.Counts.add(q.Counts) }
 
+// maxRemembered bounds the deleted-keys memory (about 25MB). Past it, a
+// later copy of a removed job finds no key and is judged missing: kept, the
+// safe side; the next sweep cannot tell either, and reports it as missing.
+const maxRemembered = 1 << 18
+
 // keyHash is the 128-bit FNV-1a hash of a key.
 func keyHash(key string) [16]byte {
 	h := fnv.New128a()
@@ -583,7 +588,9 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 				if r.deleted == nil {
 					r.deleted = map[[16]byte]int64{}
 				}
-				r.deleted[keyHash(cd.job.ExpirationKey)] = cd.job.Deadline.UnixNano()
+				if len(r.deleted) < maxRemembered {
+					r.deleted[keyHash(cd.job.ExpirationKey)] = cd.job.Deadline.UnixNano()
+				}
 				r.mu.Unlock()
 			}
 			q.Removed++
