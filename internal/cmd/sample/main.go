@@ -23,14 +23,15 @@ func main() {
 	ns := flag.String("namespace", "resque", "Resque namespace")
 	jobs := flag.Int("jobs", 0, "with -bench: number of jobs")
 	bench := flag.Bool("bench", false, "fill the benchmark data set instead of the demo one")
+	expired := flag.Float64("expired", -1, "with -bench: fraction of expired jobs (default the benchmark's 0.5)")
 	flag.Parse()
-	if err := run(*url, *ns, *bench, *jobs); err != nil {
+	if err := run(*url, *ns, *bench, *jobs, *expired); err != nil {
 		fmt.Fprintln(os.Stderr, "sample:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, ns string, bench bool, jobs int) error {
+func run(url, ns string, bench bool, jobs int, expired float64) error {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return err
@@ -47,6 +48,9 @@ func run(url, ns string, bench bool, jobs int) error {
 	spec := sample.Demo(time.Now())
 	if bench {
 		spec = sample.Bench(jobs, time.Now())
+		if expired >= 0 {
+			spec.Expired, spec.Missing = expired, min(spec.Missing, 1-expired)
+		}
 	}
 	st, err := sample.Fill(context.Background(), rdb, resque.MustLayout(ns, ""), spec)
 	if err != nil {
