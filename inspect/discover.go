@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -49,9 +50,42 @@ const (
 // for an empty queue, but reported), lists Resque does not know about, and
 // keys of the wrong type (which are reported and skipped).
 func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, error) {
-	byName := map[string]*QueueInfo{}
-	var problems []Problem
+	d, err := s.StartDiscovery(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	extra, err := d.Rest()
+	if err != nil {
+		return nil, nil, err
+	}
+	all := MergeQueues(d.Registered, extra)
+	return all, append(d.RegistryProblems, s.QueueProblems(all)...), nil
+}
 
+// Discovery is queue discovery in two parts: the queues registered in
+// <ns>:queues, known at once, and the lists that a SCAN of the keyspace
+// finds without Resque knowing them. The SCAN walks every key in the
+// database (a second on a million jobs' deadline keys), so it runs in the
+// background while the registered queues are read.
+type Discovery struct {
+	// Registered are the registered queues, sorted and described.
+	Registered []QueueInfo
+	// RegistryProblems: <ns>:queues itself is not a set.
+	RegistryProblems []Problem
+	rest             chan discoveryRest
+	once             sync.Once
+	got              discoveryRest
+}
+
+type discoveryRest struct {
+	queues []QueueInfo
+	err    error
+}
+
+// StartDiscovery reads the registered queues and starts the keyspace SCAN.
+func (s *Scanner) StartDiscovery(ctx context.Context) (*Discovery, error) {
+	d := &Discovery{rest: make(chan discoveryRest, 1)}
+	known := map[string]bool{}
 	setKey := s.layout.Queues()
 	var cursor uint64
 	for {
@@ -59,68 +93,99 @@ func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, e
 		if err != nil {
 			if isWrongType(err) {
 				t, _ := s.rdb.Type(ctx, setKey).Result()
-				problems = append(problems, Problem{Key: setKey, Kind: ProblemWrongType,
+				d.RegistryProblems = append(d.RegistryProblems, Problem{Key: setKey, Kind: ProblemWrongType,
 					Detail: fmt.Sprintf("the queues registry is a %s, not a set; queues found by SCAN only", t)})
 				break
 			}
-			return nil, nil, fmt.Errorf("read %s: %w", setKey, err)
+			return nil, fmt.Errorf("read %s: %w", setKey, err)
 		}
 		for _, n := range names {
-			if s.queues.Match(n) {
-				byName[n] = &QueueInfo{Name: n, Key: s.layout.Queue(n), InSet: true}
+			if s.queues.Match(n) && !known[n] {
+				known[n] = true
+				d.Registered = append(d.Registered, QueueInfo{Name: n, Key: s.layout.Queue(n), InSet: true})
 			}
 		}
 		if cursor = next; cursor == 0 {
 			break
 		}
 	}
+	if err := s.describeAll(ctx, d.Registered); err != nil {
+		return nil, err
+	}
+	go func() {
+		extra, err := s.unregisteredQueues(ctx, known)
+		d.rest <- discoveryRest{queues: extra, err: err}
+	}()
+	return d, nil
+}
 
-	cursor = 0
+// Rest waits for the SCAN and returns the lists that are not registered
+// (sorted and described).
+func (d *Discovery) Rest() ([]QueueInfo, error) {
+	d.once.Do(func() { d.got = <-d.rest })
+	return d.got.queues, d.got.err
+}
+
+func (s *Scanner) unregisteredQueues(ctx context.Context, known map[string]bool) ([]QueueInfo, error) {
+	var out []QueueInfo
+	var cursor uint64
 	for {
 		keys, next, err := s.rdb.Scan(ctx, cursor, s.layout.QueuePattern(), scanCount).Result()
 		if err != nil {
-			return nil, nil, fmt.Errorf("scan queue keys: %w", err)
+			return nil, fmt.Errorf("scan queue keys: %w", err)
 		}
 		for _, k := range keys {
 			n, ok := s.layout.QueueName(k)
-			if !ok || !s.queues.Match(n) {
+			if !ok || !s.queues.Match(n) || known[n] {
 				continue
 			}
-			if _, seen := byName[n]; !seen {
-				byName[n] = &QueueInfo{Name: n, Key: k}
-			}
+			known[n] = true
+			out = append(out, QueueInfo{Name: n, Key: k})
 		}
 		if cursor = next; cursor == 0 {
 			break
 		}
 	}
+	return out, s.describeAll(ctx, out)
+}
 
-	out := make([]QueueInfo, 0, len(byName))
-	for _, q := range byName {
-		out = append(out, *q)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-
-	for from := 0; from < len(out); from += scanCount {
-		to := min(from+scanCount, len(out))
-		if err := s.describe(ctx, out[from:to]); err != nil {
-			return nil, nil, err
+// describeAll sorts qs by name and fills in their types and lengths.
+func (s *Scanner) describeAll(ctx context.Context, qs []QueueInfo) error {
+	sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+	for from := 0; from < len(qs); from += scanCount {
+		if err := s.describe(ctx, qs[from:min(from+scanCount, len(qs))]); err != nil {
+			return err
 		}
 	}
-	for _, q := range out {
+	return nil
+}
+
+// MergeQueues returns two sorted lists of queues as one sorted list.
+func MergeQueues(a, b []QueueInfo) []QueueInfo {
+	out := make([]QueueInfo, 0, len(a)+len(b))
+	out = append(append(out, a...), b...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// QueueProblems reports, for queues in name order, the registered ones with
+// no list, the lists that are not registered, and the keys of another type.
+func (s *Scanner) QueueProblems(qs []QueueInfo) []Problem {
+	var problems []Problem
+	for _, q := range qs {
 		switch {
 		case q.Type == "none" && q.InSet:
 			problems = append(problems, Problem{Key: q.Key, Kind: ProblemNoList,
 				Detail: fmt.Sprintf("queue %q is registered but has no list (empty)", q.Name)})
 		case q.Type == "list" && !q.InSet:
 			problems = append(problems, Problem{Key: q.Key, Kind: ProblemNotInSet,
-				Detail: fmt.Sprintf("list for queue %q is not in %s; Resque workers listening on all queues will not see it", q.Name, setKey)})
+				Detail: fmt.Sprintf("list for queue %q is not in %s; Resque workers listening on all queues will not see it", q.Name, s.layout.Queues())})
 		case !q.Readable():
 			problems = append(problems, Problem{Key: q.Key, Kind: ProblemWrongType,
 				Detail: fmt.Sprintf("queue key is a %s, not a list; skipped", q.Type)})
 		}
 	}
-	return out, problems, nil
+	return problems
 }
 
 // describe fills in Type and Length with one pipeline.

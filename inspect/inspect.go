@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -167,61 +168,87 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{At: s.now().UTC(), Queues: []QueueSummary{}, Problems: []Problem{}}
 	sum.Totals.Queue = "total"
 	sum.Delayed.Queue = "(delayed)"
-	queues, problems, err := s.DiscoverQueues(ctx)
+	// The registered queues are read while discovery's SCAN of the keyspace
+	// looks for unregistered lists in the background; those are read after.
+	d, err := s.StartDiscovery(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sum.Problems = append(sum.Problems, problems...)
-	if opts.Progress != nil {
-		var total int64
+	var (
+		mu           sync.Mutex // guards opts.Progress and scanProblems
+		scanProblems []Problem
+		total        int64
+	)
+	read := func(queues []QueueInfo) ([]QueueSummary, error) {
+		var readable []QueueInfo
 		for _, q := range queues {
-			total += q.Length
-		}
-		opts.Progress.SetTotal(total)
-	}
-	var readable []QueueInfo
-	for _, q := range queues {
-		if q.Readable() {
-			readable = append(readable, q)
-			sum.Queues = append(sum.Queues, QueueSummary{Queue: q.Name, Type: q.Type})
-		}
-	}
-	var mu sync.Mutex // guards opts.Progress and sum.Problems
-	// gone[i]: queue i changed type under the scan; it is skipped.
-	gone := make([]bool, len(readable))
-	errs := parallel.Each(len(readable), Concurrency, func(i int) error {
-		q, qs := readable[i], &sum.Queues[i]
-		st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
-			for k := range c.Jobs {
-				qs.add(&c.Jobs[k], c.Now)
+			if q.Readable() {
+				readable = append(readable, q)
 			}
-			if opts.Progress != nil {
-				mu.Lock()
-				opts.Progress.Add(len(c.Jobs))
-				mu.Unlock()
+		}
+		if opts.Progress != nil {
+			for _, q := range readable {
+				total += q.Length
 			}
-			return nil
-		})
-		if IsWrongType(err) { // the key changed type under us
 			mu.Lock()
-			sum.Problems = append(sum.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+			opts.Progress.SetTotal(total)
 			mu.Unlock()
-			gone[i] = true
-			return nil
 		}
-		qs.Resyncs = st.Resyncs
-		return err
-	})
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	kept := sum.Queues[:0]
-	for i := range sum.Queues {
-		if !gone[i] {
-			kept = append(kept, sum.Queues[i])
+		rows := make([]QueueSummary, len(readable))
+		// gone[i]: queue i changed type under the scan; it is skipped.
+		gone := make([]bool, len(readable))
+		errs := parallel.Each(len(readable), Concurrency, func(i int) error {
+			q, qs := readable[i], &rows[i]
+			qs.Queue, qs.Type = q.Name, q.Type
+			st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
+				for k := range c.Jobs {
+					qs.add(&c.Jobs[k], c.Now)
+				}
+				if opts.Progress != nil {
+					mu.Lock()
+					opts.Progress.Add(len(c.Jobs))
+					mu.Unlock()
+				}
+				return nil
+			})
+			if IsWrongType(err) { // the key changed type under us
+				mu.Lock()
+				scanProblems = append(scanProblems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				mu.Unlock()
+				gone[i] = true
+				return nil
+			}
+			qs.Resyncs = st.Resyncs
+			return err
+		})
+		if len(errs) > 0 {
+			return nil, errs[0]
 		}
+		kept := rows[:0]
+		for i := range rows {
+			if !gone[i] {
+				kept = append(kept, rows[i])
+			}
+		}
+		return kept, nil
 	}
-	sum.Queues = kept
+	registered, err := read(d.Registered)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := d.Rest()
+	if err != nil {
+		return nil, err
+	}
+	unregistered, err := read(extra)
+	if err != nil {
+		return nil, err
+	}
+	sum.Queues = append(append(sum.Queues, registered...), unregistered...)
+	sort.SliceStable(sum.Queues, func(i, j int) bool { return sum.Queues[i].Queue < sum.Queues[j].Queue })
+	sum.Problems = append(sum.Problems, d.RegistryProblems...)
+	sum.Problems = append(sum.Problems, s.QueueProblems(MergeQueues(d.Registered, extra))...)
+	sum.Problems = append(sum.Problems, scanProblems...)
 	for i := range sum.Queues {
 		sum.Totals.merge(&sum.Queues[i])
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -285,26 +286,51 @@ func (r *run) execute(ctx context.Context) error {
 	if r.opts.Orphans {
 		r.seen = idSet{}
 	}
-	queues, problems, err := r.s.scanner.DiscoverQueues(work)
+	// The registered queues are swept while discovery's SCAN of the keyspace
+	// looks for unregistered lists in the background; those come after.
+	d, err := r.s.scanner.StartDiscovery(work)
 	if err != nil {
 		return err
 	}
-	r.res.Problems = append(r.res.Problems, problems...)
-	if r.opts.Progress != nil {
-		var total int64
+	r.problem(d.RegistryProblems...)
+	r.mu.Lock()
+	queueProblemsAt := len(r.res.Problems)
+	r.mu.Unlock()
+	var total int64
+	sweepPart := func(queues []inspect.QueueInfo) ([]QueueResult, error) {
+		var readable []inspect.QueueInfo
 		for _, q := range queues {
-			total += q.Length
+			if q.Readable() {
+				readable = append(readable, q)
+				total += q.Length
+			}
 		}
-		r.opts.Progress.SetTotal(total)
+		if r.opts.Progress != nil {
+			r.mu.Lock()
+			r.opts.Progress.SetTotal(total)
+			r.mu.Unlock()
+		}
+		results := make([]QueueResult, len(readable))
+		for i, q := range readable {
+			results[i].Queue = q.Name
+		}
+		return results, r.sweepQueues(work, readable, results)
 	}
-	var readable []inspect.QueueInfo
-	for _, q := range queues {
-		if q.Readable() {
-			readable = append(readable, q)
-			r.res.Queues = append(r.res.Queues, QueueResult{Queue: q.Name})
+	registered, err := sweepPart(d.Registered)
+	var extra []inspect.QueueInfo
+	var unregistered []QueueResult
+	if err == nil {
+		if extra, err = d.Rest(); err == nil {
+			unregistered, err = sweepPart(extra)
 		}
 	}
-	if err := r.sweepQueues(work, readable); err != nil {
+	r.res.Queues = append(append(r.res.Queues, registered...), unregistered...)
+	sort.SliceStable(r.res.Queues, func(i, j int) bool { return r.res.Queues[i].Queue < r.res.Queues[j].Queue })
+	r.mu.Lock()
+	qp := r.s.scanner.QueueProblems(inspect.MergeQueues(d.Registered, extra))
+	r.res.Problems = append(r.res.Problems[:queueProblemsAt], append(qp, r.res.Problems[queueProblemsAt:]...)...)
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if r.opts.Delayed {
@@ -348,10 +374,10 @@ const Concurrency = 2
 
 // sweepQueues sweeps the queues, Concurrency at a time. The first error
 // stops the others at their next page.
-func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo) error {
+func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo, results []QueueResult) error {
 	errs := parallel.Each(len(queues), Concurrency, func(i int) error {
 		q := queues[i]
-		lr := &listRun{r: r, q: &r.res.Queues[i], maxVictims: startVictims}
+		lr := &listRun{r: r, q: &results[i], maxVictims: startVictims}
 		qstart := time.Now()
 		_, err := r.s.scanner.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, lr.visit)
 		lr.q.Elapsed = time.Since(qstart).Seconds()
@@ -364,8 +390,8 @@ func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo) error
 		}
 		return err
 	})
-	for i := range r.res.Queues {
-		r.tally(&r.res.Queues[i])
+	for i := range results {
+		r.tally(&results[i])
 	}
 	// Report the most telling error: a failure before a reason to stop,
 	// and that before "stopped because another list stopped".
