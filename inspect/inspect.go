@@ -285,8 +285,8 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	return sum, nil
 }
 
-// Concurrency is how many queues Inspect reads at once: two keep both Redis
-// and this process busy, one decoding while the other waits for Redis.
+// Concurrency is how many queues Inspect (and a sweep) reads at once: two
+// keep both Redis and this process busy, one decoding while the other waits.
 const Concurrency = 2
 
 // ListOptions says which jobs List emits.

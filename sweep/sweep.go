@@ -367,15 +367,11 @@ func (r *run) execute(ctx context.Context) error {
 	return nil
 }
 
-// Concurrency is how many queues are swept at once. Each queue is still
-// swept page by page in order; two at a time keep both Redis and this
-// process busy (one decodes while the other's script runs).
-const Concurrency = 2
-
-// sweepQueues sweeps the queues, Concurrency at a time. The first error
+// sweepQueues sweeps the queues, inspect.Concurrency at a time (each queue
+// still page by page, in order). The first error
 // stops the others at their next page.
 func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo, results []QueueResult) error {
-	errs := parallel.Each(len(queues), Concurrency, func(i int) error {
+	errs := parallel.Each(len(queues), inspect.Concurrency, func(i int) error {
 		q := queues[i]
 		lr := &listRun{r: r, q: &results[i], maxVictims: startVictims}
 		qstart := time.Now()
