@@ -241,21 +241,13 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 		case err == errAuditTime:
 			return stopped(StopMaxDuration)
 		case IsWrongType(err): // the key changed type under us
-			a.rep.Problems = append(a.rep.Problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+			a.rep.Problems = append(a.rep.Problems, WrongTypeProblem(q.Key, err))
 		case err != nil:
 			return err
 		}
 	}
 	var ds QueueSummary
-	problems, err = a.s.DelayedBuckets(ctx, func(b Bucket) error {
-		r.Buckets++
-		_, err := a.s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, visit(&ds, &r.Delayed))
-		if IsWrongType(err) {
-			a.rep.Problems = append(a.rep.Problems, Problem{Key: b.Key, Kind: ProblemWrongType, Detail: err.Error()})
-			return nil
-		}
-		return err
-	})
+	problems, err = a.s.ScanDelayed(ctx, visit(&ds, &r.Delayed), func(Bucket) { r.Buckets++ })
 	a.rep.Problems = append(a.rep.Problems, problems...)
 	totals.merge(&ds)
 	r.Jobs += r.Delayed

@@ -293,6 +293,32 @@ func (s *Scanner) describeBuckets(ctx context.Context, bs []Bucket) error {
 	return nil
 }
 
+// ScanDelayed scans every delayed bucket, in time order, with visit; onBucket,
+// when set, is told of each bucket first. It returns the problems found on
+// the way, and skips what they name: buckets of another type (at discovery
+// or changed during the scan) and schedule members that are not timestamps.
+func (s *Scanner) ScanDelayed(ctx context.Context, visit Visitor, onBucket func(Bucket)) ([]Problem, error) {
+	var found []Problem
+	problems, err := s.DelayedBuckets(ctx, func(b Bucket) error {
+		if onBucket != nil {
+			onBucket(b)
+		}
+		_, err := s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, visit)
+		if IsWrongType(err) {
+			found = append(found, WrongTypeProblem(b.Key, err))
+			return nil
+		}
+		return err
+	})
+	return append(found, problems...), err
+}
+
+// WrongTypeProblem reports a list whose key turned out to be of another
+// type while it was read; it is skipped.
+func WrongTypeProblem(key string, err error) Problem {
+	return Problem{Key: key, Kind: ProblemWrongType, Detail: err.Error()}
+}
+
 // FailedLength returns the length of Resque's failed list (0 when absent).
 func (s *Scanner) FailedLength(ctx context.Context) (int64, *Problem, error) {
 	n, err := s.rdb.LLen(ctx, s.layout.Failed()).Result()

@@ -213,7 +213,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 			})
 			if IsWrongType(err) { // the key changed type under us
 				mu.Lock()
-				scanProblems = append(scanProblems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				scanProblems = append(scanProblems, WrongTypeProblem(q.Key, err))
 				mu.Unlock()
 				gone[i] = true
 				return nil
@@ -254,20 +254,12 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	if opts.Delayed {
 		ds := &sum.Delayed
-		problems, err := s.DelayedBuckets(ctx, func(b Bucket) error {
-			ds.Buckets++
-			_, err := s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, func(_ context.Context, c *Chunk) error {
-				for i := range c.Jobs {
-					ds.add(&c.Jobs[i], c.Now)
-				}
-				return nil
-			})
-			if IsWrongType(err) {
-				sum.Problems = append(sum.Problems, Problem{Key: b.Key, Kind: ProblemWrongType, Detail: err.Error()})
-				return nil
+		problems, err := s.ScanDelayed(ctx, func(_ context.Context, c *Chunk) error {
+			for i := range c.Jobs {
+				ds.add(&c.Jobs[i], c.Now)
 			}
-			return err
-		})
+			return nil
+		}, func(Bucket) { ds.Buckets++ })
 		sum.Problems = append(sum.Problems, problems...)
 		if err != nil {
 			return nil, err
@@ -353,21 +345,14 @@ func (s *Scanner) List(ctx context.Context, opts ListOptions, emit func(Listed) 
 				return problems, nil
 			}
 			if IsWrongType(err) {
-				problems = append(problems, Problem{Key: q.Key, Kind: ProblemWrongType, Detail: err.Error()})
+				problems = append(problems, WrongTypeProblem(q.Key, err))
 				continue
 			}
 			return problems, err
 		}
 	}
 	if opts.Delayed {
-		more, err := s.DelayedBuckets(ctx, func(b Bucket) error {
-			_, err := s.ScanList(ctx, ListRef{Key: b.Key, DelayedAt: b.At}, visit)
-			if IsWrongType(err) {
-				problems = append(problems, Problem{Key: b.Key, Kind: ProblemWrongType, Detail: err.Error()})
-				return nil
-			}
-			return err
-		})
+		more, err := s.ScanDelayed(ctx, visit, nil)
 		problems = append(problems, more...)
 		if err != nil && err != errLimit {
 			return problems, err

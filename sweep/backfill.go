@@ -312,7 +312,7 @@ func (b *backfill) execute(ctx context.Context) error {
 		b.res.add(b.current.BackfillCounts)
 		if err != nil {
 			if inspect.IsWrongType(err) {
-				b.res.Problems = append(b.res.Problems, inspect.Problem{Key: q.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+				b.res.Problems = append(b.res.Problems, inspect.WrongTypeProblem(q.Key, err))
 				continue
 			}
 			return err
@@ -321,14 +321,7 @@ func (b *backfill) execute(ctx context.Context) error {
 	if b.opts.Delayed {
 		b.res.Delayed = &BackfillQueue{Queue: "(delayed)"}
 		b.current = b.res.Delayed
-		problems, err := b.scanner.DelayedBuckets(work, func(bk inspect.Bucket) error {
-			_, err := b.scanner.ScanList(work, inspect.ListRef{Key: bk.Key, DelayedAt: bk.At}, b.visit)
-			if inspect.IsWrongType(err) {
-				b.res.Problems = append(b.res.Problems, inspect.Problem{Key: bk.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
-				return nil
-			}
-			return err
-		})
+		problems, err := b.scanner.ScanDelayed(work, b.visit, nil)
 		b.res.add(b.current.BackfillCounts)
 		b.res.Problems = append(b.res.Problems, problems...)
 		if err != nil {

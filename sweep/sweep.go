@@ -337,14 +337,7 @@ func (r *run) execute(ctx context.Context) error {
 		r.res.Delayed = &QueueResult{Queue: "(delayed)"}
 		lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims}
 		qstart := time.Now()
-		problems, err := r.s.scanner.DelayedBuckets(work, func(b inspect.Bucket) error {
-			_, err := r.s.scanner.ScanList(work, inspect.ListRef{Key: b.Key, DelayedAt: b.At}, lr.visit)
-			if inspect.IsWrongType(err) {
-				r.problem(inspect.Problem{Key: b.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
-				return nil
-			}
-			return err
-		})
+		problems, err := r.s.scanner.ScanDelayed(work, lr.visit, nil)
 		lr.q.Elapsed = time.Since(qstart).Seconds()
 		r.tally(lr.q)
 		r.problem(problems...)
@@ -378,7 +371,7 @@ func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo, resul
 		_, err := r.s.scanner.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, lr.visit)
 		lr.q.Elapsed = time.Since(qstart).Seconds()
 		if err != nil && inspect.IsWrongType(err) {
-			r.problem(inspect.Problem{Key: q.Key, Kind: inspect.ProblemWrongType, Detail: err.Error()})
+			r.problem(inspect.WrongTypeProblem(q.Key, err))
 			return nil
 		}
 		if err != nil {
