@@ -11,13 +11,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 //go:embed backfill_page.lua
 var backfillPageSrc string
 
-var backfillPageScript = registerScript(redis.NewScript(backfillPageSrc))
+var backfillPageScript = registerOnce(once.New(backfillPageSrc))
 
 // DefaultRetention is how long a deadline key outlives its deadline by
 // default: long enough for any sweep schedule to see an expired job, short
@@ -275,6 +276,7 @@ type backfill struct {
 	current   *BackfillQueue
 	interrupt context.Context
 	setSoFar  int64
+	requests  *once.Requests
 }
 
 func (b *backfill) execute(ctx context.Context) error {
@@ -289,6 +291,8 @@ func (b *backfill) execute(ctx context.Context) error {
 			}
 			return err
 		}
+		b.requests = once.NewRequests(b.scanner.Layout().Requests(once.NewRunID()))
+		defer func() { _ = b.requests.Done(work, b.rdb) }()
 	}
 	queues, problems, err := b.scanner.DiscoverQueues(work)
 	if err != nil {
@@ -491,7 +495,7 @@ func (b *backfill) write(ctx context.Context, c *inspect.Chunk, sets []setOp, fi
 			keys = append(keys, f.job.ExpirationKey)
 			args = append(args, "fix", f.job.DeadlineRaw, f.keyAt.Unix())
 		}
-		codes, err := backfillPageScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
+		codes, err := b.requests.Run(ctx, b.rdb, backfillPageScript, keys, args...).Int64Slice()
 		if err != nil {
 			return scriptError(err, c.List.Key)
 		}

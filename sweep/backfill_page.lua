@@ -17,7 +17,22 @@
 -- "fix": 1 TTL given, 0 the key already had a TTL, 2 the key changed or is
 -- gone since the read.
 --
+-- Writes nothing when the user may not run one of its commands on one of the
+-- keys (checked first, on Redis 7 and later).
+--
 -- Needs Redis 6.2 (SET ... EXAT) and, for "fix", Redis 7.0 (EXPIREAT ... NX).
+if redis.acl_check_cmd then
+  for i = 1, #KEYS do
+    local cmds = {'set'}
+    if ARGV[3 * (i - 1) + 1] ~= 'set' then cmds = {'get', 'expireat'} end
+    for _, cmd in ipairs(cmds) do
+      if not redis.acl_check_cmd(cmd, KEYS[i], '0', '0') then
+        return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
+          ' on ' .. KEYS[i] .. '; nothing was changed')
+      end
+    end
+  end
+end
 local codes = {}
 for i = 1, #KEYS do
   local a = 3 * (i - 1)

@@ -13,13 +13,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 //go:embed enqueue.lua
 var enqueueSrc string
 
-var enqueueScript = registerScript(redis.NewScript(enqueueSrc))
+var enqueueScript = registerOnce(once.New(enqueueSrc))
 
 // EnqueueRequest describes one job to enqueue with a deadline.
 type EnqueueRequest struct {
@@ -107,12 +108,18 @@ func invalidf(format string, args ...any) error {
 // deadline key for the id exists already, nothing is written and the error
 // is ErrIDExists. Requests that cannot be carried out as given fail with an
 // error matching ErrInvalidRequest.
-func Enqueue(ctx context.Context, rdb redis.Scripter, layout resque.Layout, req EnqueueRequest) (EnqueueResult, error) {
+func Enqueue(ctx context.Context, rdb redis.UniversalClient, layout resque.Layout, req EnqueueRequest) (EnqueueResult, error) {
 	plan, err := planEnqueue(layout, req)
 	if err != nil {
 		return EnqueueResult{}, err
 	}
-	n, err := enqueueScript.Run(ctx, rdb, plan.keys, plan.args...).Int()
+	// A retry of a call whose reply was lost answers what the first
+	// attempt did, rather than finding its own deadline key.
+	requests := once.NewRequests(layout.Requests(once.NewRunID()))
+	n, err := requests.Run(ctx, rdb, enqueueScript, plan.keys, plan.args...).Int()
+	if err == nil {
+		_ = requests.Done(ctx, rdb)
+	}
 	if err != nil {
 		if IsReadOnly(err) {
 			return EnqueueResult{}, ErrReadOnly

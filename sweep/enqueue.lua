@@ -21,9 +21,19 @@
 --
 -- Returns 1 when the job was pushed; 0 when the deadline key already exists
 -- (another job has this id), and then nothing was written. Fails, writing
--- nothing, when one of the keys holds another Redis type.
+-- nothing, when one of the keys holds another Redis type, or when the user
+-- may not run one of the writes (checked first, on Redis 7 and later).
 -- Needs Redis 6.2 or later (SET ... EXAT).
 local delayed = ARGV[5] ~= ''
+local writes = {{'set', KEYS[3]}, {'rpush', KEYS[1]}, {'sadd', KEYS[2]}}
+if delayed then writes[4] = {'zadd', KEYS[4]} end
+if redis.acl_check_cmd then
+  for _, w in ipairs(writes) do
+    if not redis.acl_check_cmd(w[1], w[2], '0', '0') then
+      return redis.error_reply('NOPERM this user may not run ' .. string.upper(w[1]) .. ' on ' .. w[2] .. '; nothing was enqueued')
+    end
+  end
+end
 local want = {{KEYS[1], 'list'}, {KEYS[2], 'set'}, {KEYS[3], 'string'}}
 if delayed then want[4] = {KEYS[4], 'zset'} end
 for _, w in ipairs(want) do

@@ -86,24 +86,33 @@ func AcquireLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl
 		return nil, fmt.Errorf("take lock %s: %w", key, err)
 	}
 	if !ok {
-		held := &LockHeldError{Key: key}
 		raw, err := rdb.Get(ctx, key).Result()
-		if inspect.IsWrongType(err) {
-			// Not a lock any sweep wrote, and nothing will expire it:
-			// not "try again later" (exit 75) but a failure to look at.
-			t, _ := rdb.Type(ctx, key).Result()
-			return nil, fmt.Errorf("the lock key %s holds a %s, not a sweep lock; no sweep can run until it is deleted", key, t)
+		// Our own value means go-redis retried a SET whose reply was lost,
+		// and its first attempt took the lock.
+		if err != nil || raw != string(b) {
+			return nil, lockHeld(ctx, rdb, key, raw, err)
 		}
-		if err == nil {
-			held.Raw = raw
-			_ = json.Unmarshal([]byte(raw), &held.Holder)
-		}
-		return nil, held
 	}
 	l := &Lock{rdb: rdb, key: key, value: string(b), ttl: ttl,
 		stop: make(chan struct{}), done: make(chan struct{}), lostCh: make(chan struct{})}
 	go l.renew()
 	return l, nil
+}
+
+// lockHeld explains why the lock could not be taken, given what GET said.
+func lockHeld(ctx context.Context, rdb redis.UniversalClient, key, raw string, err error) error {
+	if inspect.IsWrongType(err) {
+		// Not a lock any sweep wrote, and nothing will expire it: not
+		// "try again later" (exit 75) but a failure to look at.
+		t, _ := rdb.Type(ctx, key).Result()
+		return fmt.Errorf("the lock key %s holds a %s, not a sweep lock; no sweep can run until it is deleted", key, t)
+	}
+	held := &LockHeldError{Key: key}
+	if err == nil {
+		held.Raw = raw
+		_ = json.Unmarshal([]byte(raw), &held.Holder)
+	}
+	return held
 }
 
 func (l *Lock) renew() {

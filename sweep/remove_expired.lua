@@ -4,10 +4,11 @@
 -- Between that read and this script workers may have popped jobs at the head
 -- (shifting every index left) and producers pushed at the tail, so the script
 -- re-finds each candidate near where it was read, in order, and removes it
--- only if its expiration key still holds the value that was judged expired.
--- Victims are overwritten with a marker (LSET) and all dropped by one LREM of
--- the marker, scanning from the nearer end of the list; no other client can
--- ever see a marker, because it all happens inside this one script.
+-- only if its expiration key still holds the value that was judged expired
+-- and, by Redis's own clock (TIME), the time it may go has come. Victims are
+-- overwritten with a marker (LSET) and all dropped by one LREM of the marker,
+-- scanning from the nearer end of the list; no other client can ever see a
+-- marker, because it all happens inside this one script.
 --
 -- KEYS[1]        the list: a queue, or a resque-scheduler delayed bucket
 -- KEYS[2]        the failed list; written only when ARGV[2] == "1"
@@ -20,26 +21,56 @@
 -- ARGV[3]        "1": push an archive record per removed job onto KEYS[3]
 -- ARGV[4]        the bucket's Unix second for delayed buckets, "" for queues
 -- ARGV[5]        slack: how far around the read positions to look
--- ARGV[5+5(i-1)+1..5]  candidate i, in list order: payload, index when read,
+-- ARGV[5+6(i-1)+1..6]  candidate i, in list order: payload, index when read,
 --                deadline value as judged ("" = judged with no key, under
---                --max-age), failure entry, archive record
+--                --max-age), due: the Unix time in milliseconds from which
+--                Redis's clock lets it go (deadline + grace, or enqueue time
+--                + max age), failure entry, archive record
 --
 -- Returns an array of n codes: 1 removed; 0 gone (no longer in the list:
 -- a worker took it); 2 kept, because its expiration key changed since it was
--- judged (a new deadline was set, or a missing one appeared).
+-- judged (a new deadline was set, or a missing one appeared); 3 kept, because
+-- by Redis's clock it is not due yet.
+--
+-- All or nothing: Redis does not roll a script back, so before its first
+-- write the script checks that the user may run every command it will run
+-- on every key (redis.acl_check_cmd, Redis >= 7) and that every key it writes
+-- holds the right type, and refuses otherwise, writing nothing. Its writes
+-- then run under pcall; should one still fail, the writes before it are
+-- undone in reverse order and the script answers the error.
 local marker = ARGV[1]
 local to_failed = ARGV[2] == '1'
 local journal = ARGV[3] == '1'
 local bucket = ARGV[4]
 local slack = tonumber(ARGV[5])
-local n = (#ARGV - 5) / 5
+local n = (#ARGV - 5) / 6
 local codes = {}
 if n < 1 then return codes end
+local list = KEYS[1]
+local ekeys = {}
+for i = 1, n do ekeys[i] = KEYS[4 + i] end
 
--- Redis does not roll a script back: a write that fails after the LSETs
--- below would leave markers in the list in place of jobs. So every key this
--- script writes besides the list is checked before the first write, and the
--- script refuses (writing nothing) when one holds another type.
+-- Permissions, for every command the script may run, on every key.
+local checks = {{'lrange', list, '0', '0'}, {'lset', list, '0', ''}, {'llen', list},
+  {'lrem', list, '0', ''}, {'mget', unpack(ekeys)}, {'pttl', ekeys[1]}, {'exists', ekeys[1]}}
+for i = 1, n do checks[#checks + 1] = {'del', ekeys[i]} end
+if to_failed then checks[#checks + 1] = {'rpush', KEYS[2], ''} end
+if journal then checks[#checks + 1] = {'rpush', KEYS[3], ''} end
+if bucket ~= '' then
+  checks[#checks + 1] = {'zrem', KEYS[4], ''}
+  checks[#checks + 1] = {'exists', list}
+  for i = 1, n do checks[#checks + 1] = {'srem', KEYS[4 + n + i], ''} end
+end
+if redis.acl_check_cmd then
+  for _, c in ipairs(checks) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
+        ' on ' .. c[2] .. '; nothing was removed')
+    end
+  end
+end
+
+-- Types: every key written besides the list.
 local function refuse_wrong_type(key, want)
   local t = redis.call('TYPE', key)['ok']
   if t ~= 'none' and t ~= want then
@@ -59,28 +90,28 @@ if not bad and bucket ~= '' then
 end
 if bad then return bad end
 
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
 local first = tonumber(ARGV[7])
-local last = tonumber(ARGV[5 + 5 * (n - 1) + 2])
+local last = tonumber(ARGV[5 + 6 * (n - 1) + 2])
 local from = first - slack
 if from < 0 then from = 0 end
-local win = redis.call('LRANGE', KEYS[1], from, last + slack)
+local win = redis.call('LRANGE', list, from, last + slack)
 
 -- Every candidate's deadline, in one call. MGET answers false both for a
 -- missing key and for a key of another type; only candidates judged with no
 -- key need the difference, so they alone are asked EXISTS below.
-local ekeys = {}
-for i = 1, n do ekeys[i] = KEYS[4 + i] end
 local values = redis.call('MGET', unpack(ekeys))
 
+-- Choose the victims; nothing is written yet.
 local pos = 0       -- window position (1-based) of the last candidate found
-local victims = 0
-local first_victim, last_victim = nil, 0
-local deleted = {}  -- expiration keys deleted by this script: key -> old value
-local to_delete, failures, records = {}, {}, {}
-
+local victims = {}  -- {list index, payload}
+local judged = {}   -- expiration key -> value, for keys of removed jobs
+local to_delete, failures, records, srems = {}, {}, {}, {}
 for i = 1, n do
-  local a = 5 + 5 * (i - 1)
-  local payload, deadline = ARGV[a + 1], ARGV[a + 3]
+  local a = 5 + 6 * (i - 1)
+  local payload, deadline, due = ARGV[a + 1], ARGV[a + 3], tonumber(ARGV[a + 4])
   local found = nil
   for j = pos + 1, #win do
     if win[j] == payload then
@@ -93,7 +124,7 @@ for i = 1, n do
   else
     pos = found
     local ekey = ekeys[i]
-    local cur = deleted[ekey]
+    local cur = judged[ekey]
     if cur == nil then
       cur = values[i]
       if cur == false then
@@ -105,46 +136,91 @@ for i = 1, n do
     end
     if cur ~= deadline then
       codes[i] = 2
+    elseif now_ms < due then
+      codes[i] = 3
     else
-      redis.call('LSET', KEYS[1], from + found - 1, marker)
-      victims = victims + 1
-      last_victim = from + found - 1
-      if first_victim == nil then first_victim = last_victim end
       codes[i] = 1
-      if cur ~= '' and deleted[ekey] == nil then
-        deleted[ekey] = cur
+      victims[#victims + 1] = {from + found - 1, payload}
+      if cur ~= '' and judged[ekey] == nil then
+        judged[ekey] = cur
         to_delete[#to_delete + 1] = ekey
       end
-      if to_failed then failures[#failures + 1] = ARGV[a + 4] end
-      if journal then records[#records + 1] = ARGV[a + 5] end
-      if bucket ~= '' then
-        redis.call('SREM', KEYS[4 + n + i], 'delayed:' .. bucket)
-      end
+      if to_failed then failures[#failures + 1] = ARGV[a + 5] end
+      if journal then records[#records + 1] = ARGV[a + 6] end
+      if bucket ~= '' then srems[#srems + 1] = KEYS[4 + n + i] end
     end
   end
 end
+if #victims == 0 then return codes end
 
--- Variadic writes, in slices small enough for unpack's stack.
-local function each_slice(list, fn)
-  for k = 1, #list, 1000 do
-    fn(unpack(list, k, math.min(k + 999, #list)))
+-- What deleting the expiration keys would lose, to put back on an undo.
+local ttls = {}
+for k, key in ipairs(to_delete) do ttls[k] = redis.call('PTTL', key) end
+
+-- The writes, each undone (in reverse) should a later one fail.
+local undo = {}
+local failed = nil
+local function write(fn, back)
+  if failed then return end
+  local ok, err = pcall(fn)
+  if ok then
+    undo[#undo + 1] = back
+  else
+    failed = err
   end
 end
-each_slice(to_delete, function(...) redis.call('DEL', ...) end)
-each_slice(failures, function(...) redis.call('RPUSH', KEYS[2], ...) end)
-each_slice(records, function(...) redis.call('RPUSH', KEYS[3], ...) end)
-
-if victims > 0 then
-  -- LREM stops once it has found them all: scan from the end that reaches
-  -- all the markers soonest.
-  local len = redis.call('LLEN', KEYS[1])
+-- Variadic pushes, in slices small enough for unpack's stack.
+local function push(key, items)
+  if #items == 0 then return end
+  write(function()
+    for k = 1, #items, 1000 do
+      redis.call('RPUSH', key, unpack(items, k, math.min(k + 999, #items)))
+    end
+  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
+end
+push(KEYS[2], failures)
+push(KEYS[3], records)
+for _, v in ipairs(victims) do
+  write(function() redis.call('LSET', list, v[1], marker) end,
+    function() redis.pcall('LSET', list, v[1], v[2]) end)
+end
+for _, key in ipairs(srems) do
+  local member = 'delayed:' .. bucket
+  local removed = 0
+  write(function() removed = redis.call('SREM', key, member) end,
+    function() if removed == 1 then redis.pcall('SADD', key, member) end end)
+end
+for k, key in ipairs(to_delete) do
+  write(function() redis.call('DEL', key) end, function()
+    if ttls[k] > 0 then
+      redis.pcall('SET', key, judged[key], 'PX', ttls[k])
+    else
+      redis.pcall('SET', key, judged[key])
+    end
+  end)
+end
+-- LREM stops once it has found them all: scan from the end that reaches
+-- all the markers soonest. It is the last write that cannot be undone, so
+-- everything before it is undone should it fail.
+local first_victim, last_victim = victims[1][1], victims[#victims][1]
+write(function()
+  local len = redis.call('LLEN', list)
   if last_victim < len - first_victim then
-    redis.call('LREM', KEYS[1], victims, marker)
+    redis.call('LREM', list, #victims, marker)
   else
-    redis.call('LREM', KEYS[1], -victims, marker)
+    redis.call('LREM', list, -#victims, marker)
   end
-  if bucket ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
-    redis.call('ZREM', KEYS[4], bucket)
+end, nil)
+if failed then
+  for k = #undo, 1, -1 do
+    if undo[k] then undo[k]() end
   end
+  local msg = type(failed) == 'table' and failed.err or tostring(failed)
+  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was removed)')
+end
+-- An emptied bucket leaves the schedule. Should this fail, the schedule
+-- names an empty bucket, which resque-scheduler cleans up by itself.
+if bucket ~= '' and redis.call('EXISTS', list) == 0 then
+  redis.pcall('ZREM', KEYS[4], bucket)
 end
 return codes

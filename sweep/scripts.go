@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/once"
 )
 
 // The Lua scripts, one per file; each file's header documents its KEYS,
@@ -15,7 +17,7 @@ import (
 var (
 	//go:embed remove_expired.lua
 	removeExpiredSrc    string
-	removeExpiredScript = redis.NewScript(removeExpiredSrc)
+	removeExpiredScript = registerOnce(once.New(removeExpiredSrc))
 
 	//go:embed lock_renew.lua
 	lockRenewSrc    string
@@ -27,7 +29,16 @@ var (
 )
 
 // scripts lists every script the package runs, for LoadScripts.
-var scripts = []*redis.Script{removeExpiredScript, lockRenewScript, lockReleaseScript}
+var scripts = []*redis.Script{lockRenewScript, lockReleaseScript}
+
+// onceScripts lists the writing scripts run through internal/once.
+var onceScripts []*once.Script
+
+// registerOnce adds a writing script to the set LoadScripts loads.
+func registerOnce(s *once.Script) *once.Script {
+	onceScripts = append(onceScripts, s)
+	return s
+}
 
 // registerScript adds a script to the set LoadScripts loads; files that
 // define more scripts call it from a package-level var.
@@ -41,6 +52,11 @@ func registerScript(s *redis.Script) *redis.Script {
 func LoadScripts(ctx context.Context, rdb redis.Scripter) error {
 	for _, s := range scripts {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
+			return fmt.Errorf("load Lua scripts: %w", err)
+		}
+	}
+	for _, s := range onceScripts {
+		if err := s.Load(ctx, rdb); err != nil {
 			return fmt.Errorf("load Lua scripts: %w", err)
 		}
 	}

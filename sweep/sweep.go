@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/parallel"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
@@ -214,6 +215,7 @@ type run struct {
 	res       *Result
 	start     time.Time
 	lock      *Lock
+	requests  *once.Requests
 	worker    string
 	marker    string
 	interrupt context.Context
@@ -242,6 +244,8 @@ type listRun struct {
 	r          *run
 	q          *QueueResult
 	maxVictims int
+	// avgBytes is the mean payload size of the page being removed from.
+	avgBytes int
 	// deep: scripts on this list run over the budget whatever their size.
 	deep bool
 }
@@ -259,12 +263,17 @@ func (r *run) execute(ctx context.Context) error {
 	r.interrupt = ctx
 	work := context.WithoutCancel(ctx)
 	if !r.opts.DryRun {
+		if err := CheckPermissions(work, r.s.rdb, r.sweepNeeds()); err != nil {
+			return err
+		}
 		lock, err := AcquireLock(work, r.s.rdb, r.s.layout.Lock(), r.opts.LockTTL)
 		if err != nil {
 			return err
 		}
 		r.lock = lock
 		defer func() { _ = lock.Release(work) }()
+		r.requests = once.NewRequests(r.s.layout.Requests(once.NewRunID()))
+		defer func() { _ = r.requests.Done(work, r.s.rdb) }()
 		if err := LoadScripts(work, r.s.rdb); err != nil {
 			if IsReadOnly(err) {
 				return ErrReadOnly
@@ -499,8 +508,9 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		// removals shift the later candidates left; shifted tells the next
 		// script where to look.
 		shifted := int64(0)
+		lr.avgBytes = avgPayload(c)
 		for len(cands) > 0 {
-			n := min(len(cands), lr.maxVictims)
+			n := lr.take(cands)
 			gone, err := lr.remove(ctx, c, cands[:n], shifted)
 			if err != nil {
 				return err
@@ -562,9 +572,8 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	if delayed {
 		bucket = fmt.Sprint(c.List.DelayedAt)
 	}
-	const slack = 256
-	args := make([]any, 0, 5+5*n)
-	args = append(args, r.marker, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), bucket, slack)
+	args := make([]any, 0, 5+6*n)
+	args = append(args, r.marker, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), bucket, lr.slack())
 	now := r.opts.Now().UTC()
 	for _, cd := range cands {
 		deadline := cd.job.DeadlineRaw
@@ -578,10 +587,10 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 		if r.opts.Archive != nil {
 			record = archiveRecord(cd, c, now)
 		}
-		args = append(args, cd.job.Raw, cd.job.Index-shift, deadline, failure, record)
+		args = append(args, cd.job.Raw, cd.job.Index-shift, deadline, r.due(cd).UnixMilli(), failure, record)
 	}
 	t0 := time.Now()
-	codes, err := removeExpiredScript.Run(ctx, r.s.rdb, keys, args...).Int64Slice()
+	codes, err := r.requests.Run(ctx, r.s.rdb, removeExpiredScript, keys, args...).Int64Slice()
 	lr.adapt(time.Since(t0), n)
 	if err != nil {
 		if IsReadOnly(err) {
@@ -622,7 +631,7 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 			if r.opts.Limit > 0 {
 				r.removedSoFar.Add(-1) // reserved, but a worker took it
 			}
-		default:
+		default: // 2: its deadline changed; 3: by Redis's clock, not due yet
 			q.Changed++
 			if r.opts.Limit > 0 {
 				r.removedSoFar.Add(-1)
@@ -638,6 +647,17 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 		}
 	}
 	return gone, nil
+}
+
+// due is when, by Redis's clock, a candidate may go: its deadline plus the
+// grace, or (judged by age) its enqueue time plus the maximum age. The script
+// compares it with Redis's TIME, so neither a host clock running ahead nor a
+// slow run can remove a job before then.
+func (r *run) due(cd candidate) time.Time {
+	if cd.byAge {
+		return cd.job.EnqueuedAt.Add(r.opts.MaxAge)
+	}
+	return cd.job.Deadline.Add(r.opts.Grace)
 }
 
 // adapt sizes the next removal script from the last one's time. Over the
@@ -657,6 +677,61 @@ func (lr *listRun) adapt(took time.Duration, n int) {
 	case took < budget/2 && n >= lr.maxVictims:
 		lr.maxVictims = min(maxVictims, lr.maxVictims+lr.maxVictims/2)
 	}
+}
+
+// Bounds of the bytes one removal script moves: the window of the list it
+// reads around its candidates, and its arguments (each candidate's payload,
+// and again in its failure entry and archive record). With them a script
+// stays within its time budget whether payloads are 100 bytes or 1 MB.
+const (
+	windowBytes = 1 << 20
+	argBytes    = 1 << 20
+	// maxSlack is how far around the read positions a script looks for
+	// its candidates when payloads are small.
+	maxSlack = 256
+)
+
+// avgPayload is the mean payload size of a page, at least 1.
+func avgPayload(c *inspect.Chunk) int {
+	total := 0
+	for i := range c.Jobs {
+		total += len(c.Jobs[i].Raw)
+	}
+	return max(1, total/max(1, len(c.Jobs)))
+}
+
+// slack is how far around the read positions the next script looks: a
+// quarter of the window's bytes on each side, between 1 and maxSlack jobs.
+// A candidate pushed further than that by workers' pops counts as gone,
+// the safe side.
+func (lr *listRun) slack() int {
+	return min(maxSlack, max(1, windowBytes/4/lr.avgBytes))
+}
+
+// take says how many of cands (in list order) the next script handles: at
+// most maxVictims, and no more than its window and argument budgets allow,
+// but always at least one.
+func (lr *listRun) take(cands []candidate) int {
+	copies := 1
+	if lr.r.opts.ToFailed {
+		copies++
+	}
+	if lr.r.opts.Archive != nil {
+		copies++
+	}
+	first := cands[0].job.Index
+	args := 0
+	for k, cd := range cands {
+		if k == lr.maxVictims {
+			return k
+		}
+		args += copies*len(cd.job.Raw) + 512
+		span := int(cd.job.Index-first) * lr.avgBytes
+		if k > 0 && (args > argBytes || span > windowBytes/2) {
+			return k
+		}
+	}
+	return len(cands)
 }
 
 // Bounds of the number of jobs one removal script handles.

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/redisserver"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
@@ -889,9 +890,9 @@ func (f *sweepFixture) scriptCall(list string, cands [][3]string) []int64 {
 		_ = json.Unmarshal([]byte(p), &pl)
 		id, _ := pl["id"].(string)
 		keys = append(keys, f.layout.Expiration(id))
-		args = append(args, p, idx, deadline, "", "")
+		args = append(args, p, idx, deadline, 0, "", "")
 	}
-	codes, err := removeExpiredScript.Run(f.ctx, f.rdb, keys, args...).Int64Slice()
+	codes, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, f.rdb, removeExpiredScript, keys, args...).Int64Slice()
 	if err != nil {
 		f.t.Fatalf("script: %v", err)
 	}

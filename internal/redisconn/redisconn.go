@@ -85,13 +85,16 @@ func New(o Options) (redis.UniversalClient, error) {
 	opt.ClientName = "resque-expire"
 	opt.DisableIdentity = true
 
+	busy := busyRetry{within: opt.ReadTimeout}
 	if o.SentinelMaster == "" {
-		return redis.NewClient(opt), nil
+		c := redis.NewClient(opt)
+		c.AddHook(busy)
+		return c, nil
 	}
 	if len(o.SentinelAddrs) == 0 {
 		return nil, errors.New("--sentinel-master needs --sentinel-addrs")
 	}
-	return redis.NewFailoverClient(&redis.FailoverOptions{
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:       o.SentinelMaster,
 		SentinelAddrs:    o.SentinelAddrs,
 		Username:         opt.Username,
@@ -109,7 +112,9 @@ func New(o Options) (redis.UniversalClient, error) {
 		PoolSize:         opt.PoolSize,
 		ClientName:       opt.ClientName,
 		DisableIdentity:  true,
-	}), nil
+	})
+	c.AddHook(busy)
+	return c, nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -5,7 +5,11 @@ package redistest
 
 import (
 	"context"
+	"io"
+	"net"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -39,4 +43,84 @@ func Client(t testing.TB, s *redisserver.Server) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.Password(), DB: 0})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Proxy is a loopback TCP proxy in front of a Redis that can lose a reply:
+// the command reaches Redis and runs, but its answer never reaches the
+// client, whose connection is cut instead, as a network fault or a read
+// timeout would leave it. The client then retries on a new connection.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	lose   atomic.Int32
+}
+
+// StartProxy starts a Proxy to the Redis at addr, stopped on t.Cleanup.
+func StartProxy(t testing.TB, addr string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: addr}
+	t.Cleanup(func() { _ = ln.Close() })
+	go p.serve()
+	return p
+}
+
+// Addr is the proxy's address, to give clients in place of Redis's.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// LoseReplies makes the next n replies Redis sends (on any connection) go
+// missing: each is dropped and its client connection closed.
+func (p *Proxy) LoseReplies(n int) { p.lose.Store(int32(n)) }
+
+func (p *Proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+		go p.replies(s, c)
+	}
+}
+
+func (p *Proxy) replies(server, client net.Conn) {
+	defer client.Close()
+	defer server.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			if left := p.lose.Add(-1); left >= 0 {
+				return // the reply is lost with the connection
+			}
+			p.lose.Store(0)
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall blocks the event loop of the Redis at addr for about d with a busy
+// script from a connection of its own: commands other clients send
+// meanwhile wait in their sockets, and run when it ends even if their client
+// gave up waiting for the reply. No DEBUG needed.
+func Stall(addr string, d time.Duration) {
+	c := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: d + 5*time.Second, MaxRetries: -1})
+	defer c.Close()
+	_ = c.Eval(context.Background(), `local t = redis.call('TIME')
+local stop = t[1] * 1000000 + t[2] + tonumber(ARGV[1])
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop
+return 1`, nil, d.Microseconds()).Err()
 }

@@ -97,6 +97,10 @@ func (l Layout) Lock() string { return l.key("resque-expire:lock") }
 // the archive file after each batch.
 func (l Layout) Journal() string { return l.key("resque-expire:journal") }
 
+// Requests is the hash where a run's writing scripts record their answers
+// (internal/once), so that a retried call is not run twice.
+func (l Layout) Requests(runID string) string { return l.key("resque-expire:requests:" + runID) }
+
 // RestoredMarker is the key restore sets for an archive record it has put
 // back, so that restoring the same file twice enqueues nothing twice.
 func (l Layout) RestoredMarker(digest string) string {

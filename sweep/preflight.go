@@ -1,0 +1,98 @@
+package sweep
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed acl_probe.lua
+var aclProbeSrc string
+
+var aclProbeScript = redis.NewScript(aclProbeSrc)
+
+// Need is one command a run needs, on one key ("" for commands without a
+// key, such as "scan" or "script|load").
+type Need struct {
+	Command string
+	Key     string
+}
+
+// PermissionError says which commands the connected user may not run.
+type PermissionError struct {
+	Denied []Need
+}
+
+func (e *PermissionError) Error() string {
+	parts := make([]string, len(e.Denied))
+	for i, d := range e.Denied {
+		parts[i] = strings.ToUpper(strings.ReplaceAll(d.Command, "|", " "))
+		if d.Key != "" {
+			parts[i] += " on " + d.Key
+		}
+	}
+	return "the Redis user may not run " + strings.Join(parts, ", ") + "; nothing was changed (see docs/security.md for the ACL a run needs)"
+}
+
+// CheckPermissions asks Redis, before a run writes anything, whether the
+// connected user may run every command in needs. It returns a
+// *PermissionError naming those it may not, nil when it may run them all
+// or when Redis cannot tell (before Redis 7).
+func CheckPermissions(ctx context.Context, rdb redis.Scripter, needs []Need) error {
+	keys := make([]string, len(needs))
+	args := make([]any, len(needs))
+	for i, n := range needs {
+		keys[i], args[i] = n.Key, n.Command
+	}
+	denied, err := aclProbeScript.Eval(ctx, rdb, keys, args...).Int64Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil
+	case err != nil && redis.HasErrorPrefix(err, "NOPERM"):
+		return &PermissionError{Denied: []Need{{Command: "eval"}}}
+	case err != nil:
+		return fmt.Errorf("check the Redis user's permissions: %w", err)
+	case len(denied) == 0:
+		return nil
+	}
+	pe := &PermissionError{}
+	for _, i := range denied {
+		pe.Denied = append(pe.Denied, needs[i-1])
+	}
+	return pe
+}
+
+// sweepNeeds lists every command a sweep with these options runs, each on
+// a key of the family it runs on.
+func (r *run) sweepNeeds() []Need {
+	l := r.s.layout
+	queue, exp := l.Queue("resque-expire-probe"), l.Expiration("resque-expire-probe")
+	needs := []Need{
+		{"scan", ""}, {"sscan", l.Queues()}, {"type", queue}, {"llen", queue}, {"lrange", queue},
+		{"lset", queue}, {"lrem", queue}, {"mget", exp}, {"exists", exp}, {"pttl", exp}, {"del", exp},
+		{"set", l.Lock()}, {"get", l.Lock()}, {"pexpire", l.Lock()}, {"del", l.Lock()},
+		{"evalsha", ""}, {"script|load", ""},
+		{"hget", l.Requests("probe")}, {"hset", l.Requests("probe")}, {"pexpire", l.Requests("probe")}, {"del", l.Requests("probe")},
+	}
+	if r.opts.Delayed {
+		bucket, ts := l.Delayed(0), l.Timestamps("probe")
+		needs = append(needs, Need{"zrange", l.DelayedSchedule()}, Need{"zrem", l.DelayedSchedule()},
+			Need{"llen", bucket}, Need{"lrange", bucket}, Need{"lset", bucket}, Need{"lrem", bucket},
+			Need{"exists", bucket}, Need{"type", ts}, Need{"srem", ts})
+	}
+	if r.opts.ToFailed {
+		needs = append(needs, Need{"type", l.Failed()}, Need{"rpush", l.Failed()}, Need{"ltrim", l.Failed()})
+	}
+	if r.opts.Archive != nil {
+		j := l.Journal()
+		needs = append(needs, Need{"type", j}, Need{"rpush", j}, Need{"ltrim", j}, Need{"llen", j}, Need{"lrange", j})
+	}
+	if r.opts.Orphans {
+		needs = append(needs, Need{"get", exp}, Need{"pexpireat", exp})
+	}
+	return needs
+}
