@@ -136,7 +136,7 @@ func runAudit(c *cli.Context) error {
 	} else {
 		rep, runErr = s.Audit(c.Context, opts)
 		if rep != nil {
-			result = auditResult{rep}
+			result = auditResult{rep, e.clockSkew()}
 		}
 	}
 	finishProgress(p)
@@ -239,7 +239,10 @@ func logFix(e *env, a sweep.FixAction) {
 	ev.Str("family", a.Family).Str("key", a.Key).Str("value", a.Value).Float64("ttl_seconds", a.TTLSeconds).Msg(msg)
 }
 
-type auditResult struct{ *inspect.AuditReport }
+type auditResult struct {
+	*inspect.AuditReport
+	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
+}
 
 func (r auditResult) Tables() []report.Table { return auditTables(r.AuditReport) }
 

@@ -124,7 +124,7 @@ func runBackfill(c *cli.Context) error {
 	if res.Stopped != "" && res.Stopped != "error" {
 		e.log.Warn().Str("reason", res.Stopped).Msg("backfill stopped before the end; the summary is partial")
 	}
-	if err := e.render(backfillResult{res}); err != nil {
+	if err := e.render(backfillResult{res, e.clockSkew()}); err != nil {
 		return err
 	}
 	if runErr != nil {
@@ -136,7 +136,10 @@ func runBackfill(c *cli.Context) error {
 	return nil
 }
 
-type backfillResult struct{ *sweep.BackfillResult }
+type backfillResult struct {
+	*sweep.BackfillResult
+	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
+}
 
 func (r backfillResult) Tables() []report.Table {
 	set := "set"

@@ -118,6 +118,7 @@ func runCheck(c *cli.Context) error {
 		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 	}
 	res := newCheckResult(th.Evaluate(rep), rep)
+	res.ClockSkew = e.clockSkew()
 	if err := e.render(res); err != nil {
 		return err
 	}
@@ -139,6 +140,7 @@ type checkResult struct {
 	Failed     []string                           `json:"failed"`
 	Thresholds map[string]inspect.ThresholdResult `json:"thresholds"`
 	At         time.Time                          `json:"at"`
+	ClockSkew  *float64                           `json:"clock_skew_seconds,omitempty"`
 	ordered    []inspect.ThresholdResult
 }
 

@@ -65,6 +65,9 @@ type env struct {
 	scan       inspect.Config
 	progressOK bool
 	secrets    []string
+	// skew is how far Redis's clock runs ahead of the host's, measured by
+	// scanner; jobs are judged by Redis's clock.
+	skew *time.Duration
 }
 
 func setup(c *cli.Context) (*env, error) {
@@ -143,15 +146,49 @@ func (e *env) connect() (redis.UniversalClient, error) {
 	return rdb, nil
 }
 
-// scanner connects and builds a scanner with the given filters.
+// scanner builds a scanner with the given filters, judging by Redis's
+// clock: it measures the host's skew from it first, and warns when it is
+// over a second.
 func (e *env) scanner(rdb redis.UniversalClient, queues, classes []string) (*inspect.Scanner, error) {
 	cfg := e.scan
 	cfg.Queues, cfg.Classes = queues, classes
+	host := hostClock()
+	skew, err := redisconn.ClockSkew(e.c.Context, rdb, host)
+	if err != nil {
+		return nil, err
+	}
+	e.skew = &skew
+	if skew > time.Second || skew < -time.Second {
+		e.log.Warn().Float64("clock_skew_seconds", skew.Seconds()).
+			Msgf("this host's clock is %s off Redis's; jobs are judged by Redis's clock", skew.Abs().Round(time.Millisecond))
+	}
+	cfg.Now = func() time.Time { return host().Add(skew) }
 	s, err := inspect.NewScanner(rdb, cfg)
 	if err != nil {
 		return nil, withCode(ExitUsage, err)
 	}
 	return s, nil
+}
+
+// clockSkew is the skew scanner measured, in seconds, for JSON summaries
+// (nil when no scanner was built).
+func (e *env) clockSkew() *float64 {
+	if e.skew == nil {
+		return nil
+	}
+	s := e.skew.Round(time.Millisecond).Seconds()
+	return &s
+}
+
+// hostClock is the host's clock. RESQUE_EXPIRE_TEST_HOST_CLOCK_OFFSET (a Go
+// duration) moves it, so that tests can play a host whose clock is wrong;
+// it is a test hook, not a setting.
+func hostClock() func() time.Time {
+	off, err := time.ParseDuration(os.Getenv("RESQUE_EXPIRE_TEST_HOST_CLOCK_OFFSET"))
+	if err != nil || off == 0 {
+		return time.Now
+	}
+	return func() time.Time { return time.Now().Add(off) }
 }
 
 // render writes a result to stdout in the chosen format.

@@ -61,14 +61,15 @@ Examples:
 			for _, pr := range sum.Problems {
 				e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 			}
-			return e.render(inspectResult{Summary: sum, delayed: wantDelayed(c)})
+			return e.render(inspectResult{Summary: sum, delayed: wantDelayed(c), ClockSkew: e.clockSkew()})
 		},
 	}
 }
 
 type inspectResult struct {
 	*inspect.Summary
-	delayed bool
+	delayed   bool
+	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
 }
 
 func (r inspectResult) Tables() []report.Table {

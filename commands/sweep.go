@@ -138,7 +138,7 @@ func runSweep(c *cli.Context) error {
 	if res.Stopped != "" {
 		e.log.Warn().Str("reason", res.Stopped).Msg("sweep stopped before the end; the summary is partial")
 	}
-	if err := e.render(sweepResult{res}); err != nil {
+	if err := e.render(sweepResult{res, e.clockSkew()}); err != nil {
 		return err
 	}
 	if runErr != nil {
@@ -206,7 +206,10 @@ func isTerminalReader(r io.Reader) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-type sweepResult struct{ *sweep.Result }
+type sweepResult struct {
+	*sweep.Result
+	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
+}
 
 func (r sweepResult) Tables() []report.Table {
 	removed := "removed"

@@ -166,7 +166,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Destination = destination(opts)
 	r := &run{s: s, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
-		r.opts.Now = time.Now
+		r.opts.Now = s.scanner.Now // Redis's clock, when the scanner has it
 	}
 	if r.opts.MaxScriptTime <= 0 {
 		r.opts.MaxScriptTime = 4 * time.Millisecond

@@ -34,6 +34,9 @@ type sweepFixture struct {
 	// now is the clock handed to the scanner and the sweep (whole seconds,
 	// close to the wall clock so that absolute TTLs make sense).
 	now time.Time
+	// via, when set, is the client sweeps run through (a proxy, a user
+	// with fewer rights); rdb still sees the database as it is.
+	via redis.UniversalClient
 }
 
 func newSweepFixture(t *testing.T, serverArgs ...string) *sweepFixture {
@@ -91,7 +94,11 @@ func (f *sweepFixture) scanner(mod func(*inspect.Config)) *inspect.Scanner {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := inspect.NewScanner(f.rdb, cfg)
+	rdb := redis.UniversalClient(f.rdb)
+	if f.via != nil {
+		rdb = f.via
+	}
+	s, err := inspect.NewScanner(rdb, cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -882,6 +889,15 @@ func TestSweepKeepsJobWhoseDeadlineChanged(t *testing.T) {
 // scriptCall runs remove_expired.lua directly on one queue.
 func (f *sweepFixture) scriptCall(list string, cands [][3]string) []int64 {
 	f.t.Helper()
+	codes, err := f.scriptCallAs(f.rdb, list, cands)
+	if err != nil {
+		f.t.Fatalf("script: %v", err)
+	}
+	return codes
+}
+
+// scriptCallAs runs remove_expired.lua directly on one queue through c.
+func (f *sweepFixture) scriptCallAs(c redis.Scripter, list string, cands [][3]string) ([]int64, error) {
 	keys := []string{list, f.layout.Failed(), f.layout.Journal(), f.layout.DelayedSchedule()}
 	args := []any{"\x00resque-expire:marker:test", "0", "0", "", 256}
 	for _, c := range cands {
@@ -892,11 +908,7 @@ func (f *sweepFixture) scriptCall(list string, cands [][3]string) []int64 {
 		keys = append(keys, f.layout.Expiration(id))
 		args = append(args, p, idx, deadline, 0, "", "")
 	}
-	codes, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, f.rdb, removeExpiredScript, keys, args...).Int64Slice()
-	if err != nil {
-		f.t.Fatalf("script: %v", err)
-	}
-	return codes
+	return once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, c, removeExpiredScript, keys, args...).Int64Slice()
 }
 
 // TestRemoveExpiredScript exercises the removal script on its own: it

@@ -51,6 +51,9 @@ func (s *Script) Load(ctx context.Context, c redis.Scripter) error {
 	return s.s.Load(ctx, c).Err()
 }
 
+// Hash is the script's SHA1, by which Redis knows it.
+func (s *Script) Hash() string { return s.s.Hash() }
+
 // Requests records the answers of one run's calls in a hash of its own, so
 // that a retry of any of them answers alike. Done deletes it at the end of
 // the run; should the run die first, the hash expires Keep after its last

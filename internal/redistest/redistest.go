@@ -4,9 +4,11 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,6 +55,9 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 	lose   atomic.Int32
+	mu     sync.Mutex
+	match  []byte
+	losing int
 }
 
 // StartProxy starts a Proxy to the Redis at addr, stopped on t.Cleanup.
@@ -75,6 +80,33 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // missing: each is dropped and its client connection closed.
 func (p *Proxy) LoseReplies(n int) { p.lose.Store(int32(n)) }
 
+// LoseRepliesTo makes the replies to the next n requests that contain match
+// (say "evalsha") go missing, each with its connection.
+func (p *Proxy) LoseRepliesTo(match string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.losing = []byte(strings.ToLower(match)), n
+}
+
+// Pending is how many of the replies LoseRepliesTo asked for are still to
+// be lost.
+func (p *Proxy) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.losing
+}
+
+// requestLoses reports whether the reply to this request is to be lost.
+func (p *Proxy) requestLoses(req []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.losing == 0 || !bytes.Contains(bytes.ToLower(req), p.match) {
+		return false
+	}
+	p.losing--
+	return true
+}
+
 func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
@@ -86,18 +118,43 @@ func (p *Proxy) serve() {
 			_ = c.Close()
 			continue
 		}
-		go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
-		go p.replies(s, c)
+		var doomed atomic.Bool
+		go p.requests(c, s, &doomed)
+		go p.replies(s, c, &doomed)
 	}
 }
 
-func (p *Proxy) replies(server, client net.Conn) {
+// requests forwards what the client sends, marking the connection doomed
+// before a request whose reply is to be lost reaches Redis.
+func (p *Proxy) requests(client, server net.Conn, doomed *atomic.Bool) {
+	defer server.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			if p.requestLoses(buf[:n]) {
+				doomed.Store(true)
+			}
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) replies(server, client net.Conn, doomed *atomic.Bool) {
 	defer client.Close()
 	defer server.Close()
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := server.Read(buf)
 		if n > 0 {
+			if doomed.Load() {
+				return // the reply is lost with the connection
+			}
 			if left := p.lose.Add(-1); left >= 0 {
 				return // the reply is lost with the connection
 			}
