@@ -489,6 +489,9 @@ func TestHostileNamespaceGlob(t *testing.T) {
 		t.Errorf("sweep --namespace %q removed %d, want 1", ns, res.Removed)
 	}
 	hstCheckQueue(t, rdb, odd, "q", oddJobs)
+	if o := res.Orphans; o == nil || o.Orphans != 1 || o.Expired != 1 || o.HoldSeconds != 3600 {
+		t.Errorf("sweep --namespace %q --orphans: orphans %+v, want the one expired orphan held for 3600s", ns, o)
+	}
 	// Orphans are never deleted: the namespace's own expired orphan is set
 	// to vanish within the hold (1h).
 	if pttl := rdb.PTTL(ctx, odd.Expiration("odd-orphan")).Val(); pttl <= 0 || pttl > time.Hour {
