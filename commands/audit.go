@@ -80,8 +80,9 @@ Fixes are dry runs unless --apply is given; each key is re-checked by a script a
 time and kept if it changed since it was judged:
   --fix-ttl D    give keys of the families that have no TTL a TTL of D
   --fix-stuck    delete stuck keys (each one is logged)
-  --fix-orphans  delete orphaned loner markers without TTL and orphaned deadline keys
-                 whose deadline has passed
+  --fix-orphans  delete orphaned loner markers without TTL; give orphaned deadline keys
+                 whose deadline has passed a TTL of 1h (never deleted: their job may
+                 have been between a delayed bucket and a queue while it was read)
 
 Examples:
   resque-expire audit
@@ -95,7 +96,7 @@ Examples:
 			&cli.IntFlag{Name: "examples", Value: inspect.DefaultExamples, Usage: "example keys and jobs shown per finding"},
 			&cli.DurationFlag{Name: "fix-ttl", Usage: "give keys of the families that have no TTL this TTL (dry run without --apply)"},
 			&cli.BoolFlag{Name: "fix-stuck", Usage: "delete stuck keys (dry run without --apply)"},
-			&cli.BoolFlag{Name: "fix-orphans", Usage: "delete orphaned loner markers and expired orphaned deadline keys (dry run without --apply)"},
+			&cli.BoolFlag{Name: "fix-orphans", Usage: "delete orphaned loner markers; give expired orphaned deadline keys a TTL of 1h (dry run without --apply)"},
 			&cli.BoolFlag{Name: "apply", Usage: "make the --fix-* changes; without it they are only reported"},
 		),
 		Action: runAudit,
@@ -223,7 +224,7 @@ func logFix(e *env, a sweep.FixAction) {
 		sweep.ActionExpire:         {"would give a TTL to key", "gave a TTL to key"},
 		sweep.ActionDeleteStuck:    {"would delete stuck key", "deleted stuck key"},
 		sweep.ActionDeleteLoner:    {"would delete orphaned loner marker", "deleted orphaned loner marker"},
-		sweep.ActionDeleteDeadline: {"would delete orphaned deadline key", "deleted orphaned deadline key"},
+		sweep.ActionExpireDeadline: {"would give orphaned deadline key a TTL of " + inspect.OrphanHold.String(), "gave orphaned deadline key a TTL of " + inspect.OrphanHold.String()},
 	}
 	v := verbs[a.Action]
 	ev := e.log.Info()
@@ -263,7 +264,7 @@ func (r fixResult) Tables() []report.Table {
 	}
 	row("delete stuck keys", r.Stuck)
 	row("delete orphaned loner markers (no TTL)", r.LonerOrphans)
-	row("delete orphaned deadline keys (expired)", r.DeadlineOrphans)
+	row("give orphaned deadline keys (expired) a TTL of "+report.Duration(inspect.OrphanHold), r.DeadlineOrphans)
 	return append(auditTables(r.Audit), t)
 }
 
@@ -422,7 +423,8 @@ func orphanTable(r *inspect.AuditReport) report.Table {
 		}
 	}
 	add(r.Deadlines, func(o *inspect.OrphanReport) string {
-		return fmt.Sprintf("deadline passed %d (fixable), ahead %d (job may be running), unreadable %d", o.Expired, o.Live, o.Unreadable)
+		return fmt.Sprintf("deadline passed %d (fixable unless already vanishing within %s: %d), ahead %d (job may be running), unreadable %d",
+			o.Expired, report.Duration(inspect.OrphanHold), o.Held, o.Live, o.Unreadable)
 	})
 	add(r.Loners, func(o *inspect.OrphanReport) string {
 		return fmt.Sprintf("no TTL %d (block re-enqueue forever: fixable), queue missing %d", o.NoTTL, o.UnknownQueue)

@@ -48,8 +48,8 @@ Examples:
 			&cli.DurationFlag{Name: "max-age", Usage: "also remove jobs with no deadline enqueued longer ago than this (off by default)"},
 			&cli.StringFlag{Name: "archive", Usage: "append one JSON line per removed job to this file (fsynced); see restore"},
 			&cli.BoolFlag{Name: "to-failed", Usage: "move removed jobs onto <ns>:failed as Resque failures (exception ResqueExpire::JobExpired)"},
-			&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: delete expired ones, give future ones a TTL"},
-			&cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "future-dated orphaned deadline keys expire this long after their deadline"},
+			&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: give each a TTL (the hold past its deadline, or past now); never delete one"},
+			&cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"},
 			&cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"},
 			&cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"},
 		),
@@ -234,12 +234,13 @@ func (r sweepResult) Tables() []report.Table {
 		t.Notes = append(t.Notes, "stopped early: "+r.Stopped+" (partial)")
 	}
 	if o := r.Orphans; o != nil {
-		verb := "deleted"
+		verb := "set to vanish"
 		if r.DryRun {
-			verb = "would delete"
+			verb = "would set to vanish"
 		}
-		t.Notes = append(t.Notes, fmt.Sprintf("orphaned deadline keys: %d of %d scanned; %s %d expired, %d future ones given a TTL, %d unreadable left alone",
-			o.Orphans, o.Keys, verb, o.Deleted, o.Expiring, o.Invalid))
+		hold := report.Duration(secondsDuration(o.HoldSeconds))
+		t.Notes = append(t.Notes, fmt.Sprintf("orphaned deadline keys: %d of %d scanned; %s %d expired within %s, %d future ones %s after their deadline; %d unreadable left alone; none deleted",
+			o.Orphans, o.Keys, verb, o.Expired, hold, o.Expiring, hold, o.Invalid))
 	}
 	t.Notes = append(t.Notes, problemNotes(r.Problems)...)
 	return []report.Table{t}

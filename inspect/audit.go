@@ -170,8 +170,10 @@ type Finding struct {
 	// Orphan: a deadline key whose job is in no queue or delayed bucket,
 	// or a loner marker whose job is not in its queue.
 	Orphan bool
-	// Expired: for deadline keys, the deadline has passed.
+	// Expired: for deadline keys, the deadline has passed. Held: and the
+	// key already vanishes within OrphanHold (nothing to fix).
 	Expired bool
+	Held    bool
 }
 
 // AuditReport is the result of Audit.
@@ -209,8 +211,9 @@ func (r *AuditReport) Stuck() int64 {
 }
 
 // Orphans counts the orphans that are rot beyond doubt, which are those
-// --fix-orphans removes: loner markers with no TTL whose job is not in
-// their queue, and deadline keys of no job whose deadline has passed.
+// --fix-orphans acts on: loner markers with no TTL whose job is not in
+// their queue, and deadline keys of no job whose deadline has passed and
+// that are not yet set to vanish within OrphanHold.
 func (r *AuditReport) Orphans() int64 {
 	var n int64
 	for _, f := range []*FamilyReport{r.Deadlines, r.Loners} {
@@ -295,6 +298,14 @@ type ValueCount struct {
 	Count int64  `json:"count"`
 }
 
+// OrphanHold is the least time an orphaned deadline key whose deadline has
+// passed is kept before it vanishes: sweep --orphans and audit --fix-orphans
+// never delete one, they give it a TTL of at least this, because its job may
+// only have been between two lists (a delayed job resque-scheduler was moving
+// to a queue) while the jobs were read. A sweep within the hold finds the job
+// with its deadline.
+const OrphanHold = time.Hour
+
 // OrphanReport says which deadline keys or loner markers belong to no job.
 type OrphanReport struct {
 	// Judged is false when orphans could not be told (NotJudged says why):
@@ -305,8 +316,11 @@ type OrphanReport struct {
 	Checked int64 `json:"checked"`
 	Orphans int64 `json:"orphans"`
 	// Deadline keys: Expired (deadline passed), Live (deadline ahead: the
-	// job may be running right now), Unreadable (not a deadline).
+	// job may be running right now), Unreadable (not a deadline). Held: of
+	// the expired ones, those already set to vanish within OrphanHold (by a
+	// sweep --orphans or --fix-orphans, or their own TTL); not fixable.
 	Expired    int64 `json:"expired,omitempty"`
+	Held       int64 `json:"held,omitempty"`
 	Live       int64 `json:"live,omitempty"`
 	Unreadable int64 `json:"unreadable,omitempty"`
 	// Loner markers: NoTTL block re-enqueue forever; the others clear
@@ -314,8 +328,9 @@ type OrphanReport struct {
 	// queue that does not exist.
 	NoTTL        int64 `json:"no_ttl,omitempty"`
 	UnknownQueue int64 `json:"unknown_queue,omitempty"`
-	// Fixable is what --fix-orphans removes: expired deadline keys, loner
-	// markers without TTL.
+	// Fixable is what --fix-orphans acts on: expired deadline keys not
+	// held yet (it gives them a TTL of OrphanHold), loner markers without
+	// TTL (it deletes them).
 	Fixable  int64        `json:"fixable"`
 	Examples []KeyExample `json:"examples"`
 }

@@ -135,9 +135,17 @@ func (a *auditRun) judgeDeadline(fr *FamilyReport, key string, st keyState, fd *
 		detail = "not a deadline; left alone"
 	case !deadline.After(a.s.now()):
 		o.Expired++
-		o.Fixable++
 		fd.Expired = true
 		detail = "deadline passed " + deadline.UTC().Format(time.RFC3339)
+		if !st.noTTL() && st.ttl <= OrphanHold {
+			// Already on its way out (a sweep or a fix gave it the hold):
+			// nothing left to fix.
+			o.Held++
+			fd.Held = true
+			detail += "; vanishes within " + OrphanHold.String()
+		} else {
+			o.Fixable++
+		}
 	default:
 		o.Live++
 		detail = "deadline ahead " + deadline.UTC().Format(time.RFC3339) + "; its job may be running"

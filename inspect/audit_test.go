@@ -569,3 +569,46 @@ func TestHashSet(t *testing.T) {
 		t.Errorf("%d entries in %d slots: %.1f bytes each", big.len(), len(big.slots), perEntry)
 	}
 }
+
+// TestAuditHeldDeadlineOrphans: an expired orphaned deadline key whose TTL
+// already ends within OrphanHold (a sweep --orphans or a fix gave it the
+// hold) is held, not fixable; without TTL or with a longer one it is.
+func TestAuditHeldDeadlineOrphans(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t, redistest.Start(t))
+	ctx := context.Background()
+	past := strconv.FormatInt(auditNow.Add(-time.Hour).Unix(), 10)
+	for k, ttl := range map[string]time.Duration{
+		"resque:job:no-ttl:expiration": 0,
+		"resque:job:held:expiration":   OrphanHold,
+		"resque:job:soon:expiration":   time.Minute,
+		"resque:job:long:expiration":   OrphanHold + time.Minute,
+	} {
+		if err := rdb.Set(ctx, k, past, ttl).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := map[string]bool{}
+	opts := AuditOptions{Jobs: true, Deadlines: true}
+	opts.OnFindings = func(_ context.Context, fs []Finding) error {
+		for _, fd := range fs {
+			if !fd.Orphan || !fd.Expired {
+				t.Errorf("finding %+v", fd)
+			}
+			held[fd.Key] = fd.Held
+		}
+		return nil
+	}
+	rep, err := auditScanner(t, rdb).Audit(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := rep.Deadlines.Orphans; o.Orphans != 4 || o.Expired != 4 || o.Held != 2 || o.Fixable != 2 || rep.Orphans() != 2 {
+		t.Errorf("orphans %+v, report's Orphans() %d", *o, rep.Orphans())
+	}
+	want := map[string]bool{"resque:job:no-ttl:expiration": false, "resque:job:held:expiration": true,
+		"resque:job:soon:expiration": true, "resque:job:long:expiration": false}
+	if fmt.Sprint(held) != fmt.Sprint(want) {
+		t.Errorf("held:\n got %v\nwant %v", held, want)
+	}
+}

@@ -3,6 +3,7 @@ package sweep
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed"
@@ -129,7 +130,12 @@ type RestoreOptions struct {
 	// MarkerTTL is how long restore remembers a record it put back
 	// (default 30 days).
 	MarkerTTL time.Duration
-	Now       func() time.Time
+	// AnyNamespace restores records swept from another namespace into the
+	// layout's namespace. Without it such a record is refused with a
+	// *NamespaceError before anything is written (when the archive can be
+	// read twice, an io.Seeker; otherwise at that record).
+	AnyNamespace bool
+	Now          func() time.Time
 	// OnRecord is called for each record with what happened to it.
 	OnRecord func(RestoreEvent)
 }
@@ -154,10 +160,96 @@ type RestoreResult struct {
 	Queues          map[string]int `json:"queues"`
 }
 
+// NamespaceError refuses an archive record swept from another namespace
+// than the one Restore writes to (see RestoreOptions.AnyNamespace).
+type NamespaceError struct {
+	Line int
+	// List is the record's list key; From the namespace it names ("" when
+	// it names none), To the namespace restore writes to.
+	List, From, To string
+	// Known is false when the list key is not a queue or delayed bucket of
+	// any namespace (From is then meaningless).
+	Known bool
+}
+
+func (e *NamespaceError) Error() string {
+	if !e.Known {
+		return fmt.Sprintf("line %d of the archive: its list %q is not a queue or delayed bucket of namespace %q", e.Line, e.List, e.To)
+	}
+	return fmt.Sprintf("line %d of the archive was swept from namespace %q (list %q), not %q", e.Line, e.From, e.List, e.To)
+}
+
+// recordNamespace tells the namespace a record was swept from by its list
+// key: <ns>:queue:<queue>, or <ns>:delayed:<ts> for a delayed job.
+func recordNamespace(rec *ArchiveRecord) (string, bool) {
+	suffix := "queue:" + rec.Queue
+	if rec.DelayedAt != 0 {
+		suffix = "delayed:" + strconv.FormatInt(rec.DelayedAt, 10)
+	}
+	if rec.List == suffix {
+		return "", true
+	}
+	return strings.CutSuffix(rec.List, ":"+suffix)
+}
+
+// checkNamespace refuses a record not swept from layout's namespace.
+func checkNamespace(rec *ArchiveRecord, layout resque.Layout, line int) error {
+	ns, ok := recordNamespace(rec)
+	if ok && ns == layout.Namespace() {
+		return nil
+	}
+	return &NamespaceError{Line: line, List: rec.List, From: ns, To: layout.Namespace(), Known: ok}
+}
+
+// parseRecord reads one archive line; ok is false for a line that is not a
+// record (reason says why).
+func parseRecord(text string) (rec ArchiveRecord, reason string, ok bool) {
+	if err := json.Unmarshal([]byte(text), &rec); err != nil {
+		return rec, err.Error(), false
+	}
+	if rec.Queue == "" || rec.Payload == "" {
+		return rec, "not an archive record", false
+	}
+	return rec, "", true
+}
+
+func newArchiveScanner(in io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+	return sc
+}
+
+// checkNamespaces reads the whole archive for a record of another
+// namespace, then rewinds it.
+func checkNamespaces(in io.ReadSeeker, layout resque.Layout) error {
+	sc := newArchiveScanner(in)
+	line := 0
+	for sc.Scan() {
+		line++
+		if rec, _, ok := parseRecord(strings.TrimSpace(sc.Text())); ok {
+			if err := checkNamespace(&rec, layout, line); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	return nil
+}
+
 // Restore puts the jobs of an archive back on their queues (RPUSH and SADD
-// <ns>:queues). Each record is put back at most once: a marker keyed by the
-// record's digest is set in the same script, so running Restore twice on
-// the same file (or on a file with a record twice) enqueues nothing twice.
+// <ns>:queues). Each record is put back at most once: the script that pushes
+// it also sets a marker keyed by the record's digest, last and only after
+// checking that none of its writes can fail (key types, ACL), so running
+// Restore twice on the same file (or on a file with a record twice) enqueues
+// nothing twice, and a run that failed leaves nothing marked that it did not
+// push. The marker holds a token of this run and line, so a script call
+// retried by the client after a lost reply counts its own push as restored.
+// Records swept from another namespace are refused unless AnyNamespace.
 func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layout, in io.Reader, opts RestoreOptions) (*RestoreResult, error) {
 	if opts.MarkerTTL <= 0 {
 		opts.MarkerTTL = 30 * 24 * time.Hour
@@ -166,6 +258,16 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		opts.Now = time.Now
 	}
 	res := &RestoreResult{DryRun: opts.DryRun, Queues: map[string]int{}}
+	if rs, ok := in.(io.ReadSeeker); ok && !opts.AnyNamespace {
+		if err := checkNamespaces(rs, layout); err != nil {
+			return res, err
+		}
+	}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return res, fmt.Errorf("restore token: %w", err)
+	}
+	token := hex.EncodeToString(tok)
 	if !opts.DryRun {
 		if err := LoadScripts(ctx, rdb); err != nil {
 			if IsReadOnly(err) {
@@ -175,8 +277,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		}
 	}
 	dryRunSeen := map[string]bool{}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+	sc := newArchiveScanner(in)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -186,15 +287,17 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		}
 		res.Records++
 		ev := RestoreEvent{Line: line}
-		var rec ArchiveRecord
-		if err := json.Unmarshal([]byte(text), &rec); err != nil || rec.Queue == "" || rec.Payload == "" {
+		rec, reason, ok := parseRecord(text)
+		if !ok {
 			res.Invalid++
-			ev.Action, ev.Detail = "invalid", "not an archive record"
-			if err != nil {
-				ev.Detail = err.Error()
-			}
+			ev.Action, ev.Detail = "invalid", reason
 			emit(opts, ev)
 			continue
+		}
+		if !opts.AnyNamespace {
+			if err := checkNamespace(&rec, layout, line); err != nil {
+				return res, err
+			}
 		}
 		ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
 		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano) +
@@ -234,7 +337,8 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		if expKey != "" {
 			keys = append(keys, expKey)
 		}
-		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry).Int()
+		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry,
+			token+":"+strconv.Itoa(line)).Int()
 		if err != nil {
 			if IsReadOnly(err) {
 				return res, ErrReadOnly

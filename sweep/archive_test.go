@@ -2,14 +2,19 @@ package sweep
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
 )
@@ -369,5 +374,154 @@ func TestArchiveAppend(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if !bytes.Equal(b, []byte("{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n")) {
 		t.Errorf("archive content %q", b)
+	}
+}
+
+// restoredMarkers lists the restore markers in Redis.
+func (f *sweepFixture) restoredMarkers() []string {
+	f.t.Helper()
+	keys, err := f.rdb.Keys(f.ctx, f.layout.RestoredMarker("*")).Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return keys
+}
+
+// TestRestoreWrongTypeQueue: a queue key of another type makes restore
+// fail without marking the record restored; once the key is fixed, a rerun
+// puts the job back exactly once.
+func TestRestoreWrongTypeQueue(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	job := f.job("a", "X")
+	f.push("default", job, "a", f.at(-time.Hour))
+	a := f.archiveFile()
+	f.mustSweep(Options{Archive: a}, nil)
+	f.rdb.Set(f.ctx, f.layout.Queue("default"), "not a list", 0)
+	before := f.dump()
+	in, err := os.Open(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	_, err = Restore(f.ctx, f.rdb, f.layout, in, RestoreOptions{DeadlineTTL: time.Hour, Now: f.clock})
+	if err == nil {
+		t.Fatal("restore onto a string queue key succeeded")
+	}
+	if d := diffDumps(before, f.dump()); d != "" {
+		t.Errorf("a failed restore changed Redis:\n%s", d)
+	}
+	if !strings.Contains(err.Error(), f.layout.Queue("default")) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("restore onto a string queue key: %v, want an error naming the key", err)
+	}
+	f.rdb.Del(f.ctx, f.layout.Queue("default"))
+	res, _ := f.restore(a.Path(), RestoreOptions{DeadlineTTL: time.Hour})
+	if res.Restored != 1 || res.AlreadyRestored != 0 {
+		t.Errorf("rerun after the fix: %+v, want 1 restored", res)
+	}
+	if got := f.list(f.layout.Queue("default")); !equalStrings(got, []string{job}) {
+		t.Errorf("queue after the rerun: %q", got)
+	}
+	res, _ = f.restore(a.Path(), RestoreOptions{})
+	if res.Restored != 0 || res.AlreadyRestored != 1 || f.rdb.LLen(f.ctx, f.layout.Queue("default")).Val() != 1 {
+		t.Errorf("third run: %+v", res)
+	}
+}
+
+// replayScripts runs every script call twice, as go-redis does when a reply
+// is lost to a read timeout after Redis ran the script: the first reply is
+// thrown away, the second is what the caller sees.
+type replayScripts struct{}
+
+func (replayScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (replayScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); n == "evalsha" || n == "eval" {
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (replayScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRestoreRetriedScript: a retried restore script recognises its own
+// earlier push, so the counts stay exact, while a record twice in the file
+// is still put back once.
+func TestRestoreRetriedScript(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	for _, id := range []string{"a", "b", "c"} {
+		f.push("default", f.job(id, "X"), id, f.at(-time.Hour))
+	}
+	a := f.archiveFile()
+	f.mustSweep(Options{Archive: a}, nil)
+	lines := f.archiveLines(a.Path())
+	path := filepath.Join(t.TempDir(), "twice.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(append(lines, lines[0]), "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	retrying := redis.NewClient(&redis.Options{Addr: f.srv.Addr()})
+	defer retrying.Close()
+	retrying.AddHook(replayScripts{})
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var evs []string
+	res, err := Restore(f.ctx, retrying, f.layout, in, RestoreOptions{Now: f.clock, OnRecord: func(ev RestoreEvent) { evs = append(evs, ev.Action) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Restored != 3 || res.AlreadyRestored != 1 || strings.Join(evs, " ") != "restored restored restored already-restored" {
+		t.Errorf("retried scripts: %+v, events %v; want 3 restored, 1 already", res, evs)
+	}
+	if n := f.rdb.LLen(f.ctx, f.layout.Queue("default")).Val(); n != 3 {
+		t.Errorf("the queue holds %d jobs, want 3", n)
+	}
+}
+
+// TestRestoreOtherNamespace: a record swept from another namespace is
+// refused before anything is written (the archive is read twice), unless
+// AnyNamespace; from a reader that cannot rewind, at that record.
+func TestRestoreOtherNamespace(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	rec := func(list, queue string, delayedAt int64, id string) string {
+		return marshal(ArchiveRecord{RemovedAt: f.now, Queue: queue, List: list, DelayedAt: delayedAt, ID: id, Class: "X", Payload: f.job(id, "X")})
+	}
+	own := rec(f.layout.Queue("q"), "q", 0, "own")
+	ownDelayed := rec(f.layout.Delayed(1700000000), "q", 1700000000, "own-delayed")
+	other := rec("other:queue:q", "q", 0, "other")
+	archive := own + "\n" + ownDelayed + "\n" + other + "\n"
+
+	before := f.dump()
+	_, err := Restore(f.ctx, f.rdb, f.layout, strings.NewReader(archive), RestoreOptions{Now: f.clock})
+	var nsErr *NamespaceError
+	if !errors.As(err, &nsErr) || nsErr.Line != 3 || nsErr.From != "other" || nsErr.To != "resque" || !nsErr.Known {
+		t.Fatalf("restore of a record from namespace other: %v (%+v)", err, nsErr)
+	}
+	if d := diffDumps(before, f.dump()); d != "" {
+		t.Errorf("a refused restore changed Redis:\n%s", d)
+	}
+	// Not seekable: refused when reached.
+	res, err := Restore(f.ctx, f.rdb, f.layout, io.MultiReader(strings.NewReader(archive)), RestoreOptions{Now: f.clock})
+	if !errors.As(err, &nsErr) || res.Restored != 2 {
+		t.Errorf("unseekable archive: %v, %+v", err, res)
+	}
+	res, err = Restore(f.ctx, f.rdb, f.layout, strings.NewReader(archive), RestoreOptions{Now: f.clock, AnyNamespace: true})
+	if err != nil || res.Restored != 1 || res.AlreadyRestored != 2 {
+		t.Errorf("AnyNamespace: %v, %+v", err, res)
+	}
+	if got := f.list(f.layout.Queue("q")); len(got) != 3 {
+		t.Errorf("queue q: %q", got)
+	}
+	_, err = Restore(f.ctx, f.rdb, f.layout, strings.NewReader(rec("resque:elsewhere", "q", 0, "odd")+"\n"), RestoreOptions{Now: f.clock})
+	if !errors.As(err, &nsErr) || nsErr.Known {
+		t.Errorf("a record whose list is no queue: %v", err)
 	}
 }

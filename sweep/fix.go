@@ -26,10 +26,12 @@ var (
 
 // Fix actions.
 const (
-	ActionExpire         = "expire"
-	ActionDeleteStuck    = "delete-stuck"
-	ActionDeleteLoner    = "delete-orphaned-marker"
-	ActionDeleteDeadline = "delete-orphaned-deadline"
+	ActionExpire      = "expire"
+	ActionDeleteStuck = "delete-stuck"
+	ActionDeleteLoner = "delete-orphaned-marker"
+	// ActionExpireDeadline gives an expired orphaned deadline key a TTL of
+	// inspect.OrphanHold; it is never deleted (see orphan_expire.lua).
+	ActionExpireDeadline = "expire-orphaned-deadline"
 )
 
 // Fix outcomes.
@@ -49,8 +51,10 @@ type FixOptions struct {
 	TTL time.Duration
 	// Stuck deletes the stuck keys of the families.
 	Stuck bool
-	// Orphans deletes orphaned loner markers that have no TTL and orphaned
-	// deadline keys whose deadline has passed. It needs Audit.Jobs.
+	// Orphans deletes orphaned loner markers that have no TTL, and gives
+	// orphaned deadline keys whose deadline has passed a TTL of
+	// inspect.OrphanHold (never deleting them: their job may only have been
+	// between two lists while the audit read them). It needs Audit.Jobs.
 	Orphans bool
 	// Apply makes the changes; without it Fix only reports them and never
 	// writes (safe against a replica).
@@ -181,8 +185,9 @@ func (f *repairer) plan(fd inspect.Finding) (repairOp, bool) {
 		op.act.Action, op.count, op.script, op.args = ActionExpire, f.res.TTL, fixTTLScript, []any{o.TTL.Milliseconds()}
 	case fd.Kind == inspect.KindLoners && fd.Orphan && fd.NoTTL && fd.HasValue && o.Orphans:
 		op.act.Action, op.count, op.script, op.args = ActionDeleteLoner, f.res.LonerOrphans, fixDeleteScript, []any{fd.Value, "none"}
-	case fd.Kind == inspect.KindDeadlines && fd.Orphan && fd.Expired && fd.HasValue && o.Orphans:
-		op.act.Action, op.count, op.script, op.args = ActionDeleteDeadline, f.res.DeadlineOrphans, fixDeleteScript, []any{fd.Value, "any"}
+	case fd.Kind == inspect.KindDeadlines && fd.Orphan && fd.Expired && !fd.Held && fd.HasValue && o.Orphans:
+		op.act.Action, op.count, op.script, op.args = ActionExpireDeadline, f.res.DeadlineOrphans, orphanExpireScript,
+			[]any{fd.Value, inspect.OrphanHold.Milliseconds()}
 	default:
 		return op, false
 	}

@@ -193,7 +193,7 @@ func TestFixApplyChangesExactlyTheReportedKeys(t *testing.T) {
 	want := map[string]string{
 		"email_sent:2": ActionExpire, "email_sent:3": ActionExpire, "payment:e": ActionExpire,
 		"payment:b": ActionDeleteStuck, "payment:c": ActionDeleteStuck,
-		"resque:job:gone1:expiration": ActionDeleteDeadline, fxLonerOrphan: ActionDeleteLoner,
+		"resque:job:gone1:expiration": ActionExpireDeadline, fxLonerOrphan: ActionDeleteLoner,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("actions:\n got %v\nwant %v", got, want)
@@ -201,9 +201,11 @@ func TestFixApplyChangesExactlyTheReportedKeys(t *testing.T) {
 	for k, act := range want {
 		a, ok := after[k]
 		switch {
-		case act == ActionExpire && (!ok || a.ttl <= 59*time.Minute || a.ttl > time.Hour):
+		case (act == ActionExpire || act == ActionExpireDeadline) && (!ok || a.ttl <= 59*time.Minute || a.ttl > time.Hour):
 			t.Errorf("%s: TTL %v, want 1h", k, a.ttl)
-		case act != ActionExpire && ok:
+		case act == ActionExpireDeadline && a.dump != before[k].dump:
+			t.Errorf("%s: value changed", k)
+		case act != ActionExpire && act != ActionExpireDeadline && ok:
 			t.Errorf("%s not deleted", k)
 		}
 	}
@@ -334,5 +336,33 @@ func TestFixOptionErrors(t *testing.T) {
 		if _, err := Fix(context.Background(), s, o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
+	}
+}
+
+// TestFixOrphansPromotedMidRun: audit --fix-orphans --apply while
+// resque-scheduler promotes an expired delayed job into an already-read
+// queue keeps the job's deadline key (given a TTL), so that the next sweep
+// removes the job.
+func TestFixOrphansPromotedMidRun(t *testing.T) {
+	t.Parallel()
+	f, hook, _ := promotionFixture(t)
+	key := f.layout.Expiration("promoted")
+	audit := inspect.AuditOptions{Jobs: true, Deadlines: true, Progress: hook}
+	res, err := Fix(f.ctx, f.scanner(nil), FixOptions{Audit: audit, Orphans: true, Apply: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeadlineOrphans.Candidates != 1 {
+		t.Fatalf("the promotion did not happen between the lists: %+v", *res.DeadlineOrphans)
+	}
+	if !f.exists(key) {
+		t.Fatal("the deadline key of a job promoted during the audit was deleted: the stale job is queued without a deadline")
+	}
+	if pttl := f.rdb.PTTL(f.ctx, key).Val(); pttl <= 0 || pttl > time.Hour {
+		t.Errorf("the held orphan's TTL is %v, want at most 1h", pttl)
+	}
+	_, removed := f.mustSweep(Options{Delayed: true}, nil)
+	if got := removedIDs(removed); !equalStrings(got, []string{"promoted"}) {
+		t.Errorf("the next sweep removed %v, want [promoted]", got)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,19 +19,27 @@ var orphanExpireSrc string
 var orphanExpireScript = registerScript(redis.NewScript(orphanExpireSrc))
 
 // OrphanResult counts expiration keys whose job is in no queue and no
-// delayed bucket.
+// delayed bucket. No orphan is ever deleted: each is given a Redis TTL (see
+// orphan_expire.lua), because its job may only have been between two lists
+// while the run read them.
 type OrphanResult struct {
 	Keys    int64 `json:"keys_scanned"`
 	Orphans int64 `json:"orphans"`
-	// Deleted: orphans whose deadline had passed (would be, in a dry run).
-	Deleted int64 `json:"deleted"`
-	// Expiring: future-dated orphans given a TTL of deadline + grace
-	// rather than deleted, since their job may be running right now.
+	// Expired: orphans whose deadline had passed, now set to vanish within
+	// the hold (HoldSeconds) from now: given that TTL, or already expiring
+	// sooner (would be, in a dry run). A sweep within the hold still finds
+	// a job that was between lists, deadline and all, and removes it.
+	Expired int64 `json:"expired"`
+	// Expiring: future-dated orphans set to vanish at the latest the hold
+	// after their deadline, since their job may be queued again or running
+	// right now.
 	Expiring int64 `json:"expiring"`
 	// Invalid: orphans whose value is not a deadline; left alone.
 	Invalid int64 `json:"invalid"`
-	// Changed: keys that changed between the read and the write.
+	// Changed: keys that changed (or went) between the read and the write.
 	Changed int64 `json:"changed"`
+	// HoldSeconds is the hold: --orphan-grace, at least inspect.OrphanHold.
+	HoldSeconds float64 `json:"hold_seconds"`
 }
 
 // idSet remembers the ids of the jobs a sweep saw, as 64-bit hashes (8
@@ -54,10 +61,15 @@ func (s idSet) addChunk(c *inspect.Chunk) {
 	}
 }
 
+// orphanHold is how long an orphaned deadline key is kept past its deadline
+// (or past now, when that has passed): grace, but at least
+// inspect.OrphanHold.
+func orphanHold(grace time.Duration) time.Duration { return max(grace, inspect.OrphanHold) }
+
 // sweepOrphans scans every expiration key and handles those whose id was
 // not seen in any list during the run.
-func (r *run) sweepOrphans(ctx context.Context, seen idSet, grace time.Duration) (*OrphanResult, error) {
-	res := &OrphanResult{}
+func (r *run) sweepOrphans(ctx context.Context, seen idSet, hold time.Duration) (*OrphanResult, error) {
+	res := &OrphanResult{HoldSeconds: hold.Seconds()}
 	layout := r.s.layout
 	var cursor uint64
 	for {
@@ -79,7 +91,7 @@ func (r *run) sweepOrphans(ctx context.Context, seen idSet, grace time.Duration)
 				orphans = append(orphans, k)
 			}
 		}
-		if err := r.handleOrphans(ctx, orphans, grace, res); err != nil {
+		if err := r.handleOrphans(ctx, orphans, hold, res); err != nil {
 			return res, err
 		}
 		if cursor = next; cursor == 0 {
@@ -88,7 +100,7 @@ func (r *run) sweepOrphans(ctx context.Context, seen idSet, grace time.Duration)
 	}
 }
 
-func (r *run) handleOrphans(ctx context.Context, keys []string, grace time.Duration, res *OrphanResult) error {
+func (r *run) handleOrphans(ctx context.Context, keys []string, hold time.Duration, res *OrphanResult) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -115,22 +127,28 @@ func (r *run) handleOrphans(ctx context.Context, keys []string, grace time.Durat
 				Detail: "orphaned expiration key with an unreadable value; left alone"})
 			continue
 		}
-		action := "del"
-		if deadline.After(now) {
-			action = strconv.FormatInt(deadline.Add(grace).UnixMilli(), 10)
+		// Never DEL: the key vanishes by itself after the hold, unless a
+		// sweep meanwhile finds its job and removes both.
+		expired := !deadline.After(now)
+		ttl := hold
+		if !expired {
+			ttl += deadline.Sub(now)
 		}
 		if !r.opts.DryRun {
-			n, err := orphanExpireScript.Run(ctx, r.s.rdb, []string{k}, val, action).Int()
+			n, err := orphanExpireScript.Run(ctx, r.s.rdb, []string{k}, val, max(ttl.Milliseconds(), 1)).Int()
 			if err != nil {
+				if IsReadOnly(err) {
+					return ErrReadOnly
+				}
 				return fmt.Errorf("orphan %s: %w", k, err)
 			}
-			if n == 0 {
+			if n != 1 {
 				res.Changed++
 				continue
 			}
 		}
-		if action == "del" {
-			res.Deleted++
+		if expired {
+			res.Expired++
 		} else {
 			res.Expiring++
 		}

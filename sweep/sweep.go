@@ -58,8 +58,11 @@ type Options struct {
 	// would be removed).
 	OnRemoved func(Removal)
 	// Orphans also handles expiration keys whose job is in no queue and no
-	// delayed bucket: deleted when their deadline has passed, otherwise
-	// given a Redis TTL of deadline + OrphanGrace (default 1h).
+	// delayed bucket. They are never deleted, since their job may only have
+	// been between two lists while the run read them: each gets a Redis TTL
+	// of the hold, max(OrphanGrace, inspect.OrphanHold), past its deadline,
+	// or past now when the deadline has passed. A sweep within the hold finds
+	// such a job with its deadline; without a job, the key vanishes.
 	Orphans     bool
 	OrphanGrace time.Duration
 	// Now, when set, is the clock for failure entries and archive records.
@@ -358,12 +361,8 @@ func (r *run) execute(ctx context.Context) error {
 		if r.opts.Limit > 0 && r.removedSoFar.Load() >= r.opts.Limit {
 			return errLimit
 		}
-		grace := r.opts.OrphanGrace
-		if grace <= 0 {
-			grace = time.Hour
-		}
 		var err error
-		r.res.Orphans, err = r.sweepOrphans(work, r.seen, grace)
+		r.res.Orphans, err = r.sweepOrphans(work, r.seen, orphanHold(r.opts.OrphanGrace))
 		return err
 	}
 	return nil

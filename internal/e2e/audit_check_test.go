@@ -253,7 +253,7 @@ type acAudit struct {
 	Deadlines struct {
 		Keys    int64 `json:"keys"`
 		Orphans struct {
-			Orphans, Expired, Live, Fixable int64
+			Orphans, Expired, Held, Live, Fixable int64
 		} `json:"orphans"`
 	} `json:"deadline_keys"`
 	Loners struct {
@@ -290,7 +290,7 @@ func TestAuditAndFix(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", f.Name, got, want)
 		}
 	}
-	if d := a.Deadlines; d.Keys != 5 || d.Orphans.Orphans != 2 || d.Orphans.Expired != 1 || d.Orphans.Live != 1 || d.Orphans.Fixable != 1 {
+	if d := a.Deadlines; d.Keys != 5 || d.Orphans.Orphans != 2 || d.Orphans.Expired != 1 || d.Orphans.Held != 0 || d.Orphans.Live != 1 || d.Orphans.Fixable != 1 {
 		t.Errorf("deadline keys: %+v", d)
 	}
 	if l := a.Loners.Orphans; l.Orphans != 1 || l.Fixable != 1 {
@@ -346,6 +346,16 @@ func TestAuditAndFix(t *testing.T) {
 		t.Errorf("keys changed:\n %v\nwant\n %v", diff, want)
 	}
 	run(t, srv, "check", "--max-no-ttl", "0", "--max-stuck", "0", "--max-orphans", "0").expect(t, 0)
+	// The expired orphaned deadline key was not deleted but held: it vanishes
+	// within 1h, and is no longer fixable.
+	if pttl := rdb.PTTL(context.Background(), "resque:job:gone:expiration").Val(); pttl <= 0 || pttl > time.Hour {
+		t.Errorf("the fixed orphaned deadline key has TTL %v, want at most 1h", pttl)
+	}
+	var fixed acAudit
+	run(t, srv, "audit", "--format", "json").expect(t, 0).decode(t, &fixed)
+	if o := fixed.Deadlines.Orphans; o.Expired != 1 || o.Held != 1 || o.Fixable != 0 {
+		t.Errorf("deadline orphans after the fix: %+v", o)
+	}
 
 	for _, args := range [][]string{
 		{"audit", "--apply"},

@@ -383,6 +383,16 @@ type fltSweepJSON struct {
 	AlreadyGone int64  `json:"already_gone"`
 	Stopped     string `json:"stopped"`
 	Recovered   int    `json:"recovered"`
+	// Orphans, with --orphans (docs/sweep.md).
+	Orphans *struct {
+		Keys        int64   `json:"keys_scanned"`
+		Orphans     int64   `json:"orphans"`
+		Expired     int64   `json:"expired"`
+		Expiring    int64   `json:"expiring"`
+		Invalid     int64   `json:"invalid"`
+		Changed     int64   `json:"changed"`
+		HoldSeconds float64 `json:"hold_seconds"`
+	} `json:"orphans"`
 }
 
 // fltWaitFile waits until path holds at least size bytes, failing if p

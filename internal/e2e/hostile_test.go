@@ -489,8 +489,13 @@ func TestHostileNamespaceGlob(t *testing.T) {
 		t.Errorf("sweep --namespace %q removed %d, want 1", ns, res.Removed)
 	}
 	hstCheckQueue(t, rdb, odd, "q", oddJobs)
-	if rdb.Exists(ctx, odd.Expiration("odd-orphan")).Val() != 0 {
-		t.Errorf("the namespace's own expired orphan was not deleted")
+	if o := res.Orphans; o == nil || o.Orphans != 1 || o.Expired != 1 || o.HoldSeconds != 3600 {
+		t.Errorf("sweep --namespace %q --orphans: orphans %+v, want the one expired orphan held for 3600s", ns, o)
+	}
+	// Orphans are never deleted: the namespace's own expired orphan is set
+	// to vanish within the hold (1h).
+	if pttl := rdb.PTTL(ctx, odd.Expiration("odd-orphan")).Val(); pttl <= 0 || pttl > time.Hour {
+		t.Errorf("the namespace's own expired orphan has TTL %v, want at most 1h", pttl)
 	}
 	hstSameDump(t, fmt.Sprintf("sweep --namespace %q --orphans", ns), before, hstDump(t, rdb, func(k string) bool { return !isOdd(k) }))
 }
