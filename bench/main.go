@@ -33,7 +33,11 @@ type config struct {
 	sidekiqMax int
 	naiveMax   int
 	extremes   bool
+	large      []largeCase
 }
+
+// largeCase is a data set of large payloads: jobs of size bytes each.
+type largeCase struct{ size, jobs int }
 
 func main() {
 	var cfg config
@@ -44,7 +48,18 @@ func main() {
 	flag.IntVar(&cfg.sidekiqMax, "sidekiq-max", 100000, "largest size the Sidekiq-API way is run at")
 	flag.IntVar(&cfg.naiveMax, "naive-max", 100000, "largest size the seed's naive way is run at")
 	flag.BoolVar(&cfg.extremes, "extremes", true, "also sweep data sets where nothing and where everything is expired")
+	large := flag.String("large", envOr("BENCH_LARGE", "10240:4000,102400:1000"), "large-payload data sets, bytes:jobs, comma-separated; \"none\" for none (BENCH_LARGE)")
 	flag.Parse()
+	if *large != "none" {
+		for _, s := range strings.Split(*large, ",") {
+			var lc largeCase
+			if _, err := fmt.Sscanf(strings.TrimSpace(s), "%d:%d", &lc.size, &lc.jobs); err != nil || lc.size <= 0 || lc.jobs <= 0 {
+				fmt.Fprintf(os.Stderr, "bench: bad large data set %q (want bytes:jobs)\n", s)
+				os.Exit(2)
+			}
+			cfg.large = append(cfg.large, lc)
+		}
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -223,8 +238,57 @@ func run(cfg config) error {
 			rows = append(rows, r)
 		}
 	}
+	for _, lc := range cfg.large {
+		lr, err := largeRows(ctx, cfg, srv, rdb, lc)
+		rows = append(rows, lr...)
+		if err != nil {
+			return err
+		}
+	}
 	printTable(rows, cfg)
 	return nil
+}
+
+// largeRows measures the read-only floor and a sweep on payloads of
+// lc.size bytes, half of them expired: whether every command, the removal
+// scripts above all, stays short when payloads are large.
+func largeRows(ctx context.Context, cfg config, srv *redisserver.Server, rdb *redis.Client, lc largeCase) ([]row, error) {
+	spec := sample.Bench(lc.jobs, time.Now())
+	spec.Missing, spec.ActiveJob, spec.MinPayload, spec.MaxPayload = 0, 0, lc.size, lc.size
+	label := fmt.Sprintf("%d KB payloads", lc.size>>10)
+	fill := func() error {
+		if err := rdb.FlushAll(ctx).Err(); err != nil {
+			return err
+		}
+		_, err := sample.Fill(ctx, rdb, layout, spec)
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d jobs of %s\n", lc.jobs, label)
+	if err := fill(); err != nil {
+		return nil, err
+	}
+	insp := row{size: lc.jobs, name: "inspect, " + label, jobs: lc.jobs, check: "read-only"}
+	sw := row{size: lc.jobs, name: "sweep, " + label + ", 50% expired", jobs: lc.jobs}
+	for i := 0; i < cfg.reps; i++ {
+		if err := measureBinary(ctx, cfg, srv, rdb, []string{"inspect"}, &insp); err != nil {
+			return nil, err
+		}
+		if err := fill(); err != nil {
+			return nil, err
+		}
+		if err := measureBinary(ctx, cfg, srv, rdb, []string{"sweep", "--yes"}, &sw); err != nil {
+			return nil, err
+		}
+		if err := checkSwept(ctx, rdb, spec); err != nil {
+			sw.check = "FAILED: " + err.Error()
+			return []row{insp, sw}, err
+		}
+		sw.check = "exact"
+		if err := fill(); err != nil {
+			return nil, err
+		}
+	}
+	return []row{insp, sw}, nil
 }
 
 // measureBinary runs the tool once and records wall time, Redis's worst
@@ -328,13 +392,14 @@ func printTable(rows []row, cfg config) {
 	fmt.Printf("| jobs | run | wall s (median of %d) | jobs/s | × floor | worst Redis command | tool peak RSS | result |\n", cfg.reps)
 	fmt.Println("|---:|---|---:|---:|---:|---|---:|---|")
 	var floor float64
+	floorSize := 0
 	for _, r := range rows {
 		m := r.median()
 		if strings.HasPrefix(r.name, "floor") {
-			floor = m
+			floor, floorSize = m, r.size
 		}
 		ratio := "-"
-		if floor > 0 {
+		if floor > 0 && r.size == floorSize {
 			ratio = fmt.Sprintf("%.2f", m/floor)
 		}
 		rss := "-"

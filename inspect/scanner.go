@@ -139,7 +139,16 @@ type ListStats struct {
 // them. When the anchor is gone entirely — workers took everything the scan
 // had seen — the rest of the list is unseen and the scan restarts at the head.
 func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
+	// A copy whose page size follows this list's payload sizes.
+	ls := *s
+	return ls.scanList(ctx, ref, visit)
+}
+
+func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	var st ListStats
+	// The first page is small: nothing is known yet of the payloads' size.
+	full := s.batch
+	s.batch = min(full, 4)
 	var anchor []string
 	next := int64(0) // where the first unseen job is expected
 	for {
@@ -153,6 +162,7 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 		next = base
 		if len(items) > 0 {
 			st.Pages++
+			s.batch = pageFor(full, items)
 			chunk, err := s.buildChunk(ctx, ref, base, items)
 			if err != nil {
 				return st, err
@@ -180,6 +190,22 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 			return st, nil
 		}
 	}
+}
+
+// MaxPageBytes bounds what one page read moves, so that an LRANGE stays
+// short however large the payloads: the next page holds about this many
+// bytes of payloads like the last page's.
+const MaxPageBytes = 1 << 20
+
+// pageFor is the page size for payloads like items: full, or fewer jobs
+// when they are large (never fewer than 4).
+func pageFor(full int, items []string) int {
+	total := 0
+	for _, it := range items {
+		total += len(it)
+	}
+	avg := max(1, total/len(items))
+	return min(full, max(4, MaxPageBytes/avg))
 }
 
 // readAfter returns the next page of unseen items, the list index of its

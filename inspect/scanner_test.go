@@ -264,7 +264,12 @@ func TestScanListQuiet(t *testing.T) {
 					t.Fatalf("job %d has Index %d", i, ix)
 				}
 			}
-			wantPages := (n + batch - 1) / batch
+			// A first page of 4 jobs, to learn their size, then full pages.
+			first := min(batch, 4)
+			wantPages := min(n, 1)
+			if n > first {
+				wantPages += (n - first + batch - 1) / batch
+			}
 			if st.Pages != wantPages || st.Resyncs != 0 {
 				t.Errorf("stats = %+v, want %d pages, no resync", st, wantPages)
 			}
@@ -1091,5 +1096,43 @@ func TestDeadlineWrittenAfterMGET(t *testing.T) {
 	}
 	if jobs[2].State != StateInvalid || !strings.Contains(jobs[2].Reason, "hash") {
 		t.Errorf("hash expiration key: %s (%s), want invalid", jobs[2].State, jobs[2].Reason)
+	}
+}
+
+// TestPagesAreBoundedInBytes: large payloads are read a few at a time, so
+// that no LRANGE moves more than about MaxPageBytes; small ones a whole
+// page at a time.
+func TestPagesAreBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		size, want int
+	}{{100, DefaultBatch}, {10 << 10, 102}, {100 << 10, 10}, {1 << 20, 4}, {4 << 20, 4}} {
+		items := []string{strings.Repeat("x", tc.size), strings.Repeat("y", tc.size)}
+		if got := pageFor(DefaultBatch, items); got != tc.want {
+			t.Errorf("payloads of %d bytes: page of %d, want %d", tc.size, got, tc.want)
+		}
+	}
+	srv := redistest.Start(t)
+	rdb := redistest.Client(t, srv)
+	ctx := context.Background()
+	layout := resque.MustLayout("resque", "")
+	pad := strings.Repeat("p", 100<<10)
+	for i := 0; i < 60; i++ {
+		rdb.RPush(ctx, layout.Queue("big"), fmt.Sprintf(`{"class":"X","args":[%q],"id":"b%d"}`, pad, i))
+	}
+	s, err := NewScanner(rdb, Config{Layout: layout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	_, err = s.ScanList(ctx, ListRef{Key: layout.Queue("big"), Queue: "big"}, func(_ context.Context, c *Chunk) error {
+		if bytes := len(c.Jobs) * len(pad); bytes > MaxPageBytes+len(pad)*2 {
+			t.Errorf("a page of %d jobs, %d bytes", len(c.Jobs), bytes)
+		}
+		seen += len(c.Jobs)
+		return nil
+	})
+	if err != nil || seen != 60 {
+		t.Fatalf("scanned %d of 60: %v", seen, err)
 	}
 }

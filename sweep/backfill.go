@@ -285,6 +285,9 @@ func (b *backfill) execute(ctx context.Context) error {
 	b.interrupt = ctx
 	work := context.WithoutCancel(ctx)
 	if !b.opts.DryRun {
+		if err := CheckPermissions(work, b.rdb, backfillNeeds(b.scanner.Layout())); err != nil {
+			return err
+		}
 		if err := LoadScripts(work, b.rdb); err != nil {
 			if IsReadOnly(err) {
 				return ErrReadOnly

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 //go:embed acl_probe.lua
@@ -92,7 +94,14 @@ func (r *run) sweepNeeds() []Need {
 		needs = append(needs, Need{"type", j}, Need{"rpush", j}, Need{"ltrim", j}, Need{"llen", j}, Need{"lrange", j})
 	}
 	if r.opts.Orphans {
-		needs = append(needs, Need{"get", exp}, Need{"pexpireat", exp})
+		needs = append(needs, Need{"get", exp}, Need{"pttl", exp}, Need{"pexpire", exp})
 	}
 	return needs
+}
+
+// backfillNeeds lists the commands a backfill that writes runs.
+func backfillNeeds(l resque.Layout) []Need {
+	exp, req := l.Expiration("resque-expire-probe"), l.Requests("probe")
+	return []Need{{"set", exp}, {"get", exp}, {"expireat", exp}, {"evalsha", ""}, {"script|load", ""},
+		{"hget", req}, {"hset", req}, {"pexpire", req}, {"del", req}}
 }

@@ -320,3 +320,29 @@ func TestLargePayloadsAreRemovedExactly(t *testing.T) {
 		t.Errorf("%d left, want 20", n)
 	}
 }
+
+// TestBackfillRefusesWithoutPermission: a backfill whose user may not SET
+// fails naming it before it writes anything.
+func TestBackfillRefusesWithoutPermission(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	for i := 0; i < 5; i++ {
+		id := fmt.Sprintf("nd%d", i)
+		f.push("default", f.job(id, "X"), id, "")
+	}
+	if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-set").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: f.srv.Addr(), Username: "t", Password: "pw"})
+	defer c.Close()
+	f.via = c
+	before := f.dump()
+	_, err := Backfill(f.ctx, f.scanner(nil), BackfillOptions{TTL: time.Hour})
+	var pe *PermissionError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "SET on") {
+		t.Fatalf("backfill without SET: %v, want a permission error naming it", err)
+	}
+	if after := f.dump(); !reflect.DeepEqual(before, after) {
+		t.Fatal("the refused backfill changed the database")
+	}
+}
