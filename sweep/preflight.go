@@ -45,17 +45,24 @@ func (e *PermissionError) Error() string {
 // *PermissionError naming those it may not, nil when it may run them all
 // or when Redis cannot tell (before Redis 7).
 func CheckPermissions(ctx context.Context, rdb redis.Scripter, needs []Need) error {
-	keys := make([]string, len(needs))
-	args := make([]any, len(needs))
-	for i, n := range needs {
-		keys[i], args[i] = n.Key, n.Command
+	var keys []string
+	index := map[string]int{}
+	args := make([]any, 0, 2*len(needs))
+	for _, n := range needs {
+		if n.Key != "" && index[n.Key] == 0 {
+			keys = append(keys, n.Key)
+			index[n.Key] = len(keys)
+		}
+		args = append(args, n.Command, index[n.Key])
 	}
 	denied, err := aclProbeScript.Eval(ctx, rdb, keys, args...).Int64Slice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil
-	case err != nil && redis.HasErrorPrefix(err, "NOPERM"):
+	case err != nil && redis.HasErrorPrefix(err, "NOPERM") && strings.Contains(err.Error(), "'eval'"):
 		return &PermissionError{Denied: []Need{{Command: "eval"}}}
+	case err != nil && redis.HasErrorPrefix(err, "NOPERM"):
+		return fmt.Errorf("the Redis user may not use the keys a run needs (%s); nothing was changed: %w", strings.Join(keys, ", "), err)
 	case err != nil:
 		return fmt.Errorf("check the Redis user's permissions: %w", err)
 	case len(denied) == 0:
