@@ -72,11 +72,30 @@ type env struct {
 
 // bufferedLogger returns a logger like e.log that writes through a buffer,
 // for lines logged in bulk (one per removed job), and the function that
-// flushes it. The buffer is also flushed by a write a second or more after
-// the previous flush, so a log being tailed does not fall far behind.
+// flushes it (call it when done; calling it again is harmless). The buffer
+// is also written out every second, so a log being tailed does not fall
+// behind.
 func (e *env) bufferedLogger() (zerolog.Logger, func()) {
 	b := &logBuffer{w: e.stderr, last: time.Now()}
-	return zerolog.New(e.logFormat(b)).Level(e.log.GetLevel()).With().Timestamp().Logger(), b.flush
+	stop := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				b.flush()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	done := func() {
+		once.Do(func() { close(stop) })
+		b.flush()
+	}
+	return zerolog.New(e.logFormat(b)).Level(e.log.GetLevel()).With().Timestamp().Logger(), done
 }
 
 // logBufferSize is how much logBuffer holds before it writes.

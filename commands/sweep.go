@@ -34,8 +34,10 @@ has no deadline, has no id or cannot be read is never removed, and a job a worke
 first is counted as already gone. Runs hold the lock <ns>:resque-expire:lock; a second
 run exits with code 75.
 
-On a terminal it shows what it will remove and asks first (--yes skips the question);
-from cron it never asks.
+On a terminal it shows what it will remove and asks first, on the terminal itself even
+when stderr is redirected (--yes skips the question; with no terminal to ask on it refuses,
+exit 2). Any answer but y/yes removes nothing and exits 1. From cron (stdin not a
+terminal) it never asks.
 
 Examples:
   resque-expire sweep --dry-run
