@@ -141,11 +141,28 @@ Exit codes: 0 success; 1 the run failed (Redis unreachable, auth refused, ...);
 func noOperands(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if c.Args().Present() {
-			return usageErrorf("unexpected argument %q; %s takes no arguments (see resque-expire %s --help)",
-				c.Args().First(), c.Command.Name, c.Command.Name)
+			arg := c.Args().First()
+			hint := ""
+			if flag := "--" + strings.TrimLeft(arg, "-"); flag != arg && hasFlag(c.Command, flag[2:]) {
+				hint = fmt.Sprintf(" (did you mean %s?)", flag)
+			}
+			return usageErrorf("unexpected argument %q%s; %s takes no arguments (see resque-expire %s --help)",
+				arg, hint, c.Command.Name, c.Command.Name)
 		}
 		return action(c)
 	}
+}
+
+// hasFlag reports whether cmd has a flag of that name (or alias).
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registry holds the subcommands; each command file adds its own with

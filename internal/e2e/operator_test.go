@@ -554,3 +554,51 @@ func TestOperatorDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorShortPasswordRedaction: with a password as short as "re" or
+// "s", stderr hides it where it is a credential and leaves every ordinary
+// word and JSON key alone ("xxxxxdis" in place of "redis" would both mangle
+// the log and give the password away).
+func TestOperatorShortPasswordRedaction(t *testing.T) {
+	t.Parallel()
+	for _, pw := range []string{"re", "s"} {
+		srv := redistest.Start(t, "--requirepass", pw)
+		fill(t, redistest.Client(t, srv), sweepSpec())
+		good := "redis://:" + pw + "@" + srv.Addr() + "/0"
+		check := func(what string, r result) {
+			t.Helper()
+			if strings.Contains(r.stderr, "xxxxx"+strings.TrimPrefix("redis", pw)) || strings.Contains(r.stderr, "xxxxxdis") ||
+				strings.Contains(r.stderr, "jobxxxxx") || strings.Contains(r.stderr, "xxxxxmoved") {
+				t.Errorf("%s (password %q): words mangled by redaction:\n%s", what, pw, r.stderr)
+			}
+			if strings.Contains(r.stderr, ":"+pw+"@") {
+				t.Errorf("%s (password %q): the password is printed:\n%s", what, pw, r.stderr)
+			}
+		}
+		r := runEnv(t, []string{"REDIS_URL=" + good}, "", "--log-level", "debug", "--log-format", "json", "sweep", "--format", "json")
+		r.expect(t, 0)
+		check("sweep", r)
+		sawURL, sawRemoved := false, false
+		for _, l := range r.logs(t) {
+			if u, ok := l["redis"].(string); ok && strings.Contains(u, "://:xxxxx@") {
+				sawURL = true
+			}
+			if l["message"] == "removed expired job" {
+				sawRemoved = true
+			}
+		}
+		if !sawURL || !sawRemoved {
+			t.Errorf("password %q: want a \"redis\" field with the URL redacted and \"removed expired job\" lines:\n%s", pw, r.stderr)
+		}
+
+		// A wrong password as short, which occurs in the error's words.
+		other := map[string]string{"re": "s", "s": "re"}[pw]
+		wrong := "redis://:" + other + "@" + srv.Addr() + "/0"
+		r = runEnv(t, []string{"REDIS_URL=" + wrong}, "", "inspect").expect(t, 1)
+		check("wrong password", r)
+		if strings.Contains(r.stderr, ":"+other+"@") {
+			t.Errorf("the wrong password %q is printed:\n%s", other, r.stderr)
+		}
+		oneLineError(t, r, "connect to redis://:xxxxx@", "WRONGPASS invalid username-password pair")
+	}
+}
