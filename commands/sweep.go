@@ -197,18 +197,19 @@ func refused(res *sweep.Result) bool {
 		res.Scanned == 0 && res.Removed == 0 && res.Recovered == 0)
 }
 
-// promptWriter returns where the confirmation goes: stderr when it is a
-// terminal, else the controlling terminal itself, so that "sweep
-// 2>sweep.log" does not wait for an answer to a question nobody sees.
+// promptWriter returns where the confirmation goes: the terminal itself
+// (/dev/tty), so that "sweep 2>sweep.log" does not wait for an answer to a
+// question nobody sees and stderr holds only logs; stderr when it is a
+// terminal but /dev/tty cannot be opened.
 func promptWriter(e *env) (io.Writer, func(), error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	if err == nil {
+		return &scrubWriter{w: tty, secrets: e.secrets}, func() { tty.Close() }, nil
+	}
 	if isTerminal(e.c.App.ErrWriter) {
 		return e.stderr, func() {}, nil
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("there is no terminal to ask on: %v", err)
-	}
-	return &scrubWriter{w: tty, secrets: e.secrets}, func() { tty.Close() }, nil
+	return nil, nil, fmt.Errorf("there is no terminal to ask on: %v", err)
 }
 
 // confirmSweep shows what a sweep would remove on w and asks the operator.
