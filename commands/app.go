@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9/logging"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/internal/redisconn"
@@ -36,16 +37,57 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	app := NewApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, hoistGlobalFlags(app, args))
+	hoisted := hoistGlobalFlags(app, args)
+	err := app.RunContext(ctx, hoisted)
 	code := exitCode(err)
 	if err != nil {
 		var s silentExit
 		if !errors.As(err, &s) {
-			msg := redisconn.Scrub(err.Error(), secretsFromArgs(args)...)
-			fmt.Fprintf(stderr, "resque-expire: %s\n", oneLine(msg))
+			msg := oneLine(redisconn.Scrub(err.Error(), secretsFromArgs(args)...))
+			if jsonLogs(app, hoisted) {
+				// Under --log-format json every stderr line is a JSON
+				// object, the last one included.
+				log := zerolog.New(stderr).With().Timestamp().Logger()
+				log.Error().Int("exit_code", code).Msg(msg)
+			} else {
+				fmt.Fprintf(stderr, "resque-expire: %s\n", msg)
+			}
 		}
 	}
 	return code
+}
+
+// logFormatKey is where setup records the log format it resolved, in
+// App.Metadata, for the final error line.
+const logFormatKey = "log-format"
+
+// jsonLogs reports whether the run asked for --log-format json (on the
+// command line or in RESQUE_EXPIRE_LOG_FORMAT). When setup ran it recorded
+// its decision; otherwise (a usage error while parsing flags) the
+// arguments are read here.
+func jsonLogs(app *cli.App, args []string) bool {
+	if f, ok := app.Metadata[logFormatKey].(string); ok {
+		return f == "json"
+	}
+	format := os.Getenv("RESQUE_EXPIRE_LOG_FORMAT")
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		switch {
+		case a == "--log-format" || a == "-log-format":
+			if i+1 < len(args) {
+				format = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--log-format="):
+			format = strings.TrimPrefix(a, "--log-format=")
+		case strings.HasPrefix(a, "-log-format="):
+			format = strings.TrimPrefix(a, "-log-format=")
+		}
+	}
+	return format == "json"
 }
 
 // NewApp builds the cli application.
@@ -83,10 +125,44 @@ Exit codes: 0 success; 1 the run failed (Redis unreachable, auth refused, ...);
 			return nil
 		},
 	}
+	app.Metadata = map[string]any{}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
+		if cmd.ArgsUsage == "" && cmd.Action != nil {
+			cmd.Action = noOperands(cmd.Action)
+		}
 	}
 	return app
+}
+
+// noOperands refuses positional arguments for a command that documents
+// none (no ArgsUsage): without it "sweep dry-run" or "sweep -- --dry-run"
+// would run a real sweep, and "list expired" would list every job.
+func noOperands(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.Args().Present() {
+			arg := c.Args().First()
+			hint := ""
+			if flag := "--" + strings.TrimLeft(arg, "-"); flag != arg && hasFlag(c.Command, flag[2:]) {
+				hint = fmt.Sprintf(" (did you mean %s?)", flag)
+			}
+			return usageErrorf("unexpected argument %q%s; %s takes no arguments (see resque-expire %s --help)",
+				arg, hint, c.Command.Name, c.Command.Name)
+		}
+		return action(c)
+	}
+}
+
+// hasFlag reports whether cmd has a flag of that name (or alias).
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registry holds the subcommands; each command file adds its own with

@@ -118,6 +118,9 @@ func runBackfill(c *cli.Context) error {
 	if errors.Is(runErr, sweep.ErrNoTTL) {
 		return withCode(ExitUsage, runErr)
 	}
+	if runErr == nil && res.Stopped == "" {
+		res.Problems = append(res.Problems, s.Unmatched()...)
+	}
 	for _, pr := range res.Problems {
 		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 	}

@@ -48,6 +48,9 @@ func completionCommand() *cli.Command {
   source <(resque-expire completion bash)
   resque-expire completion zsh > "${fpath[1]}/_resque-expire"`,
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usageErrorf("unexpected argument %q; completion takes one shell, bash or zsh", c.Args().Get(1))
+			}
 			switch c.Args().First() {
 			case "bash":
 				_, err := fmt.Fprint(c.App.Writer, bashCompletion)

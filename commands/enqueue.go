@@ -32,7 +32,7 @@ Examples:
   resque-expire enqueue --queue mailers --class WelcomeMail --ttl 1h -- 42 '{"locale":"fr"}'
   resque-expire enqueue --queue default --class Reports::Daily --activejob --ttl 6h -- 2024-05-01
   resque-expire enqueue --queue low --class Cleanup --in 30m --ttl 2h
-  id=$(resque-expire enqueue --queue canary --class Canary --ttl 1s) && sleep 2 && resque-expire sweep --yes`,
+  id=$(resque-expire enqueue --queue canary --class Canary --ttl 1s) && sleep 2 && resque-expire sweep --yes --queue canary`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "queue", Usage: "queue to push to"},
 			&cli.StringFlag{Name: "class", Usage: "job class (with --activejob, the ActiveJob job_class)"},

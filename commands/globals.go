@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,6 +69,84 @@ type env struct {
 	// skew is how far Redis's clock runs ahead of the host's, measured by
 	// scanner; jobs are judged by Redis's clock.
 	skew *time.Duration
+	// logFormat turns a sink into the log format chosen (JSON or console).
+	logFormat func(io.Writer) io.Writer
+}
+
+// bufferedLogger returns a logger like e.log that writes through a buffer,
+// for lines logged in bulk (one per removed job), and the function that
+// flushes it (call it when done; calling it again is harmless). The buffer
+// is also written out every second, so a log being tailed does not fall
+// behind.
+func (e *env) bufferedLogger() (zerolog.Logger, func()) {
+	b := &logBuffer{w: e.stderr, last: time.Now()}
+	stop := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				b.flush()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	done := func() {
+		once.Do(func() { close(stop) })
+		b.flush()
+	}
+	return zerolog.New(e.logFormat(b)).Level(e.log.GetLevel()).With().Timestamp().Logger(), done
+}
+
+// logBufferSize is how much logBuffer holds before it writes.
+const logBufferSize = 64 << 10
+
+// logBuffer collects whole log lines and writes them in bulk: when it holds
+// logBufferSize bytes, when a line comes a second or more after the last
+// write, and on flush. It never splits a line across two writes, so the
+// credential scrubbing behind it sees every line whole. It is safe for
+// concurrent use.
+type logBuffer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	buf  []byte
+	last time.Time
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf)+len(p) > logBufferSize {
+		if err := b.writeOut(); err != nil {
+			return 0, err
+		}
+	}
+	b.buf = append(b.buf, p...)
+	if len(b.buf) >= logBufferSize || time.Since(b.last) >= time.Second {
+		if err := b.writeOut(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (b *logBuffer) writeOut() error {
+	b.last = time.Now()
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+func (b *logBuffer) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.writeOut()
 }
 
 func setup(c *cli.Context) (*env, error) {
@@ -98,25 +177,40 @@ func setup(c *cli.Context) (*env, error) {
 	if c.Bool("quiet") && level < zerolog.WarnLevel {
 		level = zerolog.WarnLevel
 	}
-	var logOut io.Writer
 	switch lf := c.String("log-format"); lf {
 	case "json":
-		logOut = e.stderr
+		e.logFormat = func(w io.Writer) io.Writer { return w }
 	case "console":
-		logOut = zerolog.ConsoleWriter{Out: e.stderr, TimeFormat: time.RFC3339, NoColor: !isTerminal(c.App.ErrWriter)}
+		noColor := !isTerminal(c.App.ErrWriter)
+		e.logFormat = func(w io.Writer) io.Writer {
+			return zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: noColor}
+		}
 	case "auto":
 		if isTerminal(c.App.ErrWriter) {
-			logOut = zerolog.ConsoleWriter{Out: e.stderr, TimeFormat: time.Kitchen}
+			e.logFormat = func(w io.Writer) io.Writer { return zerolog.ConsoleWriter{Out: w, TimeFormat: time.Kitchen} }
 		} else {
-			logOut = e.stderr
+			e.logFormat = func(w io.Writer) io.Writer { return w }
 		}
 	default:
 		return nil, usageErrorf("--log-format: want auto, console or json, got %q", lf)
 	}
-	e.log = zerolog.New(logOut).Level(level).With().Timestamp().Logger()
+	if c.App.Metadata != nil {
+		c.App.Metadata[logFormatKey] = c.String("log-format")
+	}
+	e.log = zerolog.New(e.logFormat(e.stderr)).Level(level).With().Timestamp().Logger()
 	redis.SetLogger(redisLogger{e.log})
 	e.progressOK = !c.Bool("quiet") && !c.Bool("no-progress") && isTerminal(c.App.ErrWriter)
 
+	if ns := strings.TrimSpace(c.String("namespace")); ns == "" || ns == ":" {
+		return nil, usageErrorf("--namespace must not be empty (Resque's default is resque)")
+	}
+	for _, name := range []string{"queue", "class"} {
+		for _, p := range c.StringSlice(name) {
+			if strings.TrimSpace(p) == "" {
+				return nil, usageErrorf("--%s must not be empty; leave it out to match every %s", name, name)
+			}
+		}
+	}
 	e.layout, err = resque.NewLayout(c.String("namespace"), c.String("expiration-key"))
 	if err != nil {
 		return nil, usageErrorf("--expiration-key: %v", err)
@@ -203,36 +297,62 @@ func (e *env) progress(label string) inspect.Progress {
 }
 
 // lazyBar shows a progress bar only when the work is long (many jobs).
+// Its methods may be called from several goroutines.
 type lazyBar struct {
 	label string
 	w     io.Writer
+	mu    sync.Mutex
 	total int64
 	bar   *progressbar.ProgressBar
+	// since is when the bar appeared; rate says whether it shows jobs/s.
+	since time.Time
+	rate  bool
 }
 
 // progressMinJobs is the amount of work below which no bar is shown.
 const progressMinJobs = 20000
 
+// progressRateAfter is how long the bar runs before it shows a rate: the
+// first pages arrive within microseconds of its start, and a rate over
+// that span reads millions of jobs/s.
+const progressRateAfter = 2 * time.Second
+
 func (b *lazyBar) SetTotal(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.total = n
 	if n >= progressMinJobs && b.bar == nil {
 		b.bar = progressbar.NewOptions64(n, progressbar.OptionSetWriter(b.w), progressbar.OptionSetDescription(b.label),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("jobs"),
+			progressbar.OptionShowCount(), progressbar.OptionSetItsString("jobs"),
 			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
 			progressbar.OptionOnCompletion(func() { fmt.Fprint(b.w, "\r") }))
+		// Start its clock now, not at the first page.
+		_ = b.bar.RenderBlank()
+		b.since = time.Now()
 	} else if b.bar != nil {
 		b.bar.ChangeMax64(n)
 	}
 }
 
 func (b *lazyBar) Add(n int) {
-	if b.bar != nil {
-		_ = b.bar.Add(n)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bar == nil {
+		return
 	}
+	if !b.rate && time.Since(b.since) >= progressRateAfter {
+		// The bar is only used under b.mu, so changing its options here
+		// races with nothing.
+		progressbar.OptionShowIts()(b.bar)
+		b.rate = true
+	}
+	_ = b.bar.Add(n)
 }
 
 // Finish clears the bar.
 func (b *lazyBar) Finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.bar != nil {
 		_ = b.bar.Finish()
 	}

@@ -58,10 +58,11 @@ Examples:
 			if err != nil {
 				return err
 			}
+			sum.Problems = append(sum.Problems, s.Unmatched()...)
 			for _, pr := range sum.Problems {
 				e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 			}
-			return e.render(inspectResult{Summary: sum, delayed: wantDelayed(c), ClockSkew: e.clockSkew()})
+			return e.render(inspectResult{Summary: sum, delayed: wantDelayed(c), skippedBy: filterNames(c), ClockSkew: e.clockSkew()})
 		},
 	}
 }
@@ -70,6 +71,22 @@ type inspectResult struct {
 	*inspect.Summary
 	delayed   bool
 	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
+	// skippedBy names the filters that leave jobs out ("--class", ...).
+	skippedBy string
+}
+
+// filterNames names the filters given that can leave jobs uncounted:
+// --class anywhere, --queue for delayed jobs (whose queue is in the
+// payload).
+func filterNames(c *cli.Context) string {
+	q, cl := len(c.StringSlice("queue")) > 0, len(c.StringSlice("class")) > 0
+	switch {
+	case q && cl:
+		return "--queue or --class"
+	case q:
+		return "--queue"
+	}
+	return "--class"
 }
 
 func (r inspectResult) Tables() []report.Table {
@@ -92,7 +109,7 @@ func (r inspectResult) Tables() []report.Table {
 	t.Footer = row(r.Totals)
 	t.Notes = append(t.Notes, fmt.Sprintf("failed list: %d entries", r.Failed))
 	if r.Totals.Skipped > 0 {
-		t.Notes = append(t.Notes, fmt.Sprintf("%d jobs did not match --class and were not counted", r.Totals.Skipped))
+		t.Notes = append(t.Notes, fmt.Sprintf("%d jobs did not match %s and were not counted", r.Totals.Skipped, r.skippedBy))
 	}
 	if o := r.Totals.MostOverdue; o != nil {
 		t.Notes = append(t.Notes, fmt.Sprintf("most overdue: job %s (%s) in %s, expired %s ago", o.ID, o.Class, o.Queue, report.Duration(o.Overdue)))

@@ -52,10 +52,15 @@ Examples:
 				return err
 			}
 			w := report.NewRowWriter(e.stdout, e.format, listHeader)
+			var rows int64
 			problems, err := s.List(c.Context, inspect.ListOptions{
 				Options: inspect.Options{Delayed: wantDelayed(c)},
 				States:  states, Limit: c.Int64("limit"),
-			}, func(l inspect.Listed) error { return w.Write(listRecord(l)) })
+			}, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			if err == nil && (c.Int64("limit") == 0 || rows < c.Int64("limit")) {
+				// A scan cut short by --limit has not seen everything.
+				problems = append(problems, s.Unmatched()...)
+			}
 			for _, pr := range problems {
 				e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 			}

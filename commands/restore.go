@@ -46,6 +46,9 @@ Examples:
 			if err != nil {
 				return err
 			}
+			if c.NArg() > 1 {
+				return usageErrorf("unexpected argument %q; restore takes exactly one archive file", c.Args().Get(1))
+			}
 			if c.NArg() != 1 {
 				return usageErrorf("restore takes exactly one archive file")
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -18,6 +19,9 @@ import (
 )
 
 var _ = register(sweepCommand)
+
+// minLockTTL is the shortest --lock-ttl a sweep accepts.
+const minLockTTL = time.Second
 
 func sweepCommand() *cli.Command {
 	return &cli.Command{
@@ -30,15 +34,17 @@ has no deadline, has no id or cannot be read is never removed, and a job a worke
 first is counted as already gone. Runs hold the lock <ns>:resque-expire:lock; a second
 run exits with code 75.
 
-On a terminal it shows what it will remove and asks first (--yes skips the question);
-from cron it never asks.
+On a terminal it shows what it will remove and asks first, on the terminal itself even
+when stderr is redirected (--yes skips the question; with no terminal to ask on it refuses,
+exit 2). Any answer but y/yes removes nothing and exits 1. From cron (stdin not a
+terminal) it never asks.
 
 Examples:
   resque-expire sweep --dry-run
   resque-expire sweep --yes --archive /var/lib/resque-expire/removed.jsonl
   resque-expire sweep --queue mailers --grace 5m --limit 10000 --max-duration 2m
   resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
-  */5 * * * * resque-expire sweep --log-format json >>/var/log/resque-expire.log 2>&1`,
+  */5 * * * * resque-expire sweep --log-format json --format jsonl >>/var/log/resque-expire.log 2>&1`,
 		Flags: append(filterFlags(),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
@@ -70,6 +76,11 @@ func runSweep(c *cli.Context) error {
 	if c.Int64("limit") < 0 {
 		return usageErrorf("--limit must not be negative")
 	}
+	if ttl := c.Duration("lock-ttl"); ttl < minLockTTL {
+		// The lock is renewed every ttl/3: below a second a renewal can
+		// come too late and another run could take the lock meanwhile.
+		return usageErrorf("--lock-ttl must be at least %s (it is renewed every third of it), got %s", minLockTTL, ttl)
+	}
 	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !wantDelayed(c)) {
 		return usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
 	}
@@ -91,9 +102,18 @@ func runSweep(c *cli.Context) error {
 	sw := sweep.New(s)
 
 	if !opts.DryRun && !c.Bool("yes") && isTerminalReader(c.App.Reader) {
-		ok, err := confirmSweep(c, e, sw, opts)
-		if err != nil || !ok {
+		w, closeW, err := promptWriter(e)
+		if err != nil {
+			return usageErrorf("cannot ask for confirmation (stderr is not a terminal and %v); pass --yes to sweep, or --dry-run to see what would be removed", err)
+		}
+		ok, err := confirmSweep(c, e, sw, opts, w)
+		closeW()
+		if err != nil {
 			return err
+		}
+		if !ok {
+			// Not a success: a script must not take "n" for a sweep.
+			return withCode(ExitFailure, errors.New("sweep aborted at the confirmation prompt; nothing was removed"))
 		}
 	}
 	if path := c.String("archive"); path != "" && !opts.DryRun {
@@ -108,8 +128,19 @@ func runSweep(c *cli.Context) error {
 	if opts.DryRun {
 		verb = "would remove expired job"
 	}
+	// One line per removed job is the record in JSON logs (cron); on a
+	// terminal it would bury the progress bar under thousands of lines, so
+	// there it is debug (the archive is the per-job record). Either way the
+	// lines go through a buffer, flushed at the end and at least every
+	// second, so that logging a removal costs no write system call.
+	rmLog, flushRm := e.bufferedLogger()
+	defer flushRm()
+	rmLevel := zerolog.InfoLevel
+	if isTerminal(c.App.ErrWriter) {
+		rmLevel = zerolog.DebugLevel
+	}
 	opts.OnRemoved = func(rm sweep.Removal) {
-		ev := e.log.Info().Str("id", rm.ID).Str("queue", rm.Queue).Str("class", rm.Class)
+		ev := rmLog.WithLevel(rmLevel).Str("id", rm.ID).Str("queue", rm.Queue).Str("class", rm.Class)
 		if rm.ByAge {
 			ev = ev.Time("enqueued_at", rm.EnqueuedAt).Bool("by_age", true)
 		} else {
@@ -124,10 +155,19 @@ func runSweep(c *cli.Context) error {
 	opts.Progress = p
 	res, runErr := sw.Run(c.Context, opts)
 	finishProgress(p)
+	flushRm()
 
 	var held *sweep.LockHeldError
 	if errors.As(runErr, &held) {
 		return withCode(ExitLocked, held)
+	}
+	if runErr != nil && refused(res) {
+		// Refused before doing anything (lock, read-only replica): one
+		// error line, no warning, no all-zero "partial" summary.
+		return withCode(ExitFailure, runErr)
+	}
+	if runErr == nil && res.Stopped == "" {
+		res.Problems = append(res.Problems, s.Unmatched()...)
 	}
 	if res.Recovered > 0 {
 		e.log.Warn().Int("records", res.Recovered).Msg("wrote archive records left in the journal by an interrupted run")
@@ -150,8 +190,30 @@ func runSweep(c *cli.Context) error {
 	return nil
 }
 
-// confirmSweep shows what a sweep would remove and asks the operator.
-func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options) (bool, error) {
+// refused reports whether a failed sweep stopped before it looked at any
+// queue: nothing was scanned or removed, so there is nothing to summarise.
+func refused(res *sweep.Result) bool {
+	return res == nil || (len(res.Queues) == 0 && res.Delayed == nil && res.Orphans == nil &&
+		res.Scanned == 0 && res.Removed == 0 && res.Recovered == 0)
+}
+
+// promptWriter returns where the confirmation goes: the terminal itself
+// (/dev/tty), so that "sweep 2>sweep.log" does not wait for an answer to a
+// question nobody sees and stderr holds only logs; stderr when it is a
+// terminal but /dev/tty cannot be opened.
+func promptWriter(e *env) (io.Writer, func(), error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	if err == nil {
+		return &scrubWriter{w: tty, secrets: e.secrets}, func() { tty.Close() }, nil
+	}
+	if isTerminal(e.c.App.ErrWriter) {
+		return e.stderr, func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("there is no terminal to ask on: %v", err)
+}
+
+// confirmSweep shows what a sweep would remove on w and asks the operator.
+func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options, w io.Writer) (bool, error) {
 	dry := opts
 	dry.DryRun, dry.Orphans = true, false
 	dry.Progress = e.progress("checking")
@@ -160,7 +222,6 @@ func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options)
 	if err != nil {
 		return false, err
 	}
-	w := e.stderr
 	fmt.Fprintf(w, "Redis: %s (namespace %q)\n", redisconn.Describe(e.conn), e.layout.Namespace())
 	for _, q := range res.Queues {
 		if q.Removed > 0 {
@@ -175,11 +236,7 @@ func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options)
 		return true, nil
 	}
 	fmt.Fprintf(w, "Remove %d expired jobs (%s)? [y/N] ", res.Removed, destinationOf(opts, c.String("archive")))
-	ok := askYes(c.App.Reader)
-	if !ok {
-		fmt.Fprintln(w, "Aborted; nothing was removed.")
-	}
-	return ok, nil
+	return askYes(c.App.Reader), nil
 }
 
 func destinationOf(o sweep.Options, archive string) string {

@@ -100,7 +100,7 @@ func (s *Scanner) StartDiscovery(ctx context.Context) (*Discovery, error) {
 			return nil, fmt.Errorf("read %s: %w", setKey, err)
 		}
 		for _, n := range names {
-			if s.queues.Match(n) && !known[n] {
+			if s.queueHits.match(n) && !known[n] {
 				known[n] = true
 				d.Registered = append(d.Registered, QueueInfo{Name: n, Key: s.layout.Queue(n), InSet: true})
 			}
@@ -136,7 +136,7 @@ func (s *Scanner) unregisteredQueues(ctx context.Context, known map[string]bool)
 		}
 		for _, k := range keys {
 			n, ok := s.layout.QueueName(k)
-			if !ok || !s.queues.Match(n) || known[n] {
+			if !ok || !s.queueHits.match(n) || known[n] {
 				continue
 			}
 			known[n] = true

@@ -111,7 +111,8 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 	if ref.Delayed() {
 		j.Queue, _ = p.String(resque.Path{"queue"})
 	}
-	j.Skipped = !s.classes.MatchAny(j.Class, p.Class()) || (ref.Delayed() && !s.queues.Match(j.Queue))
+	// The queue first, so that a class only counts as matched in view.
+	j.Skipped = (ref.Delayed() && !s.queueHits.match(j.Queue)) || !s.classHits.match(j.Class, p.Class())
 	j.EnqueuedAt, _ = p.EnqueuedAt()
 	id, ok := p.ID(s.idPaths)
 	if !ok {

@@ -52,6 +52,8 @@ type Scanner struct {
 	queues  glob.Set
 	classes glob.Set
 	now     func() time.Time
+	// queueHits and classHits record which patterns matched (Unmatched).
+	queueHits, classHits *filterHits
 }
 
 // NewScanner validates cfg and returns a Scanner reading through rdb.
@@ -87,7 +89,8 @@ func NewScanner(rdb redis.UniversalClient, cfg Config) (*Scanner, error) {
 		return nil, errors.New("scanner needs a key layout")
 	}
 	return &Scanner{rdb: rdb, layout: cfg.Layout, idPaths: idPaths, batch: batch,
-		queues: queues, classes: classes, now: now}, nil
+		queues: queues, classes: classes, now: now,
+		queueHits: newFilterHits(queues), classHits: newFilterHits(classes)}, nil
 }
 
 // Layout returns the key layout the scanner reads.

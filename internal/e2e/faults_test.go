@@ -146,8 +146,9 @@ func fltNoCrash(t *testing.T, r result) {
 
 // fltExpectError checks a failed run: exit code, no crash, and stderr made
 // of JSON log lines and exactly one error line, the last, which starts with
-// "resque-expire: " and mentions at least one of anyOf (case-insensitive).
-// It returns the error line.
+// "resque-expire: " (or, under --log-format json, is a JSON log line with
+// an exit_code field) and mentions at least one of anyOf
+// (case-insensitive). It returns the error line.
 func fltExpectError(t *testing.T, r result, code int, anyOf ...string) string {
 	t.Helper()
 	fltNoCrash(t, r)
@@ -164,6 +165,8 @@ func fltExpectError(t *testing.T, r result, code int, anyOf ...string) string {
 		var m map[string]any
 		if json.Unmarshal([]byte(l), &m) != nil {
 			t.Errorf("stderr line is neither a JSON log line nor the error line: %q", l)
+		} else if _, ok := m["exit_code"]; ok && m["level"] == "error" {
+			errLines = append(errLines, l)
 		}
 	}
 	if len(errLines) != 1 {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -229,14 +231,105 @@ func Secrets(raw string) []string {
 	return out
 }
 
-// Scrub replaces every secret in s.
+// Scrub redacts credentials in s by where they stand, never by replacing
+// every occurrence of a secret: a short password such as "re" also occurs
+// in "redis", and turning that into "xxxxxdis" hides nothing and tells the
+// reader the password. An occurrence of one of secrets (the forms Secrets
+// returns) is replaced by "xxxxx" when it is
+//
+//   - a URL's userinfo: right before "@", after "//", ":", a quote, "=",
+//     whitespace or the start of s (scheme://user:SECRET@host, SECRET@host);
+//   - an AUTH argument: right after "auth " or "auth USER " (any case),
+//     as go-redis and Redis spell the command;
+//   - a whole word: between whitespace (or the start or end of s),
+//     optionally in parentheses or before ",", ";" or ":".
+//
+// Then every URL in s that still carries a user:password pair has the
+// password replaced, whatever it is.
 func Scrub(s string, secrets ...string) string {
+	secrets = append([]string(nil), secrets...)
+	// Longest first, so that a secret inside another one cannot leave the
+	// rest of the longer one behind.
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
 	for _, sec := range secrets {
-		if len(sec) >= 1 {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
+		if sec == "" || sec == redacted {
+			continue
+		}
+		var b strings.Builder
+		rest, done := s, 0
+		for {
+			k := strings.Index(s[done:], sec)
+			if k < 0 {
+				break
+			}
+			i, j := done+k, done+k+len(sec)
+			if credentialAt(s, i, j) {
+				b.WriteString(s[len(s)-len(rest) : i])
+				b.WriteString(redacted)
+				rest = s[j:]
+				done = j
+			} else {
+				done = i + 1
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteString(rest)
+			s = b.String()
 		}
 	}
-	return s
+	return urlUserinfo.ReplaceAllString(s, "${1}"+redacted+"@")
+}
+
+const redacted = "xxxxx"
+
+// urlUserinfo matches scheme://user:password@ in running text.
+var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@"'<>:]*:)[^\s/?#@"'<>]+@`)
+
+// credentialAt reports whether s[i:j] stands where a credential stands.
+func credentialAt(s string, i, j int) bool {
+	before := byte(' ') // the start of s counts as whitespace
+	if i > 0 {
+		before = s[i-1]
+	}
+	after := byte(' ')
+	if j < len(s) {
+		after = s[j]
+	}
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	switch {
+	case after == '@' && (isSpace(before) || strings.IndexByte(":/\"'=", before) >= 0):
+		return true // userinfo
+	case isAuthArgument(s[:i]) && (isSpace(after) || strings.IndexByte(")\"',;:", after) >= 0):
+		return true
+	case (isSpace(before) || before == '(') && (isSpace(after) || strings.IndexByte("),;:", after) >= 0):
+		return true // a word of its own
+	}
+	return false
+}
+
+// isAuthArgument reports whether prefix ends with "auth " or "auth USER ".
+func isAuthArgument(prefix string) bool {
+	p := strings.ToLower(prefix)
+	endsWithAuth := func(p string) bool {
+		if !strings.HasSuffix(p, "auth ") {
+			return false
+		}
+		k := len(p) - len("auth ")
+		return k == 0 || !(p[k-1] >= 'a' && p[k-1] <= 'z') // not "oauth "
+	}
+	if endsWithAuth(p) {
+		return true
+	}
+	// "auth USER ": drop the space and the user name before it.
+	if !strings.HasSuffix(p, " ") {
+		return false
+	}
+	p = strings.TrimSuffix(p, " ")
+	k := strings.LastIndexAny(p, " \t\n")
+	if k < 0 || k == len(p)-1 {
+		return false
+	}
+	return endsWithAuth(p[:k+1])
 }
 
 // RedactError returns err with the URL's credentials scrubbed from its text.
