@@ -149,9 +149,13 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 
 func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	var st ListStats
-	// The first page is small: nothing is known yet of the payloads' size.
+	// The first page is sized by the first payload (LINDEX, one element):
+	// nothing else is known yet of the payloads' size. An error shows in
+	// the first page's read.
 	full := s.batch
-	s.batch = min(full, 4)
+	if first, err := s.rdb.LIndex(ctx, ref.Key, 0).Result(); err == nil {
+		s.batch = pageFor(full, []string{first})
+	}
 	var anchor []string
 	next := int64(0) // where the first unseen job is expected
 	for {

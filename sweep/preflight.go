@@ -81,7 +81,7 @@ func (r *run) sweepNeeds() []Need {
 	l := r.s.layout
 	queue, exp := l.Queue("resque-expire-probe"), l.Expiration("resque-expire-probe")
 	needs := []Need{
-		{"scan", ""}, {"sscan", l.Queues()}, {"type", queue}, {"llen", queue}, {"lrange", queue},
+		{"scan", ""}, {"sscan", l.Queues()}, {"type", queue}, {"llen", queue}, {"lindex", queue}, {"lrange", queue},
 		{"lset", queue}, {"lrem", queue}, {"mget", exp}, {"exists", exp}, {"pttl", exp}, {"del", exp},
 		{"set", l.Lock()}, {"get", l.Lock()}, {"pexpire", l.Lock()}, {"del", l.Lock()},
 		{"evalsha", ""}, {"script|load", ""},
