@@ -4,7 +4,6 @@
 package redisconn
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,9 +28,16 @@ type Options struct {
 	TLSCA, TLSCert, TLSKey string
 	TLSSkipVerify          bool
 	// Sentinel: when SentinelMaster is set, SentinelAddrs are asked for the
-	// master's address; user, password and db still come from URL.
-	SentinelMaster string
-	SentinelAddrs  []string
+	// master's address; the master's user, password and db still come from
+	// URL. The Sentinels get their own credentials, SentinelUsername and
+	// SentinelPassword, and none when those are empty (never the URL's).
+	SentinelMaster                     string
+	SentinelAddrs                      []string
+	SentinelUsername, SentinelPassword string
+	// ConnectTimeout bounds Open as a whole: Sentinel lookup, dial, TLS
+	// handshake, AUTH and PING (zero means 10s). The dial timeout defaults
+	// to the smaller of 5s and ConnectTimeout.
+	ConnectTimeout time.Duration
 	// Timeouts (zero means the defaults below).
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// MaxRetries for commands on network errors (go-redis retries with
@@ -39,24 +45,16 @@ type Options struct {
 	MaxRetries int
 }
 
-// Open builds a client and checks it with PING, so that a wrong address or
-// password fails here with one clear error.
-func Open(ctx context.Context, o Options) (redis.UniversalClient, error) {
-	rdb, err := New(o)
-	if err != nil {
-		return nil, err
-	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("connect to %s: %w", Describe(o), RedactError(err, o.URL))
-	}
-	return rdb, nil
-}
-
 // New builds a client without contacting Redis.
 func New(o Options) (redis.UniversalClient, error) {
 	if o.URL == "" {
 		o.URL = DefaultURL
+	}
+	if err := checkScheme(o.URL); err != nil {
+		return nil, err
+	}
+	if err := checkSentinelFlags(o); err != nil {
+		return nil, err
 	}
 	opt, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -69,7 +67,11 @@ func New(o Options) (redis.UniversalClient, error) {
 		}
 		opt.TLSConfig = cfg
 	}
-	opt.DialTimeout = orDefault(o.DialTimeout, 5*time.Second)
+	dial := 5 * time.Second
+	if o.ConnectTimeout > 0 {
+		dial = min(dial, o.ConnectTimeout)
+	}
+	opt.DialTimeout = orDefault(o.DialTimeout, dial)
 	opt.ReadTimeout = orDefault(o.ReadTimeout, 10*time.Second)
 	opt.WriteTimeout = orDefault(o.WriteTimeout, 10*time.Second)
 	switch {
@@ -82,22 +84,22 @@ func New(o Options) (redis.UniversalClient, error) {
 	opt.MaxRetryBackoff = 2 * time.Second
 	// The tool works one command at a time; a small pool is plenty.
 	opt.PoolSize = 4
-	opt.ClientName = "resque-expire"
+	// The client name (CLIENT LIST shows resque-expire) is set best-effort
+	// by setClientName, not by go-redis, which fails the connection when
+	// the ACL user may not run CLIENT SETNAME.
+	opt.OnConnect = setClientName
 	opt.DisableIdentity = true
 
 	if o.SentinelMaster == "" {
 		return redis.NewClient(opt), nil
-	}
-	if len(o.SentinelAddrs) == 0 {
-		return nil, errors.New("--sentinel-master needs --sentinel-addrs")
 	}
 	return redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:       o.SentinelMaster,
 		SentinelAddrs:    o.SentinelAddrs,
 		Username:         opt.Username,
 		Password:         opt.Password,
-		SentinelUsername: opt.Username,
-		SentinelPassword: opt.Password,
+		SentinelUsername: o.SentinelUsername,
+		SentinelPassword: o.SentinelPassword,
 		DB:               opt.DB,
 		TLSConfig:        opt.TLSConfig,
 		DialTimeout:      opt.DialTimeout,
@@ -107,7 +109,7 @@ func New(o Options) (redis.UniversalClient, error) {
 		MinRetryBackoff:  opt.MinRetryBackoff,
 		MaxRetryBackoff:  opt.MaxRetryBackoff,
 		PoolSize:         opt.PoolSize,
-		ClientName:       opt.ClientName,
+		OnConnect:        opt.OnConnect,
 		DisableIdentity:  true,
 	}), nil
 }
