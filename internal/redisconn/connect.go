@@ -176,6 +176,9 @@ func explain(o Options, target string, err error, budget time.Duration) error {
 		}
 		return fmt.Errorf("no answer from %s within %v (--timeout)", where, budget)
 	}
+	if o.SentinelMaster != "" && target != "" {
+		return fmt.Errorf("the master Sentinel named, %s: %w", target, err)
+	}
 	return err
 }
 
@@ -266,35 +269,57 @@ func askSentinels(ctx context.Context, o Options, budget time.Duration) (string,
 		}
 		got[a.index] = a
 	}
-	var unknown, auth, other []string
+	var unknown []string
+	var auth, other reasons
 	for _, a := range got {
 		switch {
 		case errors.Is(a.err, redis.Nil):
 			unknown = append(unknown, a.addr)
 		case isAuthError(a.err):
-			auth = append(auth, a.addr+": "+explainSentinelAuth(o, a.err))
+			auth.add(a.addr, explainSentinelAuth(o, a.err))
 		case isNoPerm(a.err):
-			auth = append(auth, a.addr+": "+strings.Replace(explainNoPerm(a.err).Error(), "the Redis user", "the Sentinel user", 1))
+			auth.add(a.addr, strings.Replace(explainNoPerm(a.err).Error(), "the Redis user", "the Sentinel user", 1))
 		default:
-			other = append(other, a.addr+": "+a.err.Error())
+			other.add(a.addr, a.err.Error())
 		}
 	}
 	switch {
 	case len(unknown) > 0:
 		msg := fmt.Sprintf("no Sentinel knows a master named %q (asked %s): check --sentinel-master", o.SentinelMaster, strings.Join(unknown, ", "))
-		if rest := append(auth, other...); len(rest) > 0 {
+		if rest := append(auth.list(), other.list()...); len(rest) > 0 {
 			msg += "; the other Sentinels failed: " + strings.Join(rest, "; ")
 		}
 		return "", errors.New(msg)
-	case len(auth) > 0:
-		msg := "Sentinel refused the connection: " + strings.Join(auth, "; ")
-		if len(other) > 0 {
-			msg += "; " + strings.Join(other, "; ")
-		}
-		return "", errors.New(msg)
+	case len(auth.order) > 0:
+		return "", errors.New("Sentinel refused the connection: " + strings.Join(append(auth.list(), other.list()...), "; "))
 	default:
-		return "", fmt.Errorf("no Sentinel answered: %s", strings.Join(other, "; "))
+		return "", fmt.Errorf("no Sentinel answered: %s", strings.Join(other.list(), "; "))
 	}
+}
+
+// reasons groups Sentinel addresses by the reason they failed, so that
+// three Sentinels refusing a password make one clause, not three.
+type reasons struct {
+	order []string
+	addrs map[string][]string
+}
+
+func (r *reasons) add(addr, reason string) {
+	if r.addrs == nil {
+		r.addrs = map[string][]string{}
+	}
+	if _, ok := r.addrs[reason]; !ok {
+		r.order = append(r.order, reason)
+	}
+	r.addrs[reason] = append(r.addrs[reason], addr)
+}
+
+func (r *reasons) list() []string {
+	out := make([]string, 0, len(r.order))
+	for _, reason := range r.order {
+		out = append(out, strings.Join(r.addrs[reason], ", ")+": "+reason)
+	}
+	return out
 }
 
 // askSentinel asks one Sentinel, giving up when ctx ends (a TLS handshake

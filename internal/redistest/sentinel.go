@@ -236,14 +236,14 @@ func (s *Sentinel) Failover(t testing.TB) {
 }
 
 // WaitFailedOver waits (up to timeout) until every Sentinel names a master
-// other than old, that server says it is a master, and old has become its
-// replica and is in sync (so that the data can be read from the new master
-// and will not change under the reader). It returns the new master.
+// other than old and that server says it is a master, and returns it. (The
+// old master, if it is still running, becomes a replica of the new one some
+// 8s later, when Sentinel reconfigures it; this does not wait for that.)
 func (s *Sentinel) WaitFailedOver(t testing.TB, old string, timeout time.Duration) *redisserver.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var newAddr string
+	var newSrv *redisserver.Server
 	poll(t, ctx, "the failover away from "+old, func() (bool, string) {
 		addrs := map[string]bool{}
 		for i := range s.Sentinels {
@@ -258,35 +258,21 @@ func (s *Sentinel) WaitFailedOver(t testing.TB, old string, timeout time.Duratio
 		if len(addrs) != 1 || addrs[old] {
 			return false, fmt.Sprintf("sentinels name %v", addrs)
 		}
-		for a := range addrs {
-			newAddr = a
+		for _, srv := range s.Servers {
+			if addrs[srv.Addr()] {
+				newSrv = srv
+			}
 		}
-		return true, ""
-	})
-	var newSrv, oldSrv *redisserver.Server
-	for _, srv := range s.Servers {
-		switch srv.Addr() {
-		case newAddr:
-			newSrv = srv
-		case old:
-			oldSrv = srv
+		if newSrv == nil {
+			return false, fmt.Sprintf("sentinels name %v, none of the servers started", addrs)
 		}
-	}
-	if newSrv == nil || oldSrv == nil {
-		t.Fatalf("failover from %s to %s: not the servers started", old, newAddr)
-	}
-	nc, oc := serverClient(t, newSrv, s.Password), serverClient(t, oldSrv, s.Password)
-	poll(t, ctx, "the old master to follow the new one", func() (bool, string) {
-		ni, err := nc.Info(ctx, "replication").Result()
+		c := redis.NewClient(&redis.Options{Addr: newSrv.Addr(), Password: s.Password, DisableIdentity: true, MaxRetries: -1})
+		defer c.Close()
+		info, err := c.Info(ctx, "replication").Result()
 		if err != nil {
 			return false, err.Error()
 		}
-		oi, err := oc.Info(ctx, "replication").Result()
-		if err != nil {
-			return false, err.Error()
-		}
-		return strings.Contains(ni, "role:master") && strings.Contains(oi, "role:slave") &&
-			strings.Contains(oi, "master_port:"+strconv.Itoa(newSrv.Port())) && strings.Contains(oi, "master_link_status:up"), ni + oi
+		return strings.Contains(info, "role:master"), info
 	})
 	return newSrv
 }
