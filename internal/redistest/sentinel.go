@@ -64,9 +64,11 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 	defer cancel()
 	s := &Sentinel{Name: o.MasterName, Password: o.Password, SentinelPassword: o.SentinelPassword}
 
-	var auth []string
+	// A replica syncs at once (Redis 7 waits 5s for more replicas to
+	// share a diskless sync by default).
+	auth := []string{"--repl-diskless-sync-delay", "0"}
 	if o.Password != "" {
-		auth = []string{"--requirepass", o.Password, "--masterauth", o.Password}
+		auth = append(auth, "--requirepass", o.Password, "--masterauth", o.Password)
 	}
 	master := start(t, redisserver.Options{ExtraArgs: auth})
 	replica := start(t, redisserver.Options{ExtraArgs: append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port())}, auth...)})
