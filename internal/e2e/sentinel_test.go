@@ -69,9 +69,10 @@ func TestSentinelInspectAndSweep(t *testing.T) {
 		want string
 	}{
 		{env, []string{"--sentinel-master", "no-such-master", "--sentinel-addrs", sn.Addrs(), "inspect"}, `no Sentinel knows a master named "no-such-master"`},
-		{[]string{"REDIS_URL=" + url}, append(via, "inspect"), "--sentinel-password"},
+		{[]string{"REDIS_URL=" + url}, append(via, "inspect"), "refused the --redis URL's password, which the Sentinels are sent when --sentinel-password is not given"},
+		{[]string{"REDIS_URL=redis://resque-main/0"}, append(via, "inspect"), "it requires a password: give it with --sentinel-password or REDIS_SENTINEL_PASSWORD"},
 		{[]string{"REDIS_URL=" + url, "REDIS_SENTINEL_PASSWORD=Wrong-sentinel-pw"}, append(via, "inspect"), "refused --sentinel-username/--sentinel-password"},
-		{[]string{"REDIS_URL=redis://:wrong-master-pw@x/0", "REDIS_SENTINEL_PASSWORD=" + sentinelPW}, append(via, "inspect"), "WRONGPASS"},
+		{[]string{"REDIS_URL=redis://:wrong-master-pw@x/0", "REDIS_SENTINEL_PASSWORD=" + sentinelPW}, append(via, "inspect"), "the master Sentinel named, " + sn.Master(t).Addr() + ", said: WRONGPASS"},
 	} {
 		start := time.Now()
 		r := runEnv(t, c.env, "", append([]string{"--timeout", "2s"}, c.args...)...)
@@ -99,7 +100,9 @@ func TestSentinelInspectAndSweep(t *testing.T) {
 // left in any list. A rerun through Sentinel then removes the rest.
 func TestSentinelFailoverMidSweep(t *testing.T) {
 	t.Parallel()
-	sn := redistest.StartSentinel(t, redistest.SentinelOptions{MasterName: "failover-main"})
+	// The master wants a password, the Sentinels none (a common setup,
+	// which used to fail: the master's password was sent to the Sentinels).
+	sn := redistest.StartSentinel(t, redistest.SentinelOptions{MasterName: "failover-main", Password: "failover-master-pw"})
 	oldMaster := sn.Master(t)
 	d := fltSeed(t, sn.MasterClient(t), "fo", []string{"fo_a", "fo_b"}, 20000, func(i int) bool { return i%3 == 0 }, 0)
 	// Let the replica catch up before the failover, so that the test is
@@ -108,7 +111,7 @@ func TestSentinelFailoverMidSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(t.TempDir(), "removed.jsonl")
-	args := []string{"--redis", "redis://failover-main/0", "--sentinel-master", "failover-main", "--sentinel-addrs", sn.Addrs(),
+	args := []string{"--redis", "redis://:failover-master-pw@failover-main/0", "--sentinel-master", "failover-main", "--sentinel-addrs", sn.Addrs(),
 		"--format", "json", "--log-level", "warn", "sweep", "--yes", "--batch", "2", "--archive", archive, "--lock-ttl", "3s"}
 	start := time.Now()
 	p := spawn(t, nil, args...)

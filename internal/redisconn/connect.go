@@ -177,7 +177,7 @@ func explain(o Options, target string, err error, budget time.Duration) error {
 		return fmt.Errorf("no answer from %s within %v (--timeout)", where, budget)
 	}
 	if o.SentinelMaster != "" && target != "" {
-		return fmt.Errorf("the master Sentinel named, %s: %w", target, err)
+		return fmt.Errorf("the master Sentinel named, %s, said: %w", target, err)
 	}
 	return err
 }
@@ -257,7 +257,7 @@ func askSentinels(ctx context.Context, o Options, budget time.Duration) (string,
 	got := make([]sentinelAnswer, len(o.SentinelAddrs))
 	for i, addr := range o.SentinelAddrs {
 		go func() {
-			a := askSentinel(ctx, o, addr, tlsCfg, budget)
+			a := askSentinel(ctx, o, opt, addr, tlsCfg, budget)
 			a.index = i
 			answers <- a
 		}()
@@ -276,7 +276,7 @@ func askSentinels(ctx context.Context, o Options, budget time.Duration) (string,
 		case errors.Is(a.err, redis.Nil):
 			unknown = append(unknown, a.addr)
 		case isAuthError(a.err):
-			auth.add(a.addr, explainSentinelAuth(o, a.err))
+			auth.add(a.addr, explainSentinelAuth(o, opt, a.err))
 		case isNoPerm(a.err):
 			auth.add(a.addr, strings.Replace(explainNoPerm(a.err).Error(), "the Redis user", "the Sentinel user", 1))
 		default:
@@ -324,11 +324,12 @@ func (r *reasons) list() []string {
 
 // askSentinel asks one Sentinel, giving up when ctx ends (a TLS handshake
 // with a silent peer would otherwise wait for the dial timeout).
-func askSentinel(ctx context.Context, o Options, addr string, tlsCfg *tls.Config, budget time.Duration) sentinelAnswer {
+func askSentinel(ctx context.Context, o Options, opt *redis.Options, addr string, tlsCfg *tls.Config, budget time.Duration) sentinelAnswer {
+	user, pass, _ := sentinelAuth(o, opt)
 	c := redis.NewSentinelClient(&redis.Options{
 		Addr:            addr,
-		Username:        o.SentinelUsername,
-		Password:        o.SentinelPassword,
+		Username:        user,
+		Password:        pass,
 		TLSConfig:       tlsCfg,
 		DialTimeout:     min(orDefault(o.DialTimeout, 5*time.Second), budget),
 		ReadTimeout:     budget,
@@ -369,15 +370,32 @@ func isAuthError(err error) bool {
 		strings.Contains(msg, "invalid username-password pair")
 }
 
+// sentinelAuth returns the credentials the Sentinels are sent:
+// --sentinel-username/--sentinel-password when either is given; otherwise
+// the --redis URL's password as the default user's (fromURL), which keeps
+// working the two common setups without a flag: Sentinels without a
+// password (the default user then accepts any) and Sentinels that share
+// the master's password. The URL's user name is not sent: a Sentinel
+// without a password has no such user and would refuse it.
+func sentinelAuth(o Options, opt *redis.Options) (user, pass string, fromURL bool) {
+	if o.SentinelUsername != "" || o.SentinelPassword != "" {
+		return o.SentinelUsername, o.SentinelPassword, false
+	}
+	return "", opt.Password, opt.Password != ""
+}
+
 // explainSentinelAuth says which credentials a Sentinel refused. The reply
 // texts never contain the password itself.
-func explainSentinelAuth(o Options, err error) string {
+func explainSentinelAuth(o Options, opt *redis.Options, err error) string {
 	msg := err.Error()
+	_, pass, fromURL := sentinelAuth(o, opt)
 	switch {
 	case strings.Contains(msg, "without any password configured"):
 		return "it has no password, but --sentinel-password was given: " + msg
-	case strings.HasPrefix(msg, "NOAUTH") && o.SentinelPassword == "":
-		return "it requires a password: give it with --sentinel-password or REDIS_SENTINEL_PASSWORD (the --redis URL's password is the master's, not the Sentinels'): " + msg
+	case pass == "":
+		return "it requires a password: give it with --sentinel-password or REDIS_SENTINEL_PASSWORD (the --redis URL's password is the master's): " + msg
+	case fromURL:
+		return "it refused the --redis URL's password, which the Sentinels are sent when --sentinel-password is not given: give theirs with --sentinel-password or REDIS_SENTINEL_PASSWORD: " + msg
 	default:
 		return "it refused --sentinel-username/--sentinel-password: " + msg
 	}

@@ -30,7 +30,8 @@ type Options struct {
 	// Sentinel: when SentinelMaster is set, SentinelAddrs are asked for the
 	// master's address; the master's user, password and db still come from
 	// URL. The Sentinels get their own credentials, SentinelUsername and
-	// SentinelPassword, and none when those are empty (never the URL's).
+	// SentinelPassword; when both are empty they are sent the URL's
+	// password without its user name (see sentinelAuth).
 	SentinelMaster                     string
 	SentinelAddrs                      []string
 	SentinelUsername, SentinelPassword string
@@ -93,13 +94,14 @@ func New(o Options) (redis.UniversalClient, error) {
 	if o.SentinelMaster == "" {
 		return redis.NewClient(opt), nil
 	}
+	sentinelUser, sentinelPass, _ := sentinelAuth(o, opt)
 	return redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:       o.SentinelMaster,
 		SentinelAddrs:    o.SentinelAddrs,
 		Username:         opt.Username,
 		Password:         opt.Password,
-		SentinelUsername: o.SentinelUsername,
-		SentinelPassword: o.SentinelPassword,
+		SentinelUsername: sentinelUser,
+		SentinelPassword: sentinelPass,
 		DB:               opt.DB,
 		TLSConfig:        opt.TLSConfig,
 		DialTimeout:      opt.DialTimeout,
