@@ -34,10 +34,10 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"REDIS_TLS_CERT"}, Category: catConn, Usage: "PEM client certificate"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"REDIS_TLS_KEY"}, Category: catConn, Usage: "PEM client key"},
 		&cli.BoolFlag{Name: "tls-skip-verify", EnvVars: []string{"REDIS_TLS_SKIP_VERIFY"}, Category: catConn, Usage: "do not verify the server certificate (testing only)"},
-		&cli.StringFlag{Name: "sentinel-master", EnvVars: []string{"REDIS_SENTINEL_MASTER"}, Category: catConn, Usage: "ask Sentinel for this master (user/password/db from --redis)"},
+		&cli.StringFlag{Name: "sentinel-master", EnvVars: []string{"REDIS_SENTINEL_MASTER"}, Category: catConn, Usage: "ask Sentinel for this master (the master's user/password/db come from --redis)"},
 		&cli.StringFlag{Name: "sentinel-addrs", EnvVars: []string{"REDIS_SENTINEL_ADDRS"}, Category: catConn, Usage: "comma-separated Sentinel addresses, host:port"},
 		&cli.StringFlag{Name: "sentinel-username", EnvVars: []string{"REDIS_SENTINEL_USERNAME"}, Category: catConn, Usage: "ACL user for the Sentinels (not the master's; see docs/connections.md)"},
-		&cli.StringFlag{Name: "sentinel-password", EnvVars: []string{"REDIS_SENTINEL_PASSWORD"}, Category: catConn, DefaultText: "none",
+		&cli.StringFlag{Name: "sentinel-password", EnvVars: []string{"REDIS_SENTINEL_PASSWORD"}, Category: catConn,
 			Usage: "the Sentinels' own password (the master's comes from --redis); prefer the environment variable"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"RESQUE_EXPIRE_TIMEOUT"}, Category: catConn, Usage: "read/write timeout of one Redis call, and the time allowed to connect"},
 
