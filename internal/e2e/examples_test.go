@@ -352,3 +352,38 @@ func exCheckSynopsis(t *testing.T, b exBlock, help map[string]map[string]bool) {
 		}
 	}
 }
+
+// TestDocExamplesParser: the block and command splitting the examples test
+// relies on.
+func TestDocExamplesParser(t *testing.T) {
+	t.Parallel()
+	md := "text\n<!-- example: exit 0,3 (why) -->\n\n```\nresque-expire check \\\n  --max-expired 0   # comment\n# a comment line\n\nresque-expire audit | jq .\n```\n" +
+		"```console\n$ resque-expire check --max-expired 0\n+---+\n| x |\n$ echo $?\n3\n```\n" +
+		"  ```\n  resque-expire: an error line, not a command\n  make build   # bin/resque-expire\n  ```\n" +
+		"<!-- example: synopsis -->\nprose in between cancels a marker\n```yaml\nrun: resque-expire inspect\n```\n"
+	path := filepath.Join(t.TempDir(), "x.md")
+	if err := os.WriteFile(path, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blocks := exParse(t, path, "x.md")
+	if len(blocks) != 4 {
+		t.Fatalf("%d blocks, want 4: %+v", len(blocks), blocks)
+	}
+	if blocks[0].marker != "exit 0,3 (why)" || !blocks[0].runsTool() {
+		t.Errorf("block 0: %+v", blocks[0])
+	}
+	cmds := blocks[0].commands(t, exCodes(t, blocks[0], "0,3 (why)"))
+	if len(cmds) != 2 || strings.Join(strings.Fields(cmds[0].text), " ") != "resque-expire check --max-expired 0 # comment" || fmt.Sprint(cmds[1].codes) != "[0 3]" {
+		t.Errorf("block 0 commands: %+v", cmds)
+	}
+	cmds = blocks[1].commands(t, []int{0})
+	if len(cmds) != 1 || cmds[0].text != "resque-expire check --max-expired 0" || fmt.Sprint(cmds[0].codes) != "[3]" {
+		t.Errorf("console block commands: %+v", cmds)
+	}
+	if blocks[2].runsTool() {
+		t.Errorf("output and file names taken for commands: %+v", blocks[2])
+	}
+	if blocks[3].marker != "" || blocks[3].lang != "yaml" || !blocks[3].runsTool() {
+		t.Errorf("block 3: %+v", blocks[3])
+	}
+}

@@ -19,60 +19,6 @@ const ClientName = "resque-expire"
 // defaultConnectTimeout bounds Open when Options.ConnectTimeout is zero.
 const defaultConnectTimeout = 10 * time.Second
 
-// Open builds a client and checks it with PING, so that a wrong address,
-// password or permission fails here with one line naming the cause. It
-// returns within Options.ConnectTimeout (plus at most a second to find out
-// why, when the time ran out): a TLS handshake with a plain-text port, a
-// Sentinel that accepts connections but never answers and a server that
-// stalls all end as an error, not a hang.
-//
-// With Sentinel, every Sentinel is first asked for the master itself
-// (SENTINEL GET-MASTER-ADDR-BY-NAME), so that an unknown master name, a
-// Sentinel that wants a password and a Sentinel that cannot be reached are
-// told apart (go-redis reports all three as "all sentinels are
-// unreachable").
-func Open(ctx context.Context, o Options) (redis.UniversalClient, error) {
-	rdb, err := New(o)
-	if err != nil {
-		return nil, err
-	}
-	budget := defaultConnectTimeout
-	if o.ConnectTimeout > 0 {
-		budget = o.ConnectTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	fail := func(err error) (redis.UniversalClient, error) {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("connect to %s: %w", Describe(o), RedactError(err, o.URL))
-	}
-
-	target := ""
-	if o.SentinelMaster != "" {
-		addr, err := askSentinels(ctx, o, budget)
-		if err != nil {
-			return fail(err)
-		}
-		target = addr
-	} else if opt, err := redis.ParseURL(orString(o.URL, DefaultURL)); err == nil && opt.Network == "tcp" {
-		target = opt.Addr
-	}
-
-	// go-redis does not bound a TLS handshake by the context, and retries
-	// the dial: wait for the context, not for go-redis.
-	done := make(chan error, 1)
-	go func() { done <- rdb.Ping(ctx).Err() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err == nil {
-		return rdb, nil
-	}
-	return fail(explain(o, target, err, budget))
-}
-
 func orString(s, def string) string {
 	if s == "" {
 		return def
