@@ -35,9 +35,12 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"REDIS_TLS_CERT"}, Category: catConn, Usage: "PEM client certificate"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"REDIS_TLS_KEY"}, Category: catConn, Usage: "PEM client key"},
 		&cli.BoolFlag{Name: "tls-skip-verify", EnvVars: []string{"REDIS_TLS_SKIP_VERIFY"}, Category: catConn, Usage: "do not verify the server certificate (testing only)"},
-		&cli.StringFlag{Name: "sentinel-master", EnvVars: []string{"REDIS_SENTINEL_MASTER"}, Category: catConn, Usage: "ask Sentinel for this master (user/password/db from --redis)"},
+		&cli.StringFlag{Name: "sentinel-master", EnvVars: []string{"REDIS_SENTINEL_MASTER"}, Category: catConn, Usage: "ask Sentinel for this master (the master's user/password/db come from --redis)"},
 		&cli.StringFlag{Name: "sentinel-addrs", EnvVars: []string{"REDIS_SENTINEL_ADDRS"}, Category: catConn, Usage: "comma-separated Sentinel addresses, host:port"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"RESQUE_EXPIRE_TIMEOUT"}, Category: catConn, Usage: "read/write timeout of one Redis call"},
+		&cli.StringFlag{Name: "sentinel-username", EnvVars: []string{"REDIS_SENTINEL_USERNAME"}, Category: catConn, Usage: "ACL user for the Sentinels (not the master's; see docs/connections.md)"},
+		&cli.StringFlag{Name: "sentinel-password", EnvVars: []string{"REDIS_SENTINEL_PASSWORD"}, Category: catConn,
+			Usage: "the Sentinels' own password (the master's comes from --redis); prefer the environment variable"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"RESQUE_EXPIRE_TIMEOUT"}, Category: catConn, Usage: "read/write timeout of one Redis call, and the time allowed to connect"},
 
 		&cli.StringFlag{Name: "namespace", Value: "resque", EnvVars: []string{"RESQUE_NAMESPACE"}, Category: catLayout, Usage: "Resque key namespace; every key is <ns>:..."},
 		&cli.StringSliceFlag{Name: "id-path", EnvVars: []string{"RESQUE_EXPIRE_ID_PATH"}, Category: catLayout,
@@ -158,7 +161,8 @@ func setup(c *cli.Context) (*env, error) {
 	e.conn = redisconn.Options{
 		URL: c.String("redis"), TLSCA: c.String("tls-ca"), TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
 		TLSSkipVerify: c.Bool("tls-skip-verify"), SentinelMaster: c.String("sentinel-master"),
-		ReadTimeout: c.Duration("timeout"), WriteTimeout: c.Duration("timeout"),
+		SentinelUsername: c.String("sentinel-username"), SentinelPassword: c.String("sentinel-password"),
+		ReadTimeout: c.Duration("timeout"), WriteTimeout: c.Duration("timeout"), ConnectTimeout: c.Duration("timeout"),
 	}
 	if a := c.String("sentinel-addrs"); a != "" {
 		for _, s := range strings.Split(a, ",") {
@@ -228,11 +232,9 @@ func setup(c *cli.Context) (*env, error) {
 	return e, nil
 }
 
-// connect opens the Redis connection (PING included).
+// connect opens the Redis connection (PING included), within --timeout.
 func (e *env) connect() (redis.UniversalClient, error) {
-	ctx, cancel := context.WithTimeout(e.c.Context, 15*time.Second)
-	defer cancel()
-	rdb, err := redisconn.Open(ctx, e.conn)
+	rdb, err := redisconn.Open(e.c.Context, e.conn)
 	if err != nil {
 		return nil, err
 	}

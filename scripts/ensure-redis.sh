@@ -2,6 +2,10 @@
 # Makes sure redis-server is available for the tests, which start their own
 # throwaway servers on 127.0.0.1. Installs it with apt-get when running as
 # root on Debian/Ubuntu; otherwise explains how to install it.
+#
+# The Sentinel tests run `redis-server --sentinel` (what redis-sentinel is a
+# link to), so no separate redis-sentinel package or binary is needed; the
+# check below makes sure this build has Sentinel mode.
 set -euo pipefail
 
 bin="${REDIS_SERVER_BIN:-redis-server}"
@@ -10,6 +14,10 @@ found() {
 	local path
 	path="$(command -v "$bin" 2>/dev/null)" || return 1
 	echo "ensure-redis: using $path ($("$path" --version))" >&2
+	case "$("$path" --help 2>&1 || true)" in
+	*--sentinel*) ;;
+	*) echo "ensure-redis: $path has no Sentinel mode (redis-server --sentinel); the Sentinel tests will fail" >&2 ;;
+	esac
 }
 
 if found; then

@@ -31,9 +31,17 @@ type Options struct {
 	TLSCA, TLSCert, TLSKey string
 	TLSSkipVerify          bool
 	// Sentinel: when SentinelMaster is set, SentinelAddrs are asked for the
-	// master's address; user, password and db still come from URL.
-	SentinelMaster string
-	SentinelAddrs  []string
+	// master's address; the master's user, password and db still come from
+	// URL. The Sentinels get their own credentials, SentinelUsername and
+	// SentinelPassword; when both are empty they are sent the URL's
+	// password without its user name (see sentinelAuth).
+	SentinelMaster                     string
+	SentinelAddrs                      []string
+	SentinelUsername, SentinelPassword string
+	// ConnectTimeout bounds Open as a whole: Sentinel lookup, dial, TLS
+	// handshake, AUTH and PING (zero means 10s). The dial timeout defaults
+	// to the smaller of 5s and ConnectTimeout.
+	ConnectTimeout time.Duration
 	// Timeouts (zero means the defaults below).
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// MaxRetries for commands on network errors (go-redis retries with
@@ -41,24 +49,70 @@ type Options struct {
 	MaxRetries int
 }
 
-// Open builds a client and checks it with PING, so that a wrong address or
-// password fails here with one clear error.
+// Open builds a client and checks it with PING, so that a wrong address,
+// password or permission fails here with one line naming the cause. It
+// returns within Options.ConnectTimeout (plus at most a second to find out
+// why, when the time ran out): a TLS handshake with a plain-text port, a
+// Sentinel that accepts connections but never answers and a server that
+// stalls all end as an error, not a hang.
+//
+// With Sentinel, every Sentinel is first asked for the master itself
+// (SENTINEL GET-MASTER-ADDR-BY-NAME), so that an unknown master name, a
+// Sentinel that wants a password and a Sentinel that cannot be reached are
+// told apart (go-redis reports all three as "all sentinels are
+// unreachable").
 func Open(ctx context.Context, o Options) (redis.UniversalClient, error) {
 	rdb, err := New(o)
 	if err != nil {
 		return nil, err
 	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	budget := defaultConnectTimeout
+	if o.ConnectTimeout > 0 {
+		budget = o.ConnectTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	fail := func(err error) (redis.UniversalClient, error) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("connect to %s: %w", Describe(o), RedactError(err, o.URL))
 	}
-	return rdb, nil
+
+	target := ""
+	if o.SentinelMaster != "" {
+		addr, err := askSentinels(ctx, o, budget)
+		if err != nil {
+			return fail(err)
+		}
+		target = addr
+	} else if opt, err := redis.ParseURL(orString(o.URL, DefaultURL)); err == nil && opt.Network == "tcp" {
+		target = opt.Addr
+	}
+
+	// go-redis does not bound a TLS handshake by the context, and retries
+	// the dial: wait for the context, not for go-redis.
+	done := make(chan error, 1)
+	go func() { done <- rdb.Ping(ctx).Err() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err == nil {
+		return rdb, nil
+	}
+	return fail(explain(o, target, err, budget))
 }
 
 // New builds a client without contacting Redis.
 func New(o Options) (redis.UniversalClient, error) {
 	if o.URL == "" {
 		o.URL = DefaultURL
+	}
+	if err := checkScheme(o.URL); err != nil {
+		return nil, err
+	}
+	if err := checkSentinelFlags(o); err != nil {
+		return nil, err
 	}
 	opt, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -71,7 +125,11 @@ func New(o Options) (redis.UniversalClient, error) {
 		}
 		opt.TLSConfig = cfg
 	}
-	opt.DialTimeout = orDefault(o.DialTimeout, 5*time.Second)
+	dial := 5 * time.Second
+	if o.ConnectTimeout > 0 {
+		dial = min(dial, o.ConnectTimeout)
+	}
+	opt.DialTimeout = orDefault(o.DialTimeout, dial)
 	opt.ReadTimeout = orDefault(o.ReadTimeout, 10*time.Second)
 	opt.WriteTimeout = orDefault(o.WriteTimeout, 10*time.Second)
 	switch {
@@ -84,7 +142,10 @@ func New(o Options) (redis.UniversalClient, error) {
 	opt.MaxRetryBackoff = 2 * time.Second
 	// The tool works one command at a time; a small pool is plenty.
 	opt.PoolSize = 4
-	opt.ClientName = "resque-expire"
+	// The client name (CLIENT LIST shows resque-expire) is set best-effort
+	// by setClientName, not by go-redis, which fails the connection when
+	// the ACL user may not run CLIENT SETNAME.
+	opt.OnConnect = setClientName
 	opt.DisableIdentity = true
 
 	busy := busyRetry{within: opt.ReadTimeout}
@@ -93,16 +154,14 @@ func New(o Options) (redis.UniversalClient, error) {
 		c.AddHook(busy)
 		return c, nil
 	}
-	if len(o.SentinelAddrs) == 0 {
-		return nil, errors.New("--sentinel-master needs --sentinel-addrs")
-	}
+	sentinelUser, sentinelPass, _ := sentinelAuth(o, opt)
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:       o.SentinelMaster,
 		SentinelAddrs:    o.SentinelAddrs,
 		Username:         opt.Username,
 		Password:         opt.Password,
-		SentinelUsername: opt.Username,
-		SentinelPassword: opt.Password,
+		SentinelUsername: sentinelUser,
+		SentinelPassword: sentinelPass,
 		DB:               opt.DB,
 		TLSConfig:        opt.TLSConfig,
 		DialTimeout:      opt.DialTimeout,
@@ -112,7 +171,7 @@ func New(o Options) (redis.UniversalClient, error) {
 		MinRetryBackoff:  opt.MinRetryBackoff,
 		MaxRetryBackoff:  opt.MaxRetryBackoff,
 		PoolSize:         opt.PoolSize,
-		ClientName:       opt.ClientName,
+		OnConnect:        opt.OnConnect,
 		DisableIdentity:  true,
 	})
 	c.AddHook(busy)

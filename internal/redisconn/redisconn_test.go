@@ -218,7 +218,7 @@ func TestNewOptions(t *testing.T) {
 	if o.Addr != "localhost:6380" || o.DB != 3 || o.Username != "u" || o.Password != "pw" || o.TLSConfig != nil {
 		t.Errorf("options %+v", o)
 	}
-	if o.DialTimeout != 5*time.Second || o.ReadTimeout != 10*time.Second || o.WriteTimeout != 10*time.Second || o.MaxRetries != 3 || o.PoolSize != 4 || o.ClientName != "resque-expire" {
+	if o.DialTimeout != 5*time.Second || o.ReadTimeout != 10*time.Second || o.WriteTimeout != 10*time.Second || o.MaxRetries != 3 || o.PoolSize != 4 || o.ClientName != "" || o.OnConnect == nil {
 		t.Errorf("defaults: dial %v read %v write %v retries %d pool %d name %q", o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries, o.PoolSize, o.ClientName)
 	}
 	c2, err := New(Options{DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: -1})

@@ -56,6 +56,14 @@ type Options struct {
 	Port      int      // 0 = pick a free loopback port
 	Dir       string   // working dir; "" = make a temp dir and remove it on Stop
 	LogFile   string   // "" = <dir>/redis.log
+	// Config, when not empty, is written to <dir>/redis.conf, which is
+	// passed as the config file (ExtraArgs and the managed options still
+	// override it). Sentinel needs one: it rewrites it with what it learns.
+	Config string
+	// Sentinel runs redis-server in Sentinel mode (redis-server --sentinel,
+	// the same as redis-sentinel); put the "sentinel monitor ..." lines in
+	// Config.
+	Sentinel bool
 }
 
 // Server is a redis-server child process listening on 127.0.0.1.
@@ -68,6 +76,8 @@ type Server struct {
 	dir       string
 	ownDir    bool
 	logFile   string
+	confFile  string
+	sentinel  bool
 
 	mu   sync.Mutex
 	proc *process // nil when not running
@@ -136,6 +146,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		extraArgs: append([]string(nil), opts.ExtraArgs...),
 		password:  passwordFrom(opts.ExtraArgs),
 		port:      opts.Port,
+		sentinel:  opts.Sentinel,
+	}
+	if opts.Sentinel && opts.Config == "" {
+		return nil, errors.New("redisserver: Sentinel needs a Config (the sentinel monitor lines)")
 	}
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "redisserver-")
@@ -152,6 +166,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("redisserver: make dir: %w", err)
 		}
 		s.dir = d
+	}
+	if opts.Config != "" {
+		s.confFile = filepath.Join(s.dir, "redis.conf")
+		if err := os.WriteFile(s.confFile, []byte(opts.Config), 0o600); err != nil {
+			s.removeOwnDir()
+			return nil, fmt.Errorf("redisserver: write config: %w", err)
+		}
 	}
 	s.logFile = filepath.Join(s.dir, "redis.log")
 	if opts.LogFile != "" {
@@ -301,7 +322,14 @@ func (s *Server) Version(ctx context.Context) (string, error) {
 
 // args builds the redis-server command line.
 func (s *Server) args() []string {
-	args := []string{
+	var args []string
+	if s.confFile != "" {
+		args = append(args, s.confFile) // the config file must come first
+	}
+	if s.sentinel {
+		args = append(args, "--sentinel")
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(s.port),
 		"--save", "",
@@ -310,7 +338,7 @@ func (s *Server) args() []string {
 		"--daemonize", "no",
 		"--protected-mode", "yes",
 		"--logfile", s.logFile,
-	}
+	)
 	return append(args, s.extraArgs...)
 }
 
