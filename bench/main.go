@@ -41,7 +41,7 @@ type largeCase struct{ size, jobs int }
 
 func main() {
 	var cfg config
-	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10000,100000,1000000"), "comma-separated data set sizes (BENCH_SIZES)")
+	sizes := flag.String("sizes", envOr("BENCH_SIZES", "10000,100000,1000000"), "comma-separated data set sizes; \"none\" for only the large-payload sets (BENCH_SIZES)")
 	flag.StringVar(&cfg.bin, "bin", "bin/resque-expire", "the resque-expire binary")
 	flag.IntVar(&cfg.reps, "reps", atoiOr(os.Getenv("BENCH_REPS"), 3), "repetitions per measurement; medians are reported (BENCH_REPS)")
 	flag.DurationVar(&cfg.refLimit, "ref-limit", durOr(os.Getenv("BENCH_REF_LIMIT"), 120*time.Second), "time limit of each naive reference run (BENCH_REF_LIMIT)")
@@ -61,6 +61,9 @@ func main() {
 		}
 	}
 	for _, s := range strings.Split(*sizes, ",") {
+		if *sizes == "none" {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "bench: bad size %q\n", s)
