@@ -6,9 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,38 +26,6 @@ func timedRun(t *testing.T, limit time.Duration, env []string, args ...string) r
 		t.Errorf("resque-expire %s took %v, want at most %v\n%s", strings.Join(args, " "), took.Round(time.Millisecond), limit, r)
 	}
 	return r
-}
-
-// silentListener accepts TCP connections on loopback and never answers,
-// like a firewalled or wedged service. It returns its address.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
 }
 
 // TestConnTLSToPlainPort: rediss:// (or --tls-*) against a plain-text Redis
@@ -94,7 +60,7 @@ func TestConnPlainToTLSPort(t *testing.T) {
 // within --timeout, saying so.
 func TestConnStalledServer(t *testing.T) {
 	t.Parallel()
-	addr := silentListener(t)
+	addr := redistest.SilentListener(t)
 	r := timedRun(t, time.Second+connSlack, nil, "--redis", "redis://"+addr+"/0", "--timeout", "1s", "inspect")
 	fltExpectErrorLog(t, r, 1, "no answer from "+addr+" within 1s")
 }
@@ -167,7 +133,7 @@ func TestConnACLPermissions(t *testing.T) {
 // sentinels are unreachable" without a reason per Sentinel.
 func TestConnSentinelUnreachable(t *testing.T) {
 	t.Parallel()
-	silent, closed := silentListener(t), closedPort(t)
+	silent, closed := redistest.SilentListener(t), closedPort(t)
 	r := timedRun(t, time.Second+connSlack, nil, "--sentinel-master", "mymaster", "--sentinel-addrs", silent+","+closed, "--timeout", "1s", "inspect")
 	line := fltExpectErrorLog(t, r, 1, "no Sentinel answered")
 	for _, want := range []string{silent + ": no answer within 1s", closed + ": ", "refused"} {

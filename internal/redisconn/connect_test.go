@@ -2,9 +2,7 @@ package redisconn
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,37 +61,6 @@ func TestSentinelFlagsNeedEachOther(t *testing.T) {
 	}
 }
 
-// silent accepts connections and never answers.
-func silent(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 // openWithin runs Open and fails the test if it takes longer than limit.
 func openWithin(t *testing.T, limit time.Duration, o Options) error {
 	t.Helper()
@@ -113,7 +80,7 @@ func openWithin(t *testing.T, limit time.Duration, o Options) error {
 func TestOpenWithinTimeout(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	quiet := silent(t)
+	quiet := redistest.SilentListener(t)
 	const budget = 500 * time.Millisecond
 	for _, c := range []struct {
 		o    Options

@@ -181,3 +181,36 @@ local stop = t[1] * 1000000 + t[2] + tonumber(ARGV[1])
 repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop
 return 1`, nil, d.Microseconds()).Err()
 }
+
+// SilentListener accepts TCP connections on loopback and never answers,
+// like a firewalled or wedged service; it is closed on t.Cleanup. It
+// returns its address.
+func SilentListener(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
