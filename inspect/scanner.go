@@ -202,7 +202,7 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 // MaxPageBytes bounds what one page read moves, so that an LRANGE stays
 // short however large the payloads: the next page holds about this many
 // bytes of payloads like the last page's.
-const MaxPageBytes = 1 << 20
+const MaxPageBytes = 512 << 10
 
 // pageFor is the page size for payloads like items: full, or fewer jobs
 // when they are large (never fewer than 4).

@@ -1102,7 +1102,7 @@ func TestPagesAreBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		size, want int
-	}{{100, DefaultBatch}, {10 << 10, 102}, {100 << 10, 10}, {1 << 20, 4}, {4 << 20, 4}} {
+	}{{100, DefaultBatch}, {10 << 10, 51}, {100 << 10, 5}, {1 << 20, 4}, {4 << 20, 4}} {
 		items := []string{strings.Repeat("x", tc.size), strings.Repeat("y", tc.size)}
 		if got := pageFor(DefaultBatch, items); got != tc.want {
 			t.Errorf("payloads of %d bytes: page of %d, want %d", tc.size, got, tc.want)

@@ -683,8 +683,8 @@ func (lr *listRun) adapt(took time.Duration, n int) {
 // and again in its failure entry and archive record). With them a script
 // stays within its time budget whether payloads are 100 bytes or 1 MB.
 const (
-	windowBytes = 1 << 20
-	argBytes    = 1 << 20
+	windowBytes = 512 << 10
+	argBytes    = 512 << 10
 	// maxSlack is how far around the read positions a script looks for
 	// its candidates when payloads are small.
 	maxSlack = 256

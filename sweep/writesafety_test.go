@@ -276,10 +276,10 @@ func TestBatchesAreBoundedInBytes(t *testing.T) {
 		wantTake, wantSlack int
 	}{
 		{"small payloads", 255, 1, false, false, 250, 256},
-		{"10 KB", 10 << 10, 1, false, false, 52, 25},
-		{"10 KB archived and failed", 10 << 10, 1, true, true, 33, 25},
-		{"100 KB", 100 << 10, 1, false, false, 6, 2},
-		{"100 KB spread out", 100 << 10, 3, false, false, 2, 2},
+		{"10 KB", 10 << 10, 1, false, false, 26, 12},
+		{"10 KB archived and failed", 10 << 10, 1, true, true, 16, 12},
+		{"100 KB", 100 << 10, 1, false, false, 3, 1},
+		{"100 KB spread out", 100 << 10, 3, false, false, 1, 1},
 		{"1 MB", 1 << 20, 1, false, false, 1, 1},
 	} {
 		lr := &listRun{r: &run{}, maxVictims: startVictims, avgBytes: tc.size}
