@@ -38,7 +38,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	app := NewApp(stdin, stdout, stderr)
 	hoisted := hoistGlobalFlags(app, args)
-	err := app.RunContext(ctx, hoisted)
+	var err error
+	if f, ferr := newFleetRun(app, hoisted); ferr != nil {
+		err = ferr
+	} else if f != nil {
+		err = f.run(ctx, stdout, stderr)
+	} else {
+		err = app.RunContext(ctx, hoisted)
+	}
 	code := exitCode(err)
 	if err != nil {
 		var s silentExit

@@ -25,6 +25,7 @@ const (
 	catConn   = "Redis connection"
 	catLayout = "Key layout"
 	catOutput = "Output"
+	catFleet  = "Many targets"
 )
 
 func globalFlags() []cli.Flag {
@@ -48,6 +49,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "expiration-key", Value: resque.DefaultExpirationTemplate, EnvVars: []string{"RESQUE_EXPIRATION_KEY"}, Category: catLayout, Usage: "template of a job's deadline key"},
 		&cli.IntFlag{Name: "batch", Value: inspect.DefaultBatch, EnvVars: []string{"RESQUE_EXPIRE_BATCH"}, Category: catLayout, Usage: fmt.Sprintf("jobs read per LRANGE page (at most %d)", inspect.MaxBatch)},
 
+		&cli.StringFlag{Name: "targets", EnvVars: []string{"RESQUE_EXPIRE_TARGETS"}, Category: catFleet, Usage: "YAML file of Redis targets: run the command against each (docs/targets.md)"},
+		&cli.StringSliceFlag{Name: "target", Category: catFleet, Usage: "with --targets: only the targets whose name matches this glob (repeatable)"},
+		&cli.IntFlag{Name: "parallel", Value: 4, Category: catFleet, Usage: "with --targets: how many targets run at once"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", EnvVars: []string{"RESQUE_EXPIRE_FORMAT"}, Category: catOutput, Usage: "result format: table, json, jsonl, csv"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"RESQUE_EXPIRE_LOG_LEVEL"}, Category: catOutput, Usage: "debug, info, warn, error"},
 		&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{"RESQUE_EXPIRE_LOG_FORMAT"}, Category: catOutput, Usage: "auto (console on a terminal, JSON otherwise), console, json"},

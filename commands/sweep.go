@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/resque-expire/resque-expire/internal/fleet"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
 	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
@@ -98,6 +99,8 @@ func runSweep(c *cli.Context) error {
 		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: wantDelayed(c),
 		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
 		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
+		// Set by a run over many targets (--targets) for each of them.
+		Target: os.Getenv(fleet.TargetEnv),
 	}
 	sw := sweep.New(s)
 

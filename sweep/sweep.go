@@ -65,6 +65,9 @@ type Options struct {
 	// such a job with its deadline; without a job, the key vanishes.
 	Orphans     bool
 	OrphanGrace time.Duration
+	// Target names the Redis target of a run over many (--targets); archive
+	// records carry it, so that restore puts each job back on its target.
+	Target string
 	// Now, when set, is the clock for failure entries and archive records.
 	Now func() time.Time
 }
@@ -584,7 +587,7 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 			failure = r.failureEntry(cd, c, now)
 		}
 		if r.opts.Archive != nil {
-			record = archiveRecord(cd, c, now)
+			record = r.archiveRecord(cd, c, now)
 		}
 		args = append(args, cd.job.Raw, cd.job.Index-shift, deadline, r.due(cd).UnixMilli(), failure, record)
 	}
@@ -808,12 +811,14 @@ type ArchiveRecord struct {
 	// two identical jobs removed in the same batch apart.
 	Position int64  `json:"position"`
 	Payload  string `json:"payload"`
+	// Target is the run's target when it swept many (--targets).
+	Target string `json:"target,omitempty"`
 }
 
-func archiveRecord(cd candidate, c *inspect.Chunk, now time.Time) string {
+func (r *run) archiveRecord(cd candidate, c *inspect.Chunk, now time.Time) string {
 	j := cd.job
 	rec := ArchiveRecord{RemovedAt: now, Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt,
-		ID: j.ID, Class: j.Class, Payload: j.Raw, Position: j.Index}
+		ID: j.ID, Class: j.Class, Payload: j.Raw, Position: j.Index, Target: r.opts.Target}
 	if !cd.byAge {
 		rec.ExpiresAt = j.Deadline.UTC().Format(time.RFC3339)
 		rec.Deadline = j.DeadlineRaw
