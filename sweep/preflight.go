@@ -82,7 +82,7 @@ func (r *run) sweepNeeds() []Need {
 	queue, exp := l.Queue("resque-expire-probe"), l.Expiration("resque-expire-probe")
 	needs := []Need{
 		{"scan", ""}, {"sscan", l.Queues()}, {"type", queue}, {"llen", queue}, {"lindex", queue}, {"lrange", queue},
-		{"lset", queue}, {"lrem", queue}, {"mget", exp}, {"exists", exp}, {"pttl", exp}, {"del", exp},
+		{"lset", queue}, {"lrem", queue}, {"lpos", queue}, {"ltrim", queue}, {"mget", exp}, {"exists", exp}, {"pttl", exp}, {"del", exp},
 		{"set", l.Lock()}, {"get", l.Lock()}, {"pexpire", l.Lock()}, {"del", l.Lock()},
 		{"evalsha", ""}, {"script|load", ""},
 		{"hget", l.Requests("probe")}, {"hset", l.Requests("probe")}, {"pexpire", l.Requests("probe")}, {"del", l.Requests("probe")},

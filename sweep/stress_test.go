@@ -1,8 +1,10 @@
 package sweep
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,23 @@ import (
 // survivors keep their order, and no marker is ever seen.
 func TestSweepUnderLoad(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		layout  string
+		expired func(q, i int) bool
+	}{
+		{"interleaved", func(q, i int) bool { return (i*7+q)%13 < 6 || i%2 == 0 && i%5 != 0 }},
+		// One TTL: the oldest half expired, at the head, where the run
+		// goes with head_trim.lua's LTRIM.
+		{"head", func(q, i int) bool { return i < 6000 }},
+	} {
+		t.Run(tc.layout, func(t *testing.T) {
+			t.Parallel()
+			sweepUnderLoad(t, tc.layout, tc.expired)
+		})
+	}
+}
+
+func sweepUnderLoad(t *testing.T, layout string, expiredAt func(q, i int) bool) {
 	f := newSweepFixture(t)
 	const (
 		queues       = 2
@@ -55,7 +74,7 @@ func TestSweepUnderLoad(t *testing.T) {
 		name := fmt.Sprintf("stress%d", q)
 		pipe.SAdd(f.ctx, f.layout.Queues(), name)
 		for i := 0; i < initial; i++ {
-			expired := (i*7+q)%13 < 6 || i%2 == 0 && i%5 != 0
+			expired := expiredAt(q, i)
 			id, p := payloadOf(q, i, expired)
 			jobs[id] = jobInfo{queue: q, ordinal: i, expired: expired, initial: true}
 			pipe.RPush(f.ctx, f.layout.Queue(name), p)
@@ -226,4 +245,20 @@ func TestSweepUnderLoad(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("sweep took %v", took)
 	}
+	if trims := commandCalls(t, f.rdb, "lpos"); layout == "head" && trims == 0 {
+		t.Error("no run at the head went by head_trim.lua")
+	}
+}
+
+// commandCalls is how many times Redis ran cmd (INFO commandstats).
+func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int {
+	t.Helper()
+	info := rdb.Info(context.Background(), "commandstats").Val()
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
 }

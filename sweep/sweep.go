@@ -511,6 +511,15 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		// script where to look.
 		shifted := int64(0)
 		lr.avgBytes = avgPayload(c)
+		if run := headRun(c, cands); len(run) > 0 {
+			gone, trimmed, err := lr.headTrim(ctx, c, run)
+			if err != nil {
+				return err
+			}
+			if trimmed {
+				shifted, cands = gone, cands[len(run):]
+			}
+		}
 		for len(cands) > 0 {
 			n := lr.take(cands)
 			gone, err := lr.remove(ctx, c, cands[:n], shifted)
@@ -603,6 +612,15 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	if len(codes) != n {
 		return 0, fmt.Errorf("remove expired jobs from %s: script answered %d codes for %d jobs", c.List.Key, len(codes), n)
 	}
+	return lr.settle(ctx, c, cands, codes)
+}
+
+// settle counts what a removal script did to cands (a code per candidate:
+// 1 removed, 0 gone, else kept), tells the scanner which jobs left the
+// list, and writes the journal out to the archive. It returns how many
+// candidates are no longer in the list.
+func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candidate, codes []int64) (int64, error) {
+	r := lr.r
 	q := lr.q
 	var gone int64
 	for k, code := range codes {

@@ -1,0 +1,125 @@
+-- head_trim.lua: remove a run of expired jobs at the head of a queue with
+-- one LTRIM, without reading their payloads into Lua.
+--
+-- The caller read the queue from its head and judged its first k jobs
+-- expired (the common case where every job has the same TTL: the oldest are
+-- at the head). Since then workers may have popped some of them and
+-- producers pushed at the tail. The script finds the run's last job with
+-- LPOS (its last occurrence within k of the head), checks that the list's head is the job of the run it must then be
+-- (by SHA1), and that every remaining job's deadline key still holds the
+-- value judged and, by Redis's clock, is due; only then does it trim the run
+-- off. On any mismatch it writes nothing and answers an empty array: the
+-- caller falls back to remove_expired.lua.
+--
+-- KEYS[1]        the queue list
+-- KEYS[2]        the failed list; written only when ARGV[1] == "1"
+-- KEYS[3]        the journal list; written only when ARGV[2] == "1"
+-- KEYS[3+i]      job i's expiration key (i = 1..k, in list order)
+-- ARGV[1]        "1": push a failure entry per removed job onto KEYS[2]
+-- ARGV[2]        "1": push an archive record per removed job onto KEYS[3]
+-- ARGV[3]        the last job's payload (for LPOS)
+-- ARGV[3+5(i-1)+1..5]  job i: the SHA1 of its payload, its deadline value
+--                as judged, when it is due (Unix ms, deadline + grace),
+--                failure entry, archive record
+--
+-- Returns k codes (1 removed, 0 gone: a worker popped it first), or an
+-- empty array when nothing was removed and the caller must fall back.
+-- Refuses, writing nothing, when the user may not run one of its writes or
+-- a key it writes holds another type (see remove_expired.lua).
+local list = KEYS[1]
+local to_failed = ARGV[1] == '1'
+local journal = ARGV[2] == '1'
+local k = (#ARGV - 3) / 5
+if k < 1 then return {} end
+local function arg(i, f) return ARGV[3 + 5 * (i - 1) + f] end
+
+if redis.acl_check_cmd then
+  local checks = {{'lpos', list}, {'lindex', list}, {'ltrim', list}}
+  for i = 1, k do
+    checks[#checks + 1] = {'mget', KEYS[3 + i]}
+    checks[#checks + 1] = {'pttl', KEYS[3 + i]}
+    checks[#checks + 1] = {'del', KEYS[3 + i]}
+  end
+  if to_failed then checks[#checks + 1] = {'rpush', KEYS[2]} end
+  if journal then checks[#checks + 1] = {'rpush', KEYS[3]} end
+  for _, c in ipairs(checks) do
+    if not redis.acl_check_cmd(c[1], c[2], c[2], c[2]) then
+      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
+        ' on ' .. c[2] .. '; nothing was removed')
+    end
+  end
+end
+for _, w in ipairs({{to_failed, KEYS[2]}, {journal, KEYS[3]}}) do
+  if w[1] then
+    local t = redis.call('TYPE', w[2])['ok']
+    if t ~= 'none' and t ~= 'list' then
+      return redis.error_reply('ERR resque-expire: ' .. w[2] .. ' is a ' .. t .. ', not a list; nothing was removed')
+    end
+  end
+end
+
+-- Where the run ends now, and how many of its jobs workers popped.
+-- Its last occurrence among the first k: the run may hold the same job twice.
+local found = redis.call('LPOS', list, ARGV[3], 'COUNT', 0, 'MAXLEN', k)
+if #found == 0 then return {} end
+local e = found[#found]
+local popped = k - 1 - e
+local head = redis.call('LINDEX', list, 0)
+if not head or redis.sha1hex(head) ~= arg(popped + 1, 1) then return {} end
+
+-- Every remaining job still judged expired, and due by Redis's clock.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keys = {}
+for i = popped + 1, k do keys[#keys + 1] = KEYS[3 + i] end
+local values = redis.call('MGET', unpack(keys))
+for j = 1, #keys do
+  local i = popped + j
+  if values[j] ~= arg(i, 2) or now_ms < tonumber(arg(i, 3)) then
+    return {}
+  end
+end
+local ttls = {}
+for j, key in ipairs(keys) do ttls[j] = redis.call('PTTL', key) end
+
+-- The writes, each undone (in reverse) should a later one fail: the pushes,
+-- the deadline keys' DEL, and last the trim.
+local undo = {}
+local failed = nil
+local function write(fn, back)
+  if failed then return end
+  local ok, err = pcall(fn)
+  if ok then undo[#undo + 1] = back else failed = err end
+end
+local function push(key, f)
+  local items = {}
+  for i = popped + 1, k do items[#items + 1] = arg(i, f) end
+  write(function()
+    for s = 1, #items, 1000 do
+      redis.call('RPUSH', key, unpack(items, s, math.min(s + 999, #items)))
+    end
+  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
+end
+if to_failed then push(KEYS[2], 4) end
+if journal then push(KEYS[3], 5) end
+write(function() redis.call('DEL', unpack(keys)) end, function()
+  for j, key in ipairs(keys) do
+    if ttls[j] > 0 then
+      redis.pcall('SET', key, values[j], 'PX', ttls[j])
+    else
+      redis.pcall('SET', key, values[j])
+    end
+  end
+end)
+write(function() redis.call('LTRIM', list, e + 1, -1) end, nil)
+if failed then
+  for u = #undo, 1, -1 do
+    if undo[u] then undo[u]() end
+  end
+  local msg = type(failed) == 'table' and failed.err or tostring(failed)
+  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was removed)')
+end
+
+local codes = {}
+for i = 1, k do codes[i] = (i > popped) and 1 or 0 end
+return codes

@@ -1,0 +1,138 @@
+package sweep
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resque-expire/resque-expire/internal/once"
+)
+
+// TestHeadTrimScript runs head_trim.lua on its own: it trims a run of
+// expired jobs at the head when the head is where the run must start, says
+// which were popped meanwhile, and otherwise removes nothing and answers
+// empty (the caller falls back), whatever moved.
+func TestHeadTrimScript(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		run   []string // ids of the run, in list order
+		after func(f *sweepFixture, q string, payloads map[string]string)
+		codes []int64 // nil: fall back
+		left  int64   // jobs left in the queue (of 5 seeded plus pushes)
+	}{
+		{"clean", []string{"a", "b", "c"}, nil, []int64{1, 1, 1}, 2},
+		{"a worker popped one", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			f.rdb.LPop(f.ctx, q)
+		}, []int64{0, 1, 1}, 2},
+		{"a push to the head", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			f.rdb.LPush(f.ctx, q, f.job("new", "X"))
+		}, nil, 6},
+		{"a job dequeued from the run's middle", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
+			f.rdb.LRem(f.ctx, q, 1, p["b"])
+		}, nil, 4},
+		{"a deadline pushed back", []string{"a", "b", "c"}, func(f *sweepFixture, _ string, _ map[string]string) {
+			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(time.Hour), 0)
+		}, nil, 5},
+		{"the run's last job taken", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
+			f.rdb.LRem(f.ctx, q, 1, p["c"])
+		}, nil, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newSweepFixture(t)
+			q := f.layout.Queue("default")
+			payloads := map[string]string{}
+			for _, id := range []string{"a", "b", "c", "d", "e"} {
+				payloads[id] = f.job(id, "X")
+				deadline := f.at(-time.Hour)
+				if id >= "d" {
+					deadline = f.at(time.Hour)
+				}
+				f.push("default", payloads[id], id, deadline)
+			}
+			if err := LoadScripts(f.ctx, f.rdb); err != nil {
+				t.Fatal(err)
+			}
+			keys := []string{q, f.layout.Failed(), f.layout.Journal()}
+			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]]}
+			for _, id := range tc.run {
+				keys = append(keys, f.layout.Expiration(id))
+				args = append(args, sha1hex(payloads[id]), f.at(-time.Hour), f.now.Add(-time.Hour).UnixMilli(), "", "")
+			}
+			if tc.after != nil {
+				tc.after(f, q, payloads)
+			}
+			before := f.dump()
+			codes, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, f.rdb, headTrimScript, keys, args...).Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.codes == nil {
+				if len(codes) != 0 {
+					t.Fatalf("codes %v, want a fall back", codes)
+				}
+				if !reflect.DeepEqual(withoutPrefix(before, "resque:resque-expire:requests:"), withoutPrefix(f.dump(), "resque:resque-expire:requests:")) {
+					t.Fatal("a fall back changed the database")
+				}
+			} else if !reflect.DeepEqual(codes, tc.codes) {
+				t.Fatalf("codes %v, want %v", codes, tc.codes)
+			}
+			if n := f.rdb.LLen(f.ctx, q).Val(); n != tc.left {
+				t.Errorf("%d jobs left, want %d", n, tc.left)
+			}
+		})
+	}
+}
+
+// withoutPrefix drops the keys with prefix from a dump.
+func withoutPrefix(d map[string]string, prefix string) map[string]string {
+	out := map[string]string{}
+	for k, v := range d {
+		if !strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestHeadTrimLayout: a queue whose oldest jobs are expired goes by
+// head_trim.lua (LPOS), exactly, archive and failure entries included.
+func TestHeadTrimLayout(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	var want []string
+	for i := 0; i < 2500; i++ {
+		id := fmt.Sprintf("h%04d", i)
+		deadline := f.at(time.Hour)
+		if i < 1200 {
+			deadline = f.at(-time.Hour)
+			want = append(want, id)
+		}
+		f.push("default", f.job(id, "X"), id, deadline)
+	}
+	arch := f.archiveFile()
+	res, removed := f.mustSweep(Options{ToFailed: true, Archive: arch}, nil)
+	if res.Removed != 1200 || !equalStrings(removedIDs(removed), want) {
+		t.Errorf("removed %d, want the 1200 oldest", res.Removed)
+	}
+	if n := f.rdb.LLen(f.ctx, f.layout.Failed()).Val(); n != 1200 {
+		t.Errorf("%d failure entries, want 1200", n)
+	}
+	if n := len(f.archiveLines(arch.Path())); n != 1200 {
+		t.Errorf("%d archive records, want 1200", n)
+	}
+	if left := f.list(f.layout.Queue("default")); len(left) != 1300 || left[0] != f.job("h1200", "X") {
+		t.Errorf("%d left, first %q", len(left), left[0])
+	}
+	if commandCalls(t, f.rdb, "lpos") == 0 {
+		t.Error("the run at the head did not go by head_trim.lua")
+	}
+	for _, id := range want[:3] {
+		if f.exists(f.layout.Expiration(id)) {
+			t.Errorf("deadline key of removed %s left", id)
+		}
+	}
+}
