@@ -34,6 +34,7 @@ type config struct {
 	naiveMax   int
 	extremes   bool
 	large      []largeCase
+	layouts    []string
 }
 
 // largeCase is a data set of large payloads: jobs of size bytes each.
@@ -48,8 +49,18 @@ func main() {
 	flag.IntVar(&cfg.sidekiqMax, "sidekiq-max", 100000, "largest size the Sidekiq-API way is run at")
 	flag.IntVar(&cfg.naiveMax, "naive-max", 100000, "largest size the seed's naive way is run at")
 	flag.BoolVar(&cfg.extremes, "extremes", true, "also sweep data sets where nothing and where everything is expired")
+	layouts := flag.String("layouts", envOr("BENCH_LAYOUTS", "head,tail,twoclass"), "expiry layouts swept besides random, comma-separated: head, tail, twoclass; \"none\" for none (BENCH_LAYOUTS)")
 	large := flag.String("large", envOr("BENCH_LARGE", "10240:4000,102400:1000"), "large-payload data sets, bytes:jobs, comma-separated; \"none\" for none (BENCH_LARGE)")
 	flag.Parse()
+	if *layouts != "none" {
+		for _, l := range strings.Split(*layouts, ",") {
+			if l = strings.TrimSpace(l); l != "head" && l != "tail" && l != "twoclass" {
+				fmt.Fprintf(os.Stderr, "bench: unknown layout %q (want head, tail, twoclass)\n", l)
+				os.Exit(2)
+			}
+			cfg.layouts = append(cfg.layouts, strings.TrimSpace(l))
+		}
+	}
 	if *large != "none" {
 		for _, s := range strings.Split(*large, ",") {
 			var lc largeCase
@@ -186,6 +197,15 @@ func run(cfg config) error {
 		rows = append(rows, sw)
 		if err != nil {
 			return err
+		}
+		for _, l := range cfg.layouts {
+			ls := spec
+			ls.Layout = l
+			r, err := sweepRow("sweep, "+l+" layout", ls)
+			rows = append(rows, r)
+			if err != nil {
+				return err
+			}
 		}
 		if cfg.extremes {
 			none := spec

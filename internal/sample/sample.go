@@ -40,6 +40,11 @@ type Spec struct {
 	IdempotencyKeys int
 	// Failed entries on the failed list.
 	Failed int
+	// Layout places the expired jobs in each queue: "" or "random" (drawn
+	// with the other states), "head" (the oldest Expired fraction: one TTL
+	// for every job), "tail" (the newest), "twoclass" (every other job: two
+	// TTL classes interleaved, Expired taken as one half).
+	Layout string
 }
 
 // Demo is the data set `make demo` shows.
@@ -88,10 +93,30 @@ func Generate(spec Spec, fn func(Job)) {
 	}
 }
 
+// expiredByLayout says whether job i (spread round robin over the queues)
+// is expired under spec's Layout.
+func expiredByLayout(spec Spec, i int) bool {
+	pos, per := i/len(spec.Queues), spec.Jobs/len(spec.Queues)
+	switch spec.Layout {
+	case "head":
+		return float64(pos) < spec.Expired*float64(per)
+	case "tail":
+		return float64(pos) >= (1-spec.Expired)*float64(per)
+	default: // twoclass
+		return pos%2 == 0
+	}
+}
+
 func makeJob(r *rand.Rand, spec Spec, i int, queue string, classes []string, now, delayedAt int64) Job {
 	x := r.Float64()
 	state := "live"
 	switch {
+	case spec.Layout != "" && spec.Layout != "random" && delayedAt == 0:
+		if expiredByLayout(spec, i) {
+			state = "expired"
+		} else if x < spec.Missing {
+			state = "missing"
+		}
 	case x < spec.Expired:
 		state = "expired"
 	case x < spec.Expired+spec.Missing:
