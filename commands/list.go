@@ -25,6 +25,7 @@ Examples:
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "state", Value: "all", Usage: "expired, live, missing, unidentified, invalid or all"},
 			&cli.Int64Flag{Name: "limit", Usage: "stop after this many jobs (0 = all)"},
+			&cli.StringSliceFlag{Name: "source", Usage: "what to list: queues, delayed (default: both), or failed (the failure entries, alone)"},
 		),
 		Action: func(c *cli.Context) error {
 			e, err := setup(c)
@@ -51,12 +52,23 @@ Examples:
 			if err != nil {
 				return err
 			}
+			queues, delayed, failed, err := listSources(c)
+			if err != nil {
+				return err
+			}
 			w := report.NewRowWriter(e.stdout, e.format, listHeader)
 			var rows int64
-			problems, err := s.List(c.Context, inspect.ListOptions{
-				Options: inspect.Options{Delayed: wantDelayed(c)},
-				States:  states, Limit: c.Int64("limit"),
-			}, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			var problems []inspect.Problem
+			lo := inspect.ListOptions{Options: inspect.Options{Delayed: delayed}, States: states, Limit: c.Int64("limit")}
+			switch {
+			case failed:
+				w = report.NewRowWriter(e.stdout, e.format, failedListHeader)
+				problems, err = s.ListFailed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
+			case !queues:
+				problems, err = s.ListDelayed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			default:
+				problems, err = s.List(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			}
 			if err == nil && (c.Int64("limit") == 0 || rows < c.Int64("limit")) {
 				// A scan cut short by --limit has not seen everything.
 				problems = append(problems, s.Unmatched()...)

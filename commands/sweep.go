@@ -45,7 +45,7 @@ Examples:
   resque-expire sweep --queue mailers --grace 5m --limit 10000 --max-duration 2m
   resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
   */5 * * * * resque-expire sweep --log-format json --format jsonl >>/var/log/resque-expire.log 2>&1`,
-		Flags: append(filterFlags(),
+		Flags: append(append(filterFlags(),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
 			&cli.DurationFlag{Name: "grace", Usage: "only remove jobs expired longer ago than this"},
@@ -58,7 +58,7 @@ Examples:
 			&cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"},
 			&cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"},
 			&cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"},
-		),
+		), failedSweepFlags()...),
 		Action: runSweep,
 	}
 }
@@ -98,6 +98,9 @@ func runSweep(c *cli.Context) error {
 		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: wantDelayed(c),
 		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
 		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
+	}
+	if err := failedSweepOptions(c, &opts); err != nil {
+		return err
 	}
 	sw := sweep.New(s)
 
@@ -149,6 +152,9 @@ func runSweep(c *cli.Context) error {
 		if rm.DelayedAt != 0 {
 			ev = ev.Int64("delayed_at", rm.DelayedAt)
 		}
+		if rm.Failed != "" {
+			ev = ev.Str("failed_list", rm.Failed)
+		}
 		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(verb)
 	}
 	p := e.progress("sweep")
@@ -193,7 +199,7 @@ func runSweep(c *cli.Context) error {
 // refused reports whether a failed sweep stopped before it looked at any
 // queue: nothing was scanned or removed, so there is nothing to summarise.
 func refused(res *sweep.Result) bool {
-	return res == nil || (len(res.Queues) == 0 && res.Delayed == nil && res.Orphans == nil &&
+	return res == nil || (len(res.Queues) == 0 && res.Delayed == nil && res.Failed == nil && res.Orphans == nil &&
 		res.Scanned == 0 && res.Removed == 0 && res.Recovered == 0)
 }
 
@@ -230,6 +236,9 @@ func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options,
 	}
 	if res.Delayed != nil && res.Delayed.Removed > 0 {
 		fmt.Fprintf(w, "  %-30s %d expired jobs to remove\n", "(delayed)", res.Delayed.Removed)
+	}
+	if res.Failed != nil && res.Failed.Removed > 0 {
+		fmt.Fprintf(w, "  %-30s %d failure entries to remove\n", "(failed)", res.Failed.Removed)
 	}
 	if res.Removed == 0 && !opts.Orphans {
 		fmt.Fprintln(w, "Nothing to remove.")
@@ -283,6 +292,9 @@ func (r sweepResult) Tables() []report.Table {
 	}
 	if r.Delayed != nil {
 		t.Rows = append(t.Rows, row(*r.Delayed))
+	}
+	if r.Failed != nil {
+		t.Rows = append(t.Rows, row(*r.Failed))
 	}
 	t.Footer = []string{"total", report.Int(r.Scanned), report.Int(r.Expired), report.Int(r.Removed), report.Int(r.AlreadyGone),
 		report.Int(r.Changed), report.Int(r.Skipped), fmt.Sprintf("%.2f", r.Elapsed)}
