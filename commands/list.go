@@ -21,7 +21,8 @@ format holds every row in memory until the end.
 Examples:
   resque-expire list --state expired
   resque-expire list --state invalid --format jsonl | jq -r .payload
-  resque-expire list --queue mailers --limit 20`,
+  resque-expire list --queue mailers --limit 20
+  resque-expire list --source failed --state expired`,
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "state", Value: "all", Usage: "expired, live, missing, unidentified, invalid or all"},
 			&cli.Int64Flag{Name: "limit", Usage: "stop after this many jobs (0 = all)"},

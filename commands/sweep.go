@@ -44,6 +44,7 @@ Examples:
   resque-expire sweep --yes --archive /var/lib/resque-expire/removed.jsonl
   resque-expire sweep --queue mailers --grace 5m --limit 10000 --max-duration 2m
   resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
+  resque-expire sweep --failed --only failed --archive failed.jsonl   # before "Retry all"
   */5 * * * * resque-expire sweep --log-format json --format jsonl >>/var/log/resque-expire.log 2>&1`,
 		Flags: append(append(filterFlags(),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
