@@ -147,16 +147,17 @@ func runSweep(c *cli.Context) error {
 		ev := rmLog.WithLevel(rmLevel).Str("id", rm.ID).Str("queue", rm.Queue).Str("class", rm.Class)
 		if rm.ByAge {
 			ev = ev.Time("enqueued_at", rm.EnqueuedAt).Bool("by_age", true)
-		} else {
+		} else if !rm.ExpiresAt.IsZero() {
 			ev = ev.Time("expires_at", rm.ExpiresAt)
 		}
 		if rm.DelayedAt != 0 {
 			ev = ev.Int64("delayed_at", rm.DelayedAt)
 		}
+		msg := verb
 		if rm.Failed != "" {
-			ev = ev.Str("failed_list", rm.Failed)
+			ev, msg = ev.Str("failed_list", rm.Failed), strings.Replace(verb, "expired job", "failure entry", 1)
 		}
-		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(verb)
+		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(msg)
 	}
 	p := e.progress("sweep")
 	opts.Progress = p

@@ -2,11 +2,15 @@ package sweep
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/once"
@@ -306,5 +310,62 @@ func TestInspectFailedMultiQueue(t *testing.T) {
 	}
 	if len(problems) != 1 || problems[0].Kind != "bad-failed-queue" {
 		t.Errorf("problems %+v", problems)
+	}
+}
+
+// TestSweepFailedRefusesWithoutEveryPermission: a sweep --failed as a user
+// lacking one command it needs fails at the preflight naming it, before
+// any write; remove_failed.lua called anyway as that user refuses before
+// its first write. The database is the same afterwards.
+func TestSweepFailedRefusesWithoutEveryPermission(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"smembers", "lset", "lrem", "rpush", "hset", "mget"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			f := newSweepFixture(t)
+			var cands [][5]string
+			for i := 0; i < 4; i++ {
+				id := fmt.Sprintf("x%d", i)
+				e := resqueFailure(f.job(id, "X"), "q", "RuntimeError", f.now)
+				f.fail(e, "q", i%2 == 1)
+				f.rdb.Set(f.ctx, f.layout.Expiration(id), "100", 0)
+				if i%2 == 0 {
+					cands = append(cands, [5]string{e, fmt.Sprint(i / 2), f.layout.Expiration(id), "100", "0"})
+				}
+			}
+			if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-"+cmd).Err(); err != nil {
+				t.Fatal(err)
+			}
+			c := redis.NewClient(&redis.Options{Addr: f.srv.Addr(), Username: "t", Password: "pw"})
+			defer c.Close()
+			f.via = c
+			before := f.dump()
+			_, _, err := f.sweep(Options{Failed: true, OnlyFailed: true, Archive: f.archiveFile()}, nil)
+			var pe *PermissionError
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), strings.ToUpper(cmd)) {
+				t.Fatalf("sweep --failed without %s: %v, want a permission error naming it", cmd, err)
+			}
+			if after := f.dump(); !reflect.DeepEqual(before, after) {
+				t.Fatalf("the refused sweep changed the database")
+			}
+			if cmd == "smembers" {
+				return // not used by the script
+			}
+			keys := []string{f.layout.Failed(), f.layout.Journal()}
+			for _, cd := range cands {
+				keys = append(keys, cd[2])
+			}
+			args := []any{"\x00resque-expire:marker:test", "1", 256, len(cands)}
+			for k, cd := range cands {
+				args = append(args, cd[0], cd[1], k+1, cd[3], cd[4], `{"record":1}`)
+			}
+			_, err = once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, c, removeFailedScript, keys, args...).Int64Slice()
+			if err == nil || !redis.HasErrorPrefix(err, "NOPERM") {
+				t.Fatalf("remove_failed.lua without %s: %v, want NOPERM", cmd, err)
+			}
+			if after := f.dump(); !reflect.DeepEqual(before, after) {
+				t.Fatalf("the refused script changed the database")
+			}
+		})
 	}
 }
