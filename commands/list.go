@@ -65,6 +65,7 @@ Examples:
 			case failed:
 				w = report.NewRowWriter(e.stdout, e.format, failedListHeader)
 				problems, err = s.ListFailed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
+			case !queues && !delayed: // --source delayed --no-delayed: nothing
 			case !queues:
 				problems, err = s.ListDelayed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
 			default:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/once"
+	"github.com/resque-expire/resque-expire/internal/redistest"
 )
 
 // resqueFailure is a failure entry exactly as lib/resque/failure/redis.rb
@@ -367,5 +368,77 @@ func TestSweepFailedRefusesWithoutEveryPermission(t *testing.T) {
 				t.Fatalf("the refused script changed the database")
 			}
 		})
+	}
+}
+
+// TestSweepFailedCountsExactlyWhenRepliesAreLost: remove_failed.lua ran,
+// its reply was lost, go-redis sent it again: the once envelope answers
+// what the first call did, so nothing counts as already gone and the
+// archive holds each entry once.
+func TestSweepFailedCountsExactlyWhenRepliesAreLost(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	entries := f.failedRaceFixture(600) // 300 expired, 300 live
+	proxy := redistest.StartProxy(t, f.srv.Addr())
+	f.via = redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
+	t.Cleanup(func() { _ = f.via.Close() })
+	proxy.LoseRepliesTo(removeFailedScript.Hash(), 3)
+	a := f.archiveFile()
+	res, _ := f.mustSweep(Options{Failed: true, OnlyFailed: true, Archive: a, MaxScriptTime: time.Second},
+		func(c *inspect.Config) { c.Batch = 100 })
+	if n := proxy.Pending(); n != 0 {
+		t.Fatalf("%d replies were not lost: the test proves nothing", n)
+	}
+	if res.Removed != 300 || res.Failed.AlreadyGone != 0 || res.Failed.Changed != 0 {
+		t.Errorf("removed %d, already gone %d, changed %d; want 300, 0, 0", res.Removed, res.Failed.AlreadyGone, res.Failed.Changed)
+	}
+	if n := len(f.archiveLines(a.Path())); n != 300 {
+		t.Errorf("archive has %d records, want 300", n)
+	}
+	var live []string
+	for i, e := range entries {
+		if i%2 == 1 {
+			live = append(live, e)
+		}
+	}
+	if got := f.list(f.layout.Failed()); !slices.Equal(got, live) {
+		t.Errorf("%d entries left, want the 300 live ones in order", len(got))
+	}
+}
+
+// TestSweepFailedBoundedInBytes: failure entries of 300 KB go a few per
+// script: no script is sent much more than argBytes of entries.
+func TestSweepFailedBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	big := strings.Repeat("x", 300<<10)
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("big%d", i)
+		payload := fmt.Sprintf(`{"class":"X","args":[%q],"id":%q}`, big, id)
+		f.fail(resqueFailure(payload, "q", "RuntimeError", f.now), "q", false)
+		f.rdb.Set(f.ctx, f.layout.Expiration(id), f.at(-time.Hour), 0)
+	}
+	f.rdb.ConfigSet(f.ctx, "slowlog-log-slower-than", "0")
+	f.rdb.ConfigSet(f.ctx, "slowlog-max-len", "10000")
+	f.rdb.SlowLogReset(f.ctx)
+	res, _ := f.mustSweep(Options{Failed: true, OnlyFailed: true}, nil)
+	if res.Removed != 10 || f.exists(f.layout.Failed()) {
+		t.Fatalf("removed %d", res.Removed)
+	}
+	entries, err := f.rdb.SlowLogGet(f.ctx, 10000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, e := range entries {
+		if len(e.Args) > 1 && strings.EqualFold(e.Args[0], "evalsha") && e.Args[1] == removeFailedScript.Hash() {
+			calls++
+		}
+	}
+	t.Logf("%d removal scripts", calls)
+	// 10 entries of 300 KB, at most 1 MB of arguments a script: 4 or more.
+	if calls < 4 {
+		t.Errorf("%d removal scripts for 3 MB of entries, want at least 4", calls)
 	}
 }
