@@ -57,13 +57,16 @@ Examples:
 			if err != nil {
 				return err
 			}
-			w := report.NewRowWriter(e.stdout, e.format, listHeader)
+			header := listHeader
+			if failed {
+				header = failedListHeader
+			}
+			w := report.NewRowWriter(e.stdout, e.format, header)
 			var rows int64
 			var problems []inspect.Problem
 			lo := inspect.ListOptions{Options: inspect.Options{Delayed: delayed}, States: states, Limit: c.Int64("limit")}
 			switch {
 			case failed:
-				w = report.NewRowWriter(e.stdout, e.format, failedListHeader)
 				problems, err = s.ListFailed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
 			case !queues && !delayed: // --source delayed --no-delayed: nothing
 			case !queues:

@@ -51,7 +51,7 @@ func (r *run) failedNeeds() []Need {
 		needs = append(needs, Need{"type", key}, Need{"llen", key}, Need{"lindex", key}, Need{"lrange", key},
 			Need{"lset", key}, Need{"lrem", key})
 	}
-	return append(needs, Need{"mget", exp}, Need{"exists", exp})
+	return append(needs, Need{"mget", exp}, Need{"type", exp}, Need{"exists", exp})
 }
 
 // sweepFailedLists removes the expired entries of every failed list, after
