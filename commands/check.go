@@ -31,6 +31,7 @@ func checkCommand() *cli.Command {
 		flags = append(flags, &cli.Int64Flag{Name: f.name, Usage: f.usage, DefaultText: "not checked"})
 	}
 	flags = append(flags, &cli.DurationFlag{Name: "max-overdue", Usage: "the most overdue job expired at most this long ago", DefaultText: "not checked"})
+	flags = append(flags, maxExpiredFailuresFlag)
 	flags = append(flags, familyFlags()...)
 	return &cli.Command{
 		Name:  "check",
@@ -78,6 +79,9 @@ func runCheck(c *cli.Context) error {
 		}
 		*ptrs[f.name] = &v
 	}
+	if c.Int64("max-expired-failures") < 0 {
+		return usageErrorf("--max-expired-failures must not be negative")
+	}
 	if c.IsSet("max-overdue") {
 		d := c.Duration("max-overdue")
 		if d < 0 {
@@ -85,8 +89,8 @@ func runCheck(c *cli.Context) error {
 		}
 		th.MaxOverdue = &d
 	}
-	if !th.Any() {
-		return usageErrorf("give at least one threshold: --max-expired, --max-missing, --max-invalid, --max-orphans, --max-no-ttl, --max-stuck, --max-duplicates, --max-queue-length or --max-overdue")
+	if !th.Any() && !c.IsSet("max-expired-failures") {
+		return usageErrorf("give at least one threshold: --max-expired, --max-expired-failures, --max-missing, --max-invalid, --max-orphans, --max-no-ttl, --max-stuck, --max-duplicates, --max-queue-length or --max-overdue")
 	}
 	if err := checkScanFlags(c); err != nil {
 		return err
@@ -109,15 +113,23 @@ func runCheck(c *cli.Context) error {
 	}
 	p := e.progress("check")
 	opts.Progress = p
-	rep, err := s.Audit(c.Context, opts)
+	rep := &inspect.AuditReport{At: s.Now().UTC()}
+	if th.Any() {
+		rep, err = s.Audit(c.Context, opts)
+	}
 	finishProgress(p)
 	if err != nil {
 		return fmt.Errorf("check could not run: %w", err)
 	}
+	fres, fprob, err := expiredFailuresThreshold(c.Context, c, s)
+	if err != nil {
+		return fmt.Errorf("check could not run: %w", err)
+	}
+	rep.Problems = append(rep.Problems, fprob...)
 	for _, pr := range rep.Problems {
 		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
 	}
-	res := newCheckResult(th.Evaluate(rep), rep)
+	res := newCheckResult(append(th.Evaluate(rep), fres...), rep)
 	res.ClockSkew = e.clockSkew()
 	if err := e.render(res); err != nil {
 		return err

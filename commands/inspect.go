@@ -106,6 +106,9 @@ func (r inspectResult) Tables() []report.Table {
 		d.Queue = fmt.Sprintf("(delayed: %d buckets)", r.Delayed.Buckets)
 		t.Rows = append(t.Rows, row(d))
 	}
+	if r.FailedEntries != nil {
+		t.Rows = append(t.Rows, failedRow(r.FailedEntries))
+	}
 	t.Footer = row(r.Totals)
 	t.Notes = append(t.Notes, fmt.Sprintf("failed list: %d entries", r.Failed))
 	if r.Totals.Skipped > 0 {

@@ -21,10 +21,12 @@ format holds every row in memory until the end.
 Examples:
   resque-expire list --state expired
   resque-expire list --state invalid --format jsonl | jq -r .payload
-  resque-expire list --queue mailers --limit 20`,
+  resque-expire list --queue mailers --limit 20
+  resque-expire list --source failed --state expired`,
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "state", Value: "all", Usage: "expired, live, missing, unidentified, invalid or all"},
 			&cli.Int64Flag{Name: "limit", Usage: "stop after this many jobs (0 = all)"},
+			&cli.StringSliceFlag{Name: "source", Usage: "what to list: queues, delayed (default: both), or failed (the failure entries, alone)"},
 		),
 		Action: func(c *cli.Context) error {
 			e, err := setup(c)
@@ -51,12 +53,27 @@ Examples:
 			if err != nil {
 				return err
 			}
-			w := report.NewRowWriter(e.stdout, e.format, listHeader)
+			queues, delayed, failed, err := listSources(c)
+			if err != nil {
+				return err
+			}
+			header := listHeader
+			if failed {
+				header = failedListHeader
+			}
+			w := report.NewRowWriter(e.stdout, e.format, header)
 			var rows int64
-			problems, err := s.List(c.Context, inspect.ListOptions{
-				Options: inspect.Options{Delayed: wantDelayed(c)},
-				States:  states, Limit: c.Int64("limit"),
-			}, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			var problems []inspect.Problem
+			lo := inspect.ListOptions{Options: inspect.Options{Delayed: delayed}, States: states, Limit: c.Int64("limit")}
+			switch {
+			case failed:
+				problems, err = s.ListFailed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
+			case !queues && !delayed: // --source delayed --no-delayed: nothing
+			case !queues:
+				problems, err = s.ListDelayed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			default:
+				problems, err = s.List(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+			}
 			if err == nil && (c.Int64("limit") == 0 || rows < c.Int64("limit")) {
 				// A scan cut short by --limit has not seen everything.
 				problems = append(problems, s.Unmatched()...)

@@ -45,8 +45,9 @@ Examples:
   resque-expire sweep --yes --archive /var/lib/resque-expire/removed.jsonl
   resque-expire sweep --queue mailers --grace 5m --limit 10000 --max-duration 2m
   resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
+  resque-expire sweep --failed --only failed --archive failed.jsonl   # before "Retry all"
   */5 * * * * resque-expire sweep --log-format json --format jsonl >>/var/log/resque-expire.log 2>&1`,
-		Flags: append(filterFlags(),
+		Flags: append(append(filterFlags(),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
 			&cli.DurationFlag{Name: "grace", Usage: "only remove jobs expired longer ago than this"},
@@ -59,7 +60,7 @@ Examples:
 			&cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"},
 			&cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"},
 			&cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"},
-		),
+		), failedSweepFlags()...),
 		Action: runSweep,
 	}
 }
@@ -101,6 +102,9 @@ func runSweep(c *cli.Context) error {
 		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
 		// Set by a run over many targets (--targets) for each of them.
 		Target: os.Getenv(fleet.TargetEnv),
+	}
+	if err := failedSweepOptions(c, &opts); err != nil {
+		return err
 	}
 	sw := sweep.New(s)
 
@@ -146,13 +150,17 @@ func runSweep(c *cli.Context) error {
 		ev := rmLog.WithLevel(rmLevel).Str("id", rm.ID).Str("queue", rm.Queue).Str("class", rm.Class)
 		if rm.ByAge {
 			ev = ev.Time("enqueued_at", rm.EnqueuedAt).Bool("by_age", true)
-		} else {
+		} else if !rm.ExpiresAt.IsZero() {
 			ev = ev.Time("expires_at", rm.ExpiresAt)
 		}
 		if rm.DelayedAt != 0 {
 			ev = ev.Int64("delayed_at", rm.DelayedAt)
 		}
-		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(verb)
+		msg := verb
+		if rm.Failed != "" {
+			ev, msg = ev.Str("failed_list", rm.Failed), strings.Replace(verb, "expired job", "failure entry", 1)
+		}
+		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(msg)
 	}
 	p := e.progress("sweep")
 	opts.Progress = p
@@ -196,7 +204,7 @@ func runSweep(c *cli.Context) error {
 // refused reports whether a failed sweep stopped before it looked at any
 // queue: nothing was scanned or removed, so there is nothing to summarise.
 func refused(res *sweep.Result) bool {
-	return res == nil || (len(res.Queues) == 0 && res.Delayed == nil && res.Orphans == nil &&
+	return res == nil || (len(res.Queues) == 0 && res.Delayed == nil && res.Failed == nil && res.Orphans == nil &&
 		res.Scanned == 0 && res.Removed == 0 && res.Recovered == 0)
 }
 
@@ -233,6 +241,9 @@ func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options,
 	}
 	if res.Delayed != nil && res.Delayed.Removed > 0 {
 		fmt.Fprintf(w, "  %-30s %d expired jobs to remove\n", "(delayed)", res.Delayed.Removed)
+	}
+	if res.Failed != nil && res.Failed.Removed > 0 {
+		fmt.Fprintf(w, "  %-30s %d failure entries to remove\n", "(failed)", res.Failed.Removed)
 	}
 	if res.Removed == 0 && !opts.Orphans {
 		fmt.Fprintln(w, "Nothing to remove.")
@@ -286,6 +297,9 @@ func (r sweepResult) Tables() []report.Table {
 	}
 	if r.Delayed != nil {
 		t.Rows = append(t.Rows, row(*r.Delayed))
+	}
+	if r.Failed != nil {
+		t.Rows = append(t.Rows, row(*r.Failed))
 	}
 	t.Footer = []string{"total", report.Int(r.Scanned), report.Int(r.Expired), report.Int(r.Removed), report.Int(r.AlreadyGone),
 		report.Int(r.Changed), report.Int(r.Skipped), fmt.Sprintf("%.2f", r.Elapsed)}

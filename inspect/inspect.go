@@ -140,12 +140,15 @@ type DelayedSummary struct {
 
 // Summary is the result of Inspect.
 type Summary struct {
-	At       time.Time      `json:"at"`
-	Queues   []QueueSummary `json:"queues"`
-	Delayed  DelayedSummary `json:"delayed"`
-	Totals   QueueSummary   `json:"totals"`
-	Failed   int64          `json:"failed"`
-	Problems []Problem      `json:"problems"`
+	At      time.Time      `json:"at"`
+	Queues  []QueueSummary `json:"queues"`
+	Delayed DelayedSummary `json:"delayed"`
+	Totals  QueueSummary   `json:"totals"`
+	// Failed is the length of <ns>:failed; FailedEntries (JSON "failed")
+	// counts every failed list's entries by state.
+	Failed        int64          `json:"-"`
+	FailedEntries *FailedSummary `json:"failed"`
+	Problems      []Problem      `json:"problems"`
 }
 
 // Options says what Inspect and List look at.
@@ -274,6 +277,12 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	if p != nil {
 		sum.Problems = append(sum.Problems, *p)
 	}
+	fs, fp, err := s.InspectFailed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum.FailedEntries = fs
+	sum.Problems = append(sum.Problems, dropWrongType(fp, s.layout.Failed(), p != nil)...)
 	return sum, nil
 }
 

@@ -49,6 +49,9 @@ type ListRef struct {
 	Queue string
 	// DelayedAt is the bucket's Unix second for delayed buckets, 0 for queues.
 	DelayedAt int64
+	// Failed is the failed list's name ("failed", "<queue>_failed") for a
+	// list of failure entries, "" otherwise (see failed.go).
+	Failed string
 }
 
 // Delayed reports whether the list is a resque-scheduler bucket.
@@ -81,6 +84,8 @@ type Job struct {
 	// Skipped is set when the job does not match the class filter; it is
 	// counted as skipped and otherwise ignored.
 	Skipped bool
+	// Failure is set for a failure entry (Raw is then the whole entry).
+	Failure *Failure
 }
 
 // OverdueBy is how long ago the deadline passed (negative when it is still
@@ -94,6 +99,9 @@ func (j *Job) OverdueBy(now time.Time) time.Duration {
 
 // judge decodes a payload and fills in everything but the deadline.
 func (s *Scanner) judge(raw string, ref ListRef) Job {
+	if ref.Failed != "" {
+		return s.judgeFailure(raw, ref)
+	}
 	j := Job{Raw: raw, Queue: ref.Queue}
 	p, err := resque.DecodePayload([]byte(raw))
 	if err == nil && !utf8.ValidString(raw) {

@@ -174,6 +174,9 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 			if err != nil {
 				return st, err
 			}
+			if ref.Failed != "" {
+				finishFailures(chunk)
+			}
 			if err := visit(ctx, chunk); err != nil {
 				return st, err
 			}

@@ -186,6 +186,9 @@ func recordNamespace(rec *ArchiveRecord) (string, bool) {
 	if rec.DelayedAt != 0 {
 		suffix = "delayed:" + strconv.FormatInt(rec.DelayedAt, 10)
 	}
+	if rec.Failed != "" {
+		suffix = rec.Failed // a failure entry, from its failed list
+	}
 	if rec.List == suffix {
 		return "", true
 	}
@@ -207,7 +210,7 @@ func parseRecord(text string) (rec ArchiveRecord, reason string, ok bool) {
 	if err := json.Unmarshal([]byte(text), &rec); err != nil {
 		return rec, err.Error(), false
 	}
-	if rec.Queue == "" || rec.Payload == "" {
+	if (rec.Queue == "" && rec.Failed == "") || rec.Payload == "" {
 		return rec, "not an archive record", false
 	}
 	return rec, "", true
@@ -337,8 +340,14 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 		if expKey != "" {
 			keys = append(keys, expKey)
 		}
-		done, err := restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry,
-			token+":"+strconv.Itoa(line)).Int()
+		var done int
+		var err error
+		if rec.Failed != "" {
+			done, err = restoreFailed(ctx, rdb, layout, &rec, marker, opts.MarkerTTL.Milliseconds(), token+":"+strconv.Itoa(line))
+		} else {
+			done, err = restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry,
+				token+":"+strconv.Itoa(line)).Int()
+		}
 		if err != nil {
 			if IsReadOnly(err) {
 				return res, ErrReadOnly

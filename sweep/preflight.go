@@ -100,6 +100,7 @@ func (r *run) sweepNeeds() []Need {
 		j := l.Journal()
 		needs = append(needs, Need{"type", j}, Need{"rpush", j}, Need{"ltrim", j}, Need{"llen", j}, Need{"lrange", j})
 	}
+	needs = append(needs, r.failedNeeds()...)
 	if r.opts.Orphans {
 		needs = append(needs, Need{"get", exp}, Need{"pttl", exp}, Need{"pexpire", exp})
 	}

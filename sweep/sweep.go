@@ -70,6 +70,12 @@ type Options struct {
 	Target string
 	// Now, when set, is the clock for failure entries and archive records.
 	Now func() time.Time
+	// Failed also removes expired failure entries from the failed lists
+	// (failed.go); OnlyFailed removes nothing else. FailedOlderThan, when
+	// > 0, also removes failure entries that failed longer ago than this.
+	Failed          bool
+	OnlyFailed      bool
+	FailedOlderThan time.Duration
 }
 
 // Removal describes one removed job.
@@ -87,6 +93,10 @@ type Removal struct {
 	EnqueuedAt time.Time `json:"enqueued_at,omitempty"`
 	Payload    string    `json:"payload"`
 	DryRun     bool      `json:"dry_run"`
+	// Failed names the failed list of a removed failure entry (Payload is
+	// then the entry; ByAge: removed under FailedOlderThan, EnqueuedAt its
+	// failed_at).
+	Failed string `json:"failed,omitempty"`
 }
 
 // Counts says what a sweep did to the jobs it read.
@@ -130,6 +140,7 @@ type Result struct {
 	// Queues has one entry per queue swept; Delayed the delayed jobs.
 	Queues  []QueueResult `json:"queues"`
 	Delayed *QueueResult  `json:"delayed,omitempty"`
+	Failed  *QueueResult  `json:"failed,omitempty"`
 	Orphans *OrphanResult `json:"orphans,omitempty"`
 	// Stopped says why the run ended early: "limit", "max-duration",
 	// "interrupted", "error"; "" when it finished.
@@ -186,6 +197,9 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 
 	if opts.Orphans && (s.scanner.QueueFiltered() || !opts.Delayed) {
 		return res, errors.New("orphans can only be told with every queue and the delayed jobs in view: drop --queue and --no-delayed")
+	}
+	if err := opts.checkFailedOptions(); err != nil {
+		return res, err
 	}
 	err := r.execute(ctx)
 	res.Elapsed = time.Since(start).Seconds()
@@ -298,6 +312,9 @@ func (r *run) execute(ctx context.Context) error {
 		}
 	}
 
+	if r.opts.OnlyFailed {
+		return r.sweepFailedLists(work)
+	}
 	if r.opts.Orphans {
 		r.seen = idSet{}
 	}
@@ -359,6 +376,9 @@ func (r *run) execute(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	if err := r.sweepFailedLists(work); err != nil {
+		return err
 	}
 	if r.opts.Orphans {
 		if r.opts.Limit > 0 && r.removedSoFar.Load() >= r.opts.Limit {
@@ -829,6 +849,9 @@ type ArchiveRecord struct {
 	// two identical jobs removed in the same batch apart.
 	Position int64  `json:"position"`
 	Payload  string `json:"payload"`
+	// Failed, for a removed failure entry, names its failed list ("failed",
+	// "<queue>_failed"); Payload is then the whole entry.
+	Failed string `json:"failed,omitempty"`
 	// Target is the run's target when it swept many (--targets).
 	Target string `json:"target,omitempty"`
 }

@@ -58,6 +58,7 @@ func TestPublishedACLRoles(t *testing.T) {
 	read := "redis://resque-expire-read:pw-read@" + srv.Addr() + "/0"
 	write := "redis://resque-expire:pw-write@" + srv.Addr() + "/0"
 	archive := filepath.Join(t.TempDir(), "removed.jsonl")
+	failedArchive := filepath.Join(t.TempDir(), "failed.jsonl")
 
 	for _, tc := range []struct {
 		url   string
@@ -66,6 +67,9 @@ func TestPublishedACLRoles(t *testing.T) {
 	}{
 		{read, []string{"inspect"}, []int{0}},
 		{read, []string{"list"}, []int{0}},
+		{read, []string{"list", "--source", "failed"}, []int{0}},
+		{read, []string{"check", "--max-expired-failures", "1000000"}, []int{0}},
+		{read, []string{"sweep", "--dry-run", "--failed"}, []int{0}},
 		{read, []string{"check", "--max-expired", "1000000"}, []int{0}},
 		{read, []string{"audit"}, []int{0}},
 		{read, []string{"sweep", "--dry-run"}, []int{0}},
@@ -73,6 +77,8 @@ func TestPublishedACLRoles(t *testing.T) {
 		{write, []string{"backfill", "--ttl", "1h"}, []int{0}},
 		{write, []string{"sweep", "--yes", "--archive", archive}, []int{0}},
 		{write, []string{"restore", archive}, []int{0}},
+		{write, []string{"sweep", "--yes", "--failed", "--failed-older-than", "1s", "--archive", failedArchive}, []int{0}},
+		{write, []string{"restore", failedArchive}, []int{0}},
 		{write, []string{"enqueue", "--queue", "mailers", "--class", "Canary", "--ttl", "1h"}, []int{0}},
 		{write, []string{"audit", "--fix-orphans", "--apply"}, []int{0}},
 	} {
@@ -80,6 +86,10 @@ func TestPublishedACLRoles(t *testing.T) {
 		if !containsInt(tc.codes, r.code) {
 			t.Errorf("as %s: %s: want exit %v, got %s", userOf(tc.url), strings.Join(tc.args, " "), tc.codes, r)
 		}
+	}
+
+	if b, err := os.ReadFile(failedArchive); err != nil || !strings.Contains(string(b), `"failed":"failed"`) {
+		t.Errorf("the write role's sweep --failed archived no failure entry: %v", err)
 	}
 
 	before := snapshot(t, rdb)

@@ -64,7 +64,9 @@ type inspectJSON struct {
 		Buckets int `json:"buckets"`
 	} `json:"delayed"`
 	Totals inspectRow `json:"totals"`
-	Failed int64      `json:"failed"`
+	Failed struct {
+		Entries int64 `json:"entries"`
+	} `json:"failed"`
 }
 
 func sameCounts(t *testing.T, what string, got map[string]int64, want map[string]int64) {
@@ -125,8 +127,8 @@ func TestInspectJSON(t *testing.T) {
 		total[k] += v
 	}
 	sameCounts(t, "totals", got.Totals.counts(), total)
-	if got.Totals.Jobs != int64(spec.Jobs+spec.Delayed) || got.Failed != 2 {
-		t.Errorf("totals %d jobs, failed %d", got.Totals.Jobs, got.Failed)
+	if got.Totals.Jobs != int64(spec.Jobs+spec.Delayed) || got.Failed.Entries != 2 {
+		t.Errorf("totals %d jobs, failed %d", got.Totals.Jobs, got.Failed.Entries)
 	}
 }
 

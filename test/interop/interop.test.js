@@ -418,6 +418,56 @@ describe("resque-expire with node-resque 9.x", () => {
     assert.deepEqual(events.errors, []);
   });
 
+  // ------------------------------------------------------------------ 2b
+  it("sweep --failed: node-resque's failed() sees exactly the survivors, and retryAndRemoveFailed works on one", { timeout: 30000 }, async () => {
+    const queue = await newQueue();
+    const now = h.nowSeconds();
+    // Real node-resque failures: a worker runs jobs that throw.
+    const kinds = ["E", "L", "M", "E", "L", "E"];
+    const byKind = { E: [], L: [], M: [] };
+    for (const [i, kind] of kinds.entries()) {
+      const args = h.activeJobArgs("work", { arguments: [kind, i] });
+      const id = args[0].job_id;
+      if (kind === "E") await redis.set(h.expirationKey(id), String(now - HOUR));
+      if (kind === "L") await redis.set(h.expirationKey(id), String(now + DAY));
+      await queue.enqueue("work", WRAPPER, args);
+      byKind[kind].push(id);
+    }
+    const { events, stop } = await startWorkers(1, ["work"], {
+      [WRAPPER]: { perform: async () => { throw new Error("boom"); } },
+    });
+    await h.waitFor(async () => (await queue.failedCount()) >= kinds.length, { timeoutMs: 8000, what: "jobs to fail" });
+    await stop();
+    assert.deepEqual(events.errors, []);
+    // And one entry the tool writes itself for an expired job (--to-failed).
+    const mArgs = h.activeJobArgs("mailers", { arguments: ["E", "moved"] });
+    await redis.set(h.expirationKey(mArgs[0].job_id), String(now - HOUR));
+    await queue.enqueue("mailers", WRAPPER, mArgs);
+    await h.sweep(bin, srv.url, ["--to-failed", "--queue", "mailers"]);
+    byKind.E.push(mArgs[0].job_id);
+
+    const before = await queue.failed(0, -1);
+    assert.equal(before.length, kinds.length + 1);
+    const { summary } = await h.sweep(bin, srv.url, ["--failed", "--only", "failed"]);
+    assert.equal(summary.removed, byKind.E.length, "removed the expired failure entries");
+    assert.equal(summary.failed.removed, byKind.E.length);
+
+    const after = await queue.failed(0, -1);
+    const expected = before.filter((f) => !byKind.E.includes(h.idOf(f.payload)));
+    assert.deepEqual(after, expected, "node-resque's failed() is exactly the survivors, in order");
+    assert.deepEqual(after.map((f) => h.idOf(f.payload)).sort(), [...byKind.L, ...byKind.M].sort());
+    assert.equal(await queue.failedCount(), expected.length);
+
+    // retryAndRemoveFailed on a survivor: off the failed list, back in its queue.
+    const survivor = after.find((f) => h.idOf(f.payload) === byKind.L[0]);
+    await queue.retryAndRemoveFailed(survivor);
+    assert.equal(await queue.failedCount(), expected.length - 1, "one fewer failure");
+    const queued = (await redis.lrange(`${NS}:queue:work`, 0, -1)).map((r) => h.idOf(JSON.parse(r)));
+    assert.deepEqual(queued, [byKind.L[0]], "the survivor is back in its queue");
+    const rest = (await queue.failed(0, -1)).map((f) => h.idOf(f.payload));
+    assert.ok(!rest.includes(byKind.L[0]), "the retried entry left the failed list");
+  });
+
   // ------------------------------------------------------------------ 3
   it("concurrent sweeps, producer and workers: every job accounted for exactly once", { timeout: 45000 }, async () => {
     const queue = await newQueue();
