@@ -83,42 +83,21 @@ local ttls = {}
 for j, key in ipairs(keys) do ttls[j] = redis.call('PTTL', key) end
 
 -- The writes, each undone (in reverse) should a later one fail: the pushes,
--- the deadline keys' DEL, and last the trim.
-local undo = {}
-local failed = nil
-local function write(fn, back)
-  if failed then return end
-  local ok, err = pcall(fn)
-  if ok then undo[#undo + 1] = back else failed = err end
-end
-local function push(key, f)
+-- the deadline keys' DEL, and last the trim (write, push, put_back and
+-- undone come from internal/once's envelope).
+local function pushed(f)
   local items = {}
   for i = popped + 1, k do items[#items + 1] = arg(i, f) end
-  write(function()
-    for s = 1, #items, 1000 do
-      redis.call('RPUSH', key, unpack(items, s, math.min(s + 999, #items)))
-    end
-  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
+  return items
 end
-if to_failed then push(KEYS[2], 4) end
-if journal then push(KEYS[3], 5) end
+if to_failed then push(KEYS[2], pushed(4)) end
+if journal then push(KEYS[3], pushed(5)) end
 write(function() redis.call('DEL', unpack(keys)) end, function()
-  for j, key in ipairs(keys) do
-    if ttls[j] > 0 then
-      redis.pcall('SET', key, values[j], 'PX', ttls[j])
-    else
-      redis.pcall('SET', key, values[j])
-    end
-  end
+  for j, key in ipairs(keys) do put_back(key, values[j], ttls[j]) end
 end)
-write(function() redis.call('LTRIM', list, e + 1, -1) end, nil)
-if failed then
-  for u = #undo, 1, -1 do
-    if undo[u] then undo[u]() end
-  end
-  local msg = type(failed) == 'table' and failed.err or tostring(failed)
-  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was removed)')
-end
+write(function() redis.call('LTRIM', list, e + 1, -1) end)
+local refused = undone('removed')
+if refused then return refused end
 
 local codes = {}
 for i = 1, k do codes[i] = (i > popped) and 1 or 0 end

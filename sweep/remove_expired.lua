@@ -37,7 +37,8 @@
 -- on every key (redis.acl_check_cmd, Redis >= 7) and that every key it writes
 -- holds the right type, and refuses otherwise, writing nothing. Its writes
 -- then run under pcall; should one still fail, the writes before it are
--- undone in reverse order and the script answers the error.
+-- undone in reverse order and the script answers the error. It runs inside
+-- internal/once's envelope, which gives it write, undone, push, put_back.
 local marker = ARGV[1]
 local to_failed = ARGV[2] == '1'
 local journal = ARGV[3] == '1'
@@ -157,27 +158,8 @@ if #victims == 0 then return codes end
 local ttls = {}
 for k, key in ipairs(to_delete) do ttls[k] = redis.call('PTTL', key) end
 
--- The writes, each undone (in reverse) should a later one fail.
-local undo = {}
-local failed = nil
-local function write(fn, back)
-  if failed then return end
-  local ok, err = pcall(fn)
-  if ok then
-    undo[#undo + 1] = back
-  else
-    failed = err
-  end
-end
--- Variadic pushes, in slices small enough for unpack's stack.
-local function push(key, items)
-  if #items == 0 then return end
-  write(function()
-    for k = 1, #items, 1000 do
-      redis.call('RPUSH', key, unpack(items, k, math.min(k + 999, #items)))
-    end
-  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
-end
+-- The writes, each undone (in reverse) should a later one fail (write,
+-- push and put_back come from internal/once's envelope).
 push(KEYS[2], failures)
 push(KEYS[3], records)
 for _, v in ipairs(victims) do
@@ -191,13 +173,7 @@ for _, key in ipairs(srems) do
     function() if removed == 1 then redis.pcall('SADD', key, member) end end)
 end
 for k, key in ipairs(to_delete) do
-  write(function() redis.call('DEL', key) end, function()
-    if ttls[k] > 0 then
-      redis.pcall('SET', key, judged[key], 'PX', ttls[k])
-    else
-      redis.pcall('SET', key, judged[key])
-    end
-  end)
+  write(function() redis.call('DEL', key) end, function() put_back(key, judged[key], ttls[k]) end)
 end
 -- LREM stops once it has found them all: scan from the end that reaches
 -- all the markers soonest. It is the last write that cannot be undone, so
@@ -210,14 +186,9 @@ write(function()
   else
     redis.call('LREM', list, -#victims, marker)
   end
-end, nil)
-if failed then
-  for k = #undo, 1, -1 do
-    if undo[k] then undo[k]() end
-  end
-  local msg = type(failed) == 'table' and failed.err or tostring(failed)
-  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was removed)')
-end
+end)
+local refused = undone('removed')
+if refused then return refused end
 -- An emptied bucket leaves the schedule. Should this fail, the schedule
 -- names an empty bucket, which resque-scheduler cleans up by itself.
 if bucket ~= '' and redis.call('EXISTS', list) == 0 then

@@ -40,7 +40,8 @@
 -- may run every command it will run on every key (redis.acl_check_cmd,
 -- Redis >= 7) and that the journal is a list, and refuses otherwise,
 -- writing nothing. Its writes then run under pcall; should one still fail,
--- the writes before it are undone in reverse order and the script answers
+-- the writes before it are undone in reverse order (internal/once's envelope
+-- gives it write, push and undone) and the script answers
 -- the error.
 local marker = ARGV[1]
 local journal = ARGV[2] == '1'
@@ -128,24 +129,9 @@ for i = 1, n do
 end
 if #victims == 0 then return codes end
 
-local undo = {}
-local failed = nil
-local function write(fn, back)
-  if failed then return end
-  local ok, err = pcall(fn)
-  if ok then
-    undo[#undo + 1] = back
-  else
-    failed = err
-  end
-end
-if journal and #records > 0 then
-  write(function()
-    for k = 1, #records, 1000 do
-      redis.call('RPUSH', KEYS[2], unpack(records, k, math.min(k + 999, #records)))
-    end
-  end, function() redis.pcall('LTRIM', KEYS[2], 0, -#records - 1) end)
-end
+-- The writes, each undone (in reverse) should a later one fail (write, push
+-- and undone come from internal/once's envelope).
+if journal then push(KEYS[2], records) end
 for _, v in ipairs(victims) do
   write(function() redis.call('LSET', list, v[1], marker) end,
     function() redis.pcall('LSET', list, v[1], v[2]) end)
@@ -158,12 +144,7 @@ write(function()
   else
     redis.call('LREM', list, -#victims, marker)
   end
-end, nil)
-if failed then
-  for k = #undo, 1, -1 do
-    if undo[k] then undo[k]() end
-  end
-  local msg = type(failed) == 'table' and failed.err or tostring(failed)
-  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was removed)')
-end
+end)
+local refused = undone('removed')
+if refused then return refused end
 return codes

@@ -9,7 +9,9 @@
 --                (both removed from ARGV likewise)
 --
 -- The first call runs the body and records its answer in the hash; a retry
--- finds the field and returns the recorded answer untouched.
+-- finds the field and returns the recorded answer untouched. The envelope
+-- also gives the body write, undone, push and put_back (below), so that a
+-- body writing more than once either completes or changes nothing.
 -- Error replies are not recorded: a body that refuses wrote nothing, so
 -- running it again is safe.
 local once_key = table.remove(KEYS)
@@ -27,4 +29,49 @@ if redis.acl_check_cmd then
     end
   end
 end
+
+-- All or nothing, for the body. Redis does not roll a script back, so a body
+-- that writes more than once runs each write through write(fn, back): fn
+-- under pcall, back its undo (nil for the last write, which nothing follows).
+-- Once a write failed the later ones are skipped, and undone(what) undoes
+-- the writes made, in reverse, and gives the error reply to answer (nil when
+-- every write went through).
+local once_undo, once_failed = {}, nil
+local function write(fn, back)
+  if once_failed then return end
+  local ok, err = pcall(fn)
+  if ok then
+    once_undo[#once_undo + 1] = back or false
+  else
+    once_failed = err
+  end
+end
+local function undone(what)
+  if not once_failed then return nil end
+  for k = #once_undo, 1, -1 do
+    if once_undo[k] then once_undo[k]() end
+  end
+  local msg = type(once_failed) == 'table' and once_failed.err or tostring(once_failed)
+  return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was ' .. what .. ')')
+end
+-- push appends items to the list key, in slices small enough for unpack's
+-- stack; its undo trims them off again.
+local function push(key, items)
+  if #items == 0 then return end
+  write(function()
+    for k = 1, #items, 1000 do
+      redis.call('RPUSH', key, unpack(items, k, math.min(k + 999, #items)))
+    end
+  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
+end
+-- put_back sets a deleted string key again, with the PTTL it had (<= 0:
+-- none), for an undo.
+local function put_back(key, value, pttl)
+  if pttl > 0 then
+    redis.pcall('SET', key, value, 'PX', pttl)
+  else
+    redis.pcall('SET', key, value)
+  end
+end
+
 local function once_body()
