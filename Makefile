@@ -19,7 +19,7 @@ test: ensure-redis
 
 # Fuzz the payload decoder, the id paths and the deadline parser; the corpus
 # lives in internal/resque/testdata/fuzz. fuzz-short is the run make test does.
-FUZZ_TARGETS = FuzzDecodePayload FuzzParseDeadline FuzzParsePathLookup
+FUZZ_TARGETS = FuzzDecodePayload FuzzParseDeadline FuzzParsePathLookup FuzzParseDuration
 FUZZTIME ?= 60s
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

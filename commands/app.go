@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -50,7 +51,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		var s silentExit
 		if !errors.As(err, &s) {
-			msg := oneLine(redisconn.Scrub(err.Error(), secretsFromArgs(args)...))
+			msg := twoDashes(oneLine(redisconn.Scrub(err.Error(), secretsFromArgs(args)...)))
 			if jsonLogs(app, hoisted) {
 				// Under --log-format json every stderr line is a JSON
 				// object, the last one included.
@@ -63,6 +64,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return code
 }
+
+// flagNameRE finds the flag name urfave/cli's parse errors write with one
+// dash ("invalid value ... for flag -max-age: ...").
+var flagNameRE = regexp.MustCompile(`(for flag|flag provided but not defined:) -([a-z])`)
+
+// twoDashes writes a flag named in a parse error as it is documented,
+// with two dashes.
+func twoDashes(msg string) string { return flagNameRE.ReplaceAllString(msg, "$1 --$2") }
 
 // logFormatKey is where setup records the log format it resolved, in
 // App.Metadata, for the final error line.

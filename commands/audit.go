@@ -18,7 +18,7 @@ func familyFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "pattern", Usage: "audit the keys matching this SCAN glob, passed to Redis as it is (repeatable)"},
 		&cli.StringFlag{Name: "config", Usage: "YAML file of key families: pattern, ttl, values, stuck_value, stuck_after (see docs/audit.md)"},
 		&cli.Int64Flag{Name: "scan-count", Value: inspect.DefaultScanCount, Usage: "COUNT hint of each SCAN"},
-		&cli.DurationFlag{Name: "max-duration", Usage: "stop after this long and report the numbers as partial (0 = no limit)"},
+		durationFlag(cli.DurationFlag{Name: "max-duration", Usage: "stop after this long and report the numbers as partial (0 = no limit)"}),
 	}
 }
 
@@ -94,7 +94,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "skip", Usage: "leave out a part: families, jobs, deadlines, loners (repeatable)"},
 			&cli.Int64Flag{Name: "max-keys", Usage: "stop each key scan after this many keys and report it as partial (0 = no limit)"},
 			&cli.IntFlag{Name: "examples", Value: inspect.DefaultExamples, Usage: "example keys and jobs shown per finding"},
-			&cli.DurationFlag{Name: "fix-ttl", Usage: "give keys of the families that have no TTL this TTL (dry run without --apply)"},
+			durationFlag(cli.DurationFlag{Name: "fix-ttl", Usage: "give keys of the families that have no TTL this TTL (dry run without --apply)"}),
 			&cli.BoolFlag{Name: "fix-stuck", Usage: "delete stuck keys (dry run without --apply)"},
 			&cli.BoolFlag{Name: "fix-orphans", Usage: "delete orphaned loner markers; give expired orphaned deadline keys a TTL of 1h (dry run without --apply)"},
 			&cli.BoolFlag{Name: "apply", Usage: "make the --fix-* changes; without it they are only reported"},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
 )
@@ -58,7 +59,7 @@ func runBackfill(c *cli.Context) error {
 		return usageErrorf("--limit must not be negative")
 	}
 	if s := c.String("ttl"); s != "" {
-		if opts.TTL, err = sweep.ParseTTL(s); err != nil {
+		if opts.TTL, err = resque.ParseDuration(s); err != nil {
 			return usageErrorf("--ttl %q: %v", s, err)
 		}
 		if opts.TTL <= 0 {
@@ -76,7 +77,7 @@ func runBackfill(c *cli.Context) error {
 	if opts.From, err = sweep.ParseFrom(c.String("from")); err != nil {
 		return usageErrorf("--from: %v", err)
 	}
-	if opts.Retention, err = sweep.ParseTTL(c.String("retention")); err != nil {
+	if opts.Retention, err = resque.ParseDuration(c.String("retention")); err != nil {
 		return usageErrorf("--retention %q: %v", c.String("retention"), err)
 	}
 	if opts.Retention <= 0 {

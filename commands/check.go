@@ -30,7 +30,7 @@ func checkCommand() *cli.Command {
 	for _, f := range checkCounts {
 		flags = append(flags, &cli.Int64Flag{Name: f.name, Usage: f.usage, DefaultText: "not checked"})
 	}
-	flags = append(flags, &cli.DurationFlag{Name: "max-overdue", Usage: "the most overdue job expired at most this long ago", DefaultText: "not checked"})
+	flags = append(flags, durationFlag(cli.DurationFlag{Name: "max-overdue", Usage: "the most overdue job expired at most this long ago", DefaultText: "not checked"}))
 	flags = append(flags, maxExpiredFailuresFlag)
 	flags = append(flags, familyFlags()...)
 	return &cli.Command{

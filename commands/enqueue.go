@@ -57,13 +57,13 @@ func runEnqueue(c *cli.Context) error {
 	if req.Queue == "" || req.Class == "" || c.String("ttl") == "" {
 		return usageErrorf("enqueue needs --queue, --class and --ttl")
 	}
-	if req.TTL, err = sweep.ParseTTL(c.String("ttl")); err != nil {
+	if req.TTL, err = resque.ParseDuration(c.String("ttl")); err != nil {
 		return usageErrorf("--ttl %q: %v", c.String("ttl"), err)
 	}
 	if req.TTL <= 0 {
 		return usageErrorf("--ttl must be positive, got %q", c.String("ttl"))
 	}
-	if req.Retention, err = sweep.ParseTTL(c.String("retention")); err != nil {
+	if req.Retention, err = resque.ParseDuration(c.String("retention")); err != nil {
 		return usageErrorf("--retention %q: %v", c.String("retention"), err)
 	}
 	if req.Retention <= 0 {
@@ -79,7 +79,7 @@ func runEnqueue(c *cli.Context) error {
 			return usageErrorf("--at %q: %v", at, err)
 		}
 	case in != "":
-		d, err := sweep.ParseTTL(in)
+		d, err := resque.ParseDuration(in)
 		if err != nil {
 			return usageErrorf("--in %q: %v", in, err)
 		}

@@ -116,7 +116,7 @@ func failedSweepFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "failed", Usage: "also remove expired failure entries from the failed list(s): entries whose job's deadline passed, or that --to-failed wrote (ResqueExpire::JobExpired)"},
 		&cli.StringFlag{Name: "only", Usage: "with --failed: \"failed\" sweeps the failed list(s) alone, not the queues and delayed jobs"},
-		&cli.DurationFlag{Name: "failed-older-than", Usage: "with --failed: also remove failure entries that failed longer ago than this, whatever their deadline (retention; off by default)"},
+		durationFlag(cli.DurationFlag{Name: "failed-older-than", Usage: "with --failed: also remove failure entries that failed longer ago than this, whatever their deadline (retention; off by default)"}),
 	}
 }
 

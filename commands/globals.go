@@ -41,7 +41,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "sentinel-username", EnvVars: []string{"REDIS_SENTINEL_USERNAME"}, Category: catConn, Usage: "ACL user for the Sentinels (not the master's; see docs/connections.md)"},
 		&cli.StringFlag{Name: "sentinel-password", EnvVars: []string{"REDIS_SENTINEL_PASSWORD"}, Category: catConn,
 			Usage: "the Sentinels' own password (the master's comes from --redis); prefer the environment variable"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"RESQUE_EXPIRE_TIMEOUT"}, Category: catConn, Usage: "read/write timeout of one Redis call, and the time allowed to connect"},
+		durationFlag(cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"RESQUE_EXPIRE_TIMEOUT"}, Category: catConn, Usage: "read/write timeout of one Redis call, and the time allowed to connect"}),
 
 		&cli.StringFlag{Name: "namespace", Value: "resque", EnvVars: []string{"RESQUE_NAMESPACE"}, Category: catLayout, Usage: "Resque key namespace; every key is <ns>:..."},
 		&cli.StringSliceFlag{Name: "id-path", EnvVars: []string{"RESQUE_EXPIRE_ID_PATH"}, Category: catLayout,

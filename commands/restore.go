@@ -38,7 +38,7 @@ Examples:
   resque-expire restore --to-namespace staging removed-from-prod.jsonl`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be restored; change nothing"},
-			&cli.DurationFlag{Name: "deadline-ttl", Usage: "give each restored job a new deadline this far ahead"},
+			durationFlag(cli.DurationFlag{Name: "deadline-ttl", Usage: "give each restored job a new deadline this far ahead"}),
 			&cli.StringFlag{Name: "to-namespace", Usage: "restore into this namespace, whatever namespace the records were swept from"},
 		},
 		Action: func(c *cli.Context) error {

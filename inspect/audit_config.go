@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 // LoadFamilies reads an audit --config file (see ParseFamilies).
@@ -108,7 +108,7 @@ func parseFamily(n *yaml.Node) (Family, error) {
 			var s string
 			if s, err = scalar(k, v); err == nil {
 				var d time.Duration
-				if d, err = ParseDuration(s); err != nil {
+				if d, err = resque.ParseDuration(s); err != nil {
 					err = fmt.Errorf("line %d: %s: %w", v.Line, k.Value, err)
 				} else if k.Value == "ttl" {
 					f.TTL = d
@@ -136,43 +136,4 @@ func parseFamily(n *yaml.Node) (Family, error) {
 		}
 	}
 	return f, nil
-}
-
-// ParseDuration parses a Go duration ("90m", "168h"), whole seconds
-// ("3600"), or a duration with leading day and week units ("7d", "2w",
-// "1d12h").
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	var total time.Duration
-	rest := s
-	for {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 || i == len(rest) || (rest[i] != 'd' && rest[i] != 'w') {
-			break
-		}
-		n, err := strconv.ParseInt(rest[:i], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		unit := 24 * time.Hour
-		if rest[i] == 'w' {
-			unit *= 7
-		}
-		total += time.Duration(n) * unit
-		rest = rest[i+1:]
-	}
-	if rest != "" || total == 0 {
-		d, err := time.ParseDuration(rest)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q: want e.g. 90m, 168h, 7d or seconds", s)
-		}
-		total += d
-	}
-	return total, nil
 }

@@ -470,7 +470,7 @@ families:
     stuck_value: in_progress
     stuck_after: 90m
   - pattern: "email_sent:*"
-    ttl: 604800
+    ttl: 1w
     values: [true]
     type: string
 `))

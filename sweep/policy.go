@@ -1,9 +1,7 @@
 package sweep
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/resque-expire/resque-expire/internal/glob"
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 // Rule is one rule of a backfill policy: a job whose queue matches Queue and
@@ -207,7 +206,7 @@ func ParsePolicy(source string, data []byte) (*Policy, error) {
 		if !hasTTL {
 			return nil, fail(item.Line, "rule has no ttl")
 		}
-		ttl, err := ParseTTL(ttlText)
+		ttl, err := resque.ParseDuration(ttlText)
 		if err != nil {
 			return nil, fail(item.Line, "bad ttl %q: %v", ttlText, err)
 		}
@@ -244,69 +243,6 @@ func nodeKind(n *yaml.Node) string {
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "nothing"
-}
-
-// ParseTTL parses a duration as time.ParseDuration does, plus a "d" unit of
-// 24 hours: "90m", "6h", "3d", "1d12h", "1.5d". Zero and negative values
-// parse; callers that need a positive TTL check it.
-func ParseTTL(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	bad := func() error {
-		return errors.New("not a duration: want numbers with units (ns, us, ms, s, m, h, d), such as 90m, 6h, 3d or 1d12h")
-	}
-	if s == "" {
-		return 0, bad()
-	}
-	if !strings.Contains(s, "d") {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, bad()
-		}
-		return d, nil
-	}
-	neg := false
-	if s[0] == '-' || s[0] == '+' {
-		neg = s[0] == '-'
-		s = s[1:]
-	}
-	isNum := func(c byte) bool { return c == '.' || (c >= '0' && c <= '9') }
-	var total time.Duration
-	for s != "" {
-		i := 0
-		for i < len(s) && isNum(s[i]) {
-			i++
-		}
-		j := i
-		for j < len(s) && !isNum(s[j]) {
-			j++
-		}
-		if i == 0 || j == i {
-			return 0, bad()
-		}
-		num, unit := s[:i], s[i:j]
-		var d time.Duration
-		if unit == "d" {
-			h, err := time.ParseDuration(num + "h")
-			if err != nil || h > math.MaxInt64/24 {
-				return 0, bad()
-			}
-			d = 24 * h
-		} else {
-			var err error
-			if d, err = time.ParseDuration(num + unit); err != nil {
-				return 0, bad()
-			}
-		}
-		if total > math.MaxInt64-d {
-			return 0, errors.New("duration too long")
-		}
-		total += d
-		s = s[j:]
-	}
-	if neg {
-		total = -total
-	}
-	return total, nil
 }
 
 // FormatTTL renders d with a day unit when it is a whole number of days or

@@ -6,48 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func TestParseTTL(t *testing.T) {
-	const day = 24 * time.Hour
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		bad  bool
-	}{
-		{in: "90m", want: 90 * time.Minute},
-		{in: "6h", want: 6 * time.Hour},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "1s", want: time.Second},
-		{in: "250ms", want: 250 * time.Millisecond},
-		{in: "3d", want: 3 * day},
-		{in: "1d12h", want: day + 12*time.Hour},
-		{in: "1.5d", want: 36 * time.Hour},
-		{in: "2d30m15s", want: 2*day + 30*time.Minute + 15*time.Second},
-		{in: " 7d ", want: 7 * day},
-		{in: "-1d", want: -day},
-		{in: "0s", want: 0},
-		{in: "", bad: true},
-		{in: "3x", bad: true},
-		{in: "3", bad: true},
-		{in: "d", bad: true},
-		{in: "3dd", bad: true},
-		{in: "1d2", bad: true},
-		{in: "h1", bad: true},
-		{in: "99999999999d", bad: true},
-	} {
-		got, err := ParseTTL(tc.in)
-		if tc.bad {
-			if err == nil {
-				t.Errorf("ParseTTL(%q) = %s, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseTTL(%q) = %s, %v; want %s", tc.in, got, err, tc.want)
-		}
-	}
-}
+	"github.com/resque-expire/resque-expire/internal/resque"
+)
 
 func TestFormatTTL(t *testing.T) {
 	for d, want := range map[time.Duration]string{
@@ -61,8 +22,8 @@ func TestFormatTTL(t *testing.T) {
 		if got := FormatTTL(d); got != want {
 			t.Errorf("FormatTTL(%s) = %q, want %q", d, got, want)
 		}
-		if back, err := ParseTTL(want); err != nil || back != d {
-			t.Errorf("ParseTTL(FormatTTL(%s)) = %s, %v", d, back, err)
+		if back, err := resque.ParseDuration(want); err != nil || back != d {
+			t.Errorf("ParseDuration(FormatTTL(%s)) = %s, %v", d, back, err)
 		}
 	}
 }
