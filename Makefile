@@ -41,6 +41,9 @@ test-interop: build ensure-redis
 		RESQUE_EXPIRE_BIN="$(CURDIR)/bin/resque-expire" npm test; \
 	fi
 
+# staticcheck comes from the Go module proxy at a pinned version.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@unformatted="$$($(GOFMT) -l .)"; \
 	if [ -n "$$unformatted" ]; then \
@@ -49,6 +52,7 @@ lint:
 		exit 1; \
 	fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 # The main job on a throwaway local Redis seeded with sample Resque data.
 demo: ensure-redis build

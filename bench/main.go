@@ -98,7 +98,6 @@ type row struct {
 	worstWhat string
 	rssKB     int64
 	check     string
-	note      string
 }
 
 func (r row) median() float64 {

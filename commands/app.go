@@ -28,6 +28,10 @@ var Version = "dev"
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks the run to stop cleanly (finish the batch,
+	// release the lock); from then on the signals are Go's again, so a
+	// second one kills the process at once.
+	defer context.AfterFunc(ctx, stop)()
 	// go-redis logs dial failures on stderr by itself; setup routes its
 	// logs to ours (debug level), and until then they are off.
 	logging.Disable()

@@ -377,16 +377,6 @@ func TestArchiveAppend(t *testing.T) {
 	}
 }
 
-// restoredMarkers lists the restore markers in Redis.
-func (f *sweepFixture) restoredMarkers() []string {
-	f.t.Helper()
-	keys, err := f.rdb.Keys(f.ctx, f.layout.RestoredMarker("*")).Result()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return keys
-}
-
 // TestRestoreWrongTypeQueue: a queue key of another type makes restore
 // fail without marking the record restored; once the key is fixed, a rerun
 // puts the job back exactly once.

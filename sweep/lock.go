@@ -37,6 +37,8 @@ func (e *LockHeldError) Error() string {
 }
 
 // ErrReadOnly is returned when Redis refuses writes because it is a replica.
+//
+//lint:ignore ST1005 the message starts with a name, Redis
 var ErrReadOnly = errors.New("Redis is a read-only replica; point --redis at the master to change anything")
 
 // ErrLockLost is returned when the lock was taken away during a run.

@@ -194,13 +194,11 @@ func TestPatternsAgainstRedis(t *testing.T) {
 	var all []string
 	for _, ns := range namespaces {
 		l := MustLayout(ns, "")
-		for _, k := range []string{l.Queue("q1"), l.Queue("*"), l.Expiration("id1"), l.Expiration("*"), ns + ":loners:queue:q1:job:abc"} {
-			all = append(all, k)
-		}
+		all = append(all, l.Queue("q1"), l.Queue("*"), l.Expiration("id1"), l.Expiration("*"), ns+":loners:queue:q1:job:abc")
 	}
-	for _, decoy := range []string{"resque:queue", "reXque:queue:q", "rsque:queue:q", "weird:queue:q", "caret:queue:q", "xy:queue:q", "b:queue:q", "abc:queue:q", "app:queue:q", "ns:queue:q", "bin\xef\xbf\xbd*:queue:q"} {
-		all = append(all, decoy)
-	}
+	// Decoys: keys that only look like the namespaces' keys.
+	all = append(all, "resque:queue", "reXque:queue:q", "rsque:queue:q", "weird:queue:q", "caret:queue:q", "xy:queue:q",
+		"b:queue:q", "abc:queue:q", "app:queue:q", "ns:queue:q", "bin\xef\xbf\xbd*:queue:q")
 	for _, k := range all {
 		if err := rdb.Set(ctx, k, "1", 0).Err(); err != nil {
 			t.Fatal(err)
