@@ -32,6 +32,7 @@ func checkCommand() *cli.Command {
 	}
 	flags = append(flags, &cli.DurationFlag{Name: "max-overdue", Usage: "the most overdue job expired at most this long ago", DefaultText: "not checked"})
 	flags = append(flags, familyFlags()...)
+	flags = append(flags, metricsFileFlag())
 	return &cli.Command{
 		Name:  "check",
 		Usage: "hold Redis to thresholds, for CI and deploy gates: exit 3 when one is exceeded (read-only)",
@@ -98,11 +99,14 @@ func runCheck(c *cli.Context) error {
 	opts := th.AuditOptions(fams)
 	opts.ScanCount, opts.MaxDuration, opts.Examples = c.Int64("scan-count"), c.Duration("max-duration"), -1
 
+	mf := e.metricsFile("check")
+	defer mf.write()
 	rdb, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	mf.rdb = rdb
 	s, err := e.scanner(rdb, nil, nil)
 	if err != nil {
 		return err
@@ -111,6 +115,7 @@ func runCheck(c *cli.Context) error {
 	opts.Progress = p
 	rep, err := s.Audit(c.Context, opts)
 	finishProgress(p)
+	mf.observe(err, nil)
 	if err != nil {
 		return fmt.Errorf("check could not run: %w", err)
 	}

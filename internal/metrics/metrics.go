@@ -51,19 +51,19 @@ type Set struct {
 	lastSuccess    *prometheus.GaugeVec
 	lastDuration   *prometheus.GaugeVec
 	runs           *prometheus.CounterVec
-	lockHeld       prometheus.Gauge
+	lockHeld       *prometheus.GaugeVec
 	idemKeys       *prometheus.GaugeVec
 	idemNoTTL      *prometheus.GaugeVec
 	idemStuck      *prometheus.GaugeVec
 	orphaned       *prometheus.GaugeVec
 	duplicates     *prometheus.GaugeVec
-	redisUp        prometheus.Gauge
-	clockSkew      prometheus.Gauge
-	failedList     prometheus.Gauge
+	redisUp        *prometheus.GaugeVec
+	clockSkew      *prometheus.GaugeVec
+	failedList     *prometheus.GaugeVec
 	removed        *removedCollector
 	withRuns       bool
-	scanned   *prometheus.GaugeVec
-	evictedKeys    prometheus.Gauge
+	scanned        *prometheus.GaugeVec
+	evictedKeys    *prometheus.GaugeVec
 	observedEvicts bool
 }
 
@@ -74,12 +74,21 @@ type Options struct {
 	// Runs exposes resque_expire_runs_total, which only means something
 	// in a process that lives across runs (serve), not in a textfile.
 	Runs bool
+	// Command, for a textfile, labels the series every command writes
+	// (build_info, redis_up, clock_skew_seconds, redis_evicted_keys) with
+	// command="<Command>": node_exporter refuses a series found in two
+	// files, and each command writes its own.
+	Command string
 }
 
 // New returns a Set with every metric registered; series appear as they
 // are observed.
 func New(o Options) *Set {
 	s := &Set{reg: prometheus.NewRegistry(), withRuns: o.Runs}
+	var shared prometheus.Labels
+	if o.Command != "" {
+		shared = prometheus.Labels{"command": o.Command}
+	}
 	s.jobs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_jobs",
 		Help: "Jobs per queue and state at the last scan (expired, live, missing, unidentified, invalid); delayed jobs as queue=\"(delayed)\"."},
 		[]string{"queue", "state"})
@@ -92,8 +101,8 @@ func New(o Options) *Set {
 		Help: "How long the last run of the command took, successful or not."}, []string{"command"})
 	s.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resque_expire_runs_total",
 		Help: "Runs of the command by this process, by result (ok, error, lock_held)."}, []string{"command", "result"})
-	s.lockHeld = prometheus.NewGauge(prometheus.GaugeOpts{Name: "resque_expire_lock_held",
-		Help: "1 when the last sweep found the sweep lock held by another run, else 0."})
+	s.lockHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_lock_held",
+		Help: "1 when the last sweep found the sweep lock held by another run, else 0."}, nil)
 	s.idemKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_idempotency_keys",
 		Help: "Idempotency keys of the family at the last audit, by value (state); values past the most frequent as state=\"(other)\"."},
 		[]string{"family", "state"})
@@ -106,21 +115,21 @@ func New(o Options) *Set {
 		[]string{"kind"})
 	s.duplicates = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_duplicate_jobs",
 		Help: "Extra copies of jobs (same id or byte-identical payload) per queue at the last audit."}, []string{"queue"})
-	s.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "resque_expire_redis_up",
-		Help: "1 when Redis answered at the last run, else 0."})
-	s.clockSkew = prometheus.NewGauge(prometheus.GaugeOpts{Name: "resque_expire_clock_skew_seconds",
-		Help: "How far Redis's clock runs ahead of this host's (negative: behind), measured at the last run."})
-	s.failedList = prometheus.NewGauge(prometheus.GaugeOpts{Name: "resque_expire_failed_jobs",
-		Help: "Entries of Resque's failed list at the last scan."})
+	s.redisUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_redis_up",
+		Help: "1 when Redis answered at the last run, else 0.", ConstLabels: shared}, nil)
+	s.clockSkew = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_clock_skew_seconds",
+		Help: "How far Redis's clock runs ahead of this host's (negative: behind), measured at the last run.", ConstLabels: shared}, nil)
+	s.failedList = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_failed_jobs",
+		Help: "Entries of Resque's failed list at the last scan."}, nil)
 	s.scanned = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_last_scan_jobs",
 		Help: "Jobs the last run of the command read."}, []string{"command"})
-	s.evictedKeys = prometheus.NewGauge(prometheus.GaugeOpts{Name: "resque_expire_redis_evicted_keys",
-		Help: "Redis's evicted_keys (INFO stats) at the last look: keys evicted under maxmemory since Redis started."})
+	s.evictedKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_redis_evicted_keys",
+		Help: "Redis's evicted_keys (INFO stats) at the last look: keys evicted under maxmemory since Redis started.", ConstLabels: shared}, nil)
 	s.removed = &removedCollector{desc: prometheus.NewDesc("resque_expire_jobs_removed_total",
 		"Jobs removed by resque-expire sweeps, by queue and action (deleted, archived, failed), counted in Redis by the removal script itself (<ns>:resque-expire:stats).",
 		[]string{"queue", "action"}, nil)}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resque_expire_build_info",
-		Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
+		Help: "Always 1; the labels say which build runs.", ConstLabels: shared}, []string{"version", "goversion"})
 	build.WithLabelValues(o.Version, runtime.Version()).Set(1)
 
 	s.reg.MustRegister(s.jobs, s.oldestOverdue, s.lastSuccess, s.lastDuration, s.lockHeld, s.idemKeys,
@@ -153,9 +162,9 @@ func (s *Set) ObserveRun(command, result string, took time.Duration, end time.Ti
 	// A sweep that ran (or failed to reach Redis) did not find the lock held.
 	if command == "sweep" {
 		if result == ResultLockHeld {
-			s.lockHeld.Set(1)
+			s.lockHeld.WithLabelValues().Set(1)
 		} else {
-			s.lockHeld.Set(0)
+			s.lockHeld.WithLabelValues().Set(0)
 		}
 	}
 }
@@ -169,17 +178,17 @@ func (s *Set) SetLastSuccess(command string, t float64) {
 // SetRedisUp records whether Redis answered.
 func (s *Set) SetRedisUp(up bool) {
 	if up {
-		s.redisUp.Set(1)
+		s.redisUp.WithLabelValues().Set(1)
 	} else {
-		s.redisUp.Set(0)
+		s.redisUp.WithLabelValues().Set(0)
 	}
 }
 
 // SetClockSkew records how far Redis's clock runs ahead of the host's.
-func (s *Set) SetClockSkew(d time.Duration) { s.clockSkew.Set(d.Seconds()) }
+func (s *Set) SetClockSkew(d time.Duration) { s.clockSkew.WithLabelValues().Set(d.Seconds()) }
 
 // SetEvictedKeys records Redis's evicted_keys.
-func (s *Set) SetEvictedKeys(n int64) { s.evictedKeys.Set(float64(n)) }
+func (s *Set) SetEvictedKeys(n int64) { s.evictedKeys.WithLabelValues().Set(float64(n)) }
 
 // SetScanned records how many jobs the last run of command read.
 func (s *Set) SetScanned(command string, n int64) { s.scanned.WithLabelValues(command).Set(float64(n)) }
@@ -215,7 +224,7 @@ func (s *Set) ObserveSummary(sum *inspect.Summary) {
 	d.Queue = DelayedQueue
 	rows = append(rows, d)
 	s.observeQueues(rows, sum.At)
-	s.failedList.Set(float64(sum.Failed))
+	s.failedList.WithLabelValues().Set(float64(sum.Failed))
 }
 
 func (s *Set) observeQueues(rows []inspect.QueueSummary, now time.Time) {
