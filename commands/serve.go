@@ -180,4 +180,3 @@ func serveSweepOptions(c *cli.Context) (sweep.Options, error) {
 		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
 	}, nil
 }
-
