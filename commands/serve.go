@@ -126,7 +126,7 @@ func runServe(c *cli.Context) error {
 	svc, err := serve.Start(serve.Options{
 		Client: rdb, Layout: e.layout, Sweep: opts, Interval: interval, Jitter: jitter,
 		Audit: audit, AuditInterval: c.Duration("audit-interval"), Listen: c.String("listen"),
-		Metrics: metrics.New(metrics.Options{Version: Version, Runs: true}), Log: e.log,
+		Metrics: metrics.New(metrics.Options{Version: Version, Runs: true}), Log: e.log, PingTimeout: e.conn.ConnectTimeout,
 		Scrub: func(s string) string { return redisconn.Scrub(s, e.secrets...) },
 		Scanner: func(context.Context) (*inspect.Scanner, time.Duration, error) {
 			s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))

@@ -53,6 +53,9 @@ type Options struct {
 	Listener net.Listener
 	Metrics  *metrics.Set
 	Log      zerolog.Logger
+	// PingTimeout bounds the PING that opens each cycle (go-redis would
+	// otherwise retry dialing a Redis that is down for seconds); default 5s.
+	PingTimeout time.Duration
 	// Scrub removes credentials from error texts shown on /readyz.
 	Scrub func(string) string
 }
@@ -74,6 +77,9 @@ type Service struct {
 func Start(o Options) (*Service, error) {
 	if o.Interval <= 0 {
 		return nil, errors.New("the interval must be positive")
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 5 * time.Second
 	}
 	if o.Scrub == nil {
 		o.Scrub = func(s string) string { return s }
@@ -199,7 +205,10 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 			Msg("cycle failed; retrying with backoff")
 		return false
 	}
-	if err := s.o.Client.Ping(ctx).Err(); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, s.o.PingTimeout)
+	err := s.o.Client.Ping(pctx).Err()
+	cancel()
+	if err != nil {
 		if ctx.Err() != nil {
 			return true
 		}
