@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 	"runtime"
 	"sort"
 	"sync"
@@ -370,4 +371,26 @@ func (c *removedCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range c.sums {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, v, k[0], k[1])
 	}
+}
+
+// Names lists the name of every metric a Set can expose.
+func Names() []string {
+	s := New(Options{Runs: true})
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range []prometheus.Collector{s.jobs, s.oldestOverdue, s.lastSuccess, s.lastDuration, s.runs, s.lockHeld,
+			s.idemKeys, s.idemNoTTL, s.idemStuck, s.orphaned, s.duplicates, s.redisUp, s.clockSkew, s.failedList,
+			s.removed, s.scanned, s.evictedKeys} {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var out []string
+	re := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range ch {
+		if m := re.FindStringSubmatch(d.String()); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return append(out, "resque_expire_build_info")
 }
