@@ -66,6 +66,10 @@ type Service struct {
 	ln   net.Listener
 	http *http.Server
 
+	// warned holds the problems already logged (key and kind), so that a
+	// registered queue without a list is not warned about every cycle.
+	warned map[[2]string]bool
+
 	mu       sync.Mutex
 	redisErr error
 	lastEnd  time.Time
@@ -84,7 +88,7 @@ func Start(o Options) (*Service, error) {
 	if o.Scrub == nil {
 		o.Scrub = func(s string) string { return s }
 	}
-	s := &Service{o: o, ln: o.Listener}
+	s := &Service{o: o, ln: o.Listener, warned: map[[2]string]bool{}}
 	if s.ln == nil {
 		ln, err := net.Listen("tcp", o.Listen)
 		if err != nil {
@@ -254,7 +258,14 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 		}
 	}
 	for _, p := range res.Problems {
-		s.o.Log.Warn().Str("key", p.Key).Str("kind", p.Kind).Msg(p.Detail)
+		k := [2]string{p.Key, p.Kind}
+		if s.warned[k] {
+			continue
+		}
+		if len(s.warned) < maxWarned {
+			s.warned[k] = true
+		}
+		s.o.Log.Warn().Str("key", p.Key).Str("kind", p.Kind).Msg(p.Detail + " (logged once)")
 	}
 
 	// The job gauges: what the sweep left (live jobs, jobs within the
@@ -304,6 +315,9 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 	s.mu.Unlock()
 	return result != metrics.ResultError
 }
+
+// maxWarned bounds the problems remembered as logged.
+const maxWarned = 10000
 
 // evictedKeys reads evicted_keys from INFO stats (false when INFO is not
 // allowed).
