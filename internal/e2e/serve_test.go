@@ -214,9 +214,10 @@ func TestServeLockHeldIsSkippedNotFailed(t *testing.T) {
 		t.Fatalf("%d jobs left while the lock was held, want all 7", n)
 	}
 	rdb.Del(ctx, defaultLayout.Lock())
-	svWait(t, p, 5*time.Second, "removal counted once the lock was free", func() bool {
+	svWait(t, p, 5*time.Second, "removal counted and the jobs counted again once the lock was free", func() bool {
 		_, page = svGet(base + "/metrics")
-		return svMetric(page, `resque_expire_jobs_removed_total{action="deleted",queue="mail"}`) == 5
+		return svMetric(page, `resque_expire_jobs_removed_total{action="deleted",queue="mail"}`) == 5 &&
+			svMetric(page, `resque_expire_jobs{queue="mail",state="expired"}`) == 0
 	})
 	for series, want := range map[string]float64{
 		"resque_expire_lock_held": 0, `resque_expire_jobs{queue="mail",state="live"}`: 2,
