@@ -193,14 +193,25 @@ func TestServeLockHeldIsSkippedNotFailed(t *testing.T) {
 	svSeed(t, rdb, "mail", "m", 5, true)
 	svSeed(t, rdb, "mail", "live", 2, false)
 	rdb.Set(ctx, defaultLayout.Lock(), "another run", time.Minute)
+	rdb.Set(ctx, "email_sent:42", "sent", 0) // an idempotency key without TTL, for the audit
 	base := fmt.Sprintf("http://127.0.0.1:%d", svFreePort(t))
 	p := spawn(t, nil, "--redis", srv.URL(), "--log-format", "json",
-		"serve", "--interval", "300ms", "--jitter", "10%", "--listen", strings.TrimPrefix(base, "http://"))
+		"serve", "--interval", "300ms", "--jitter", "10%", "--listen", strings.TrimPrefix(base, "http://"), "--audit-interval", "1h")
 	var page string
 	svWait(t, p, 5*time.Second, "two lock_held cycles", func() bool {
 		_, page = svGet(base + "/metrics")
 		return svMetric(page, `resque_expire_runs_total{command="sweep",result="lock_held"}`) >= 2
 	})
+	// The audit ran (read-only: the key keeps no TTL), once.
+	if v := svMetric(page, `resque_expire_idempotency_keys_without_ttl{family="email_sent"}`); v != 1 {
+		t.Errorf("email_sent keys without TTL = %v, want 1", v)
+	}
+	if v := svMetric(page, `resque_expire_runs_total{command="audit",result="ok"}`); v != 1 {
+		t.Errorf("%v audits, want 1 within the hour", v)
+	}
+	if rdb.TTL(ctx, "email_sent:42").Val() != -1 {
+		t.Error("a read-only audit gave the key a TTL")
+	}
 	if v := svMetric(page, "resque_expire_lock_held"); v != 1 {
 		t.Errorf("resque_expire_lock_held = %v, want 1", v)
 	}
