@@ -252,3 +252,43 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdAnalyzeVerify: `systemd-analyze verify` finds nothing to say
+// about the units (unknown keys and bad values are only warnings there, so
+// any line about them fails the test). The binary's path is replaced by an
+// executable that exists here.
+func TestSystemdAnalyzeVerify(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("SKIPPED: systemd-analyze not installed")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	units, _ := filepath.Glob("systemd/*")
+	var paths []string
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Base(u))
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/local/bin/resque-expire"), []byte(self)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	out, err := exec.Command(sa, append([]string{"verify"}, paths...)...).CombinedOutput()
+	// Only what it says about these files counts: without a running
+	// systemd it may also talk about the host.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, dir) {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+	if err != nil {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
