@@ -106,6 +106,18 @@ func TestDoctorWithoutConfigOrWrites(t *testing.T) {
 	expect(t, r, "persistence", Warn, "could not see the RDB snapshot schedule")
 	expect(t, r, "maxmemory-policy", OK, "noeviction")
 
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-config", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r = Run(ctx, as("noinfo"), Options{Layout: layout})
+	if r.Failed {
+		t.Errorf("failed without INFO: %+v", r.Checks)
+	}
+	expect(t, r, "server", Warn, "could not read INFO")
+	expect(t, r, "maxmemory-policy", Warn, "could not see the eviction policy")
+	expect(t, r, "persistence", Warn, "could not read INFO")
+	expect(t, r, "permissions", OK, "may run every command")
+
 	r = Run(ctx, as("reader"), Options{Layout: layout})
 	if !r.Failed {
 		t.Errorf("a read-only user passed: %+v", r.Checks)

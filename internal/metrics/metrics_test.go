@@ -86,3 +86,41 @@ func TestTextfile(t *testing.T) {
 		t.Errorf("LastSuccess(inspect) = %v", got)
 	}
 }
+
+// TestObserveAudit: the audit gauges, with states past MaxValues and keys
+// not sampled as (other), duplicates per queue with delayed jobs apart.
+func TestObserveAudit(t *testing.T) {
+	s := New(Options{Version: "test"})
+	fam := &inspect.FamilyReport{Name: "email_sent", Keys: 100, NoTTL: 3, Stuck: 2}
+	for i := 0; i < MaxValues+5; i++ {
+		fam.TopValues = append(fam.TopValues, inspect.ValueCount{Value: fmt.Sprintf("v%02d", i), Count: 2})
+	}
+	rep := &inspect.AuditReport{Families: []*inspect.FamilyReport{fam},
+		Deadlines: &inspect.FamilyReport{Orphans: &inspect.OrphanReport{Orphans: 4}},
+		Jobs: &inspect.JobsReport{Groups: []inspect.DuplicateGroup{
+			{Queue: "mail", Class: "A", DuplicateIDs: 2, IdenticalPayloads: 1},
+			{Queue: "mail", Class: "B", IdenticalPayloads: 3},
+			{Queue: "mail", Delayed: true, Class: "A", DuplicateIDs: 1},
+		}}}
+	s.ObserveAudit(rep)
+	for _, c := range []struct {
+		got  float64
+		want float64
+		what string
+	}{
+		{testutil.ToFloat64(s.idemKeys.WithLabelValues("email_sent", "v00")), 2, "v00"},
+		{testutil.ToFloat64(s.idemKeys.WithLabelValues("email_sent", Other)), 5*2 + (100 - 2*(MaxValues+5)), "(other)"},
+		{testutil.ToFloat64(s.idemNoTTL.WithLabelValues("email_sent")), 3, "no ttl"},
+		{testutil.ToFloat64(s.idemStuck.WithLabelValues("email_sent")), 2, "stuck"},
+		{testutil.ToFloat64(s.orphaned.WithLabelValues("deadline")), 4, "orphaned deadlines"},
+		{testutil.ToFloat64(s.duplicates.WithLabelValues("mail")), 5, "mail duplicates"},
+		{testutil.ToFloat64(s.duplicates.WithLabelValues(DelayedQueue)), 1, "delayed duplicates"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(s.idemKeys); n != MaxValues+1 {
+		t.Errorf("%d state series, want %d", n, MaxValues+1)
+	}
+}
