@@ -328,11 +328,15 @@ func namespace(ctx context.Context, r *Report, rdb redis.UniversalClient, o Opti
 	if cursor == 0 {
 		scope = "in the whole keyspace"
 	}
-	names := strings.Join(queues[:min(len(queues), 5)], ", ")
-	if len(queues) > 5 {
-		names += ", …"
+	names := ""
+	if len(queues) > 0 {
+		names = " (" + strings.Join(queues[:min(len(queues), 5)], ", ")
+		if len(queues) > 5 {
+			names += ", …"
+		}
+		names += ")"
 	}
-	detail := fmt.Sprintf("namespace %q: %d queues (%s), %d jobs in the first %d, %d delayed timestamps, %d deadline keys %s",
+	detail := fmt.Sprintf("namespace %q: %d queues%s, %d jobs in the first %d, %d delayed timestamps, %d deadline keys %s",
 		l.Namespace(), len(queues), names, jobs, min(len(queues), 100), delayed, deadlines, scope)
 	switch {
 	case len(queues) == 0 && delayed == 0:
