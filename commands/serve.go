@@ -20,6 +20,15 @@ var _ = register(serveCommand)
 // serveSkipsSweepFlags are sweep's flags that make no sense in serve.
 var serveSkipsSweepFlags = map[string]bool{"yes": true, "metrics-file": true}
 
+// serveSweepFlags are sweep's flags serve takes: those serveSweepOptions
+// reads. A sweep flag in neither set is a test failure
+// (TestServeTakesEverySweepFlag), not a flag serve would silently ignore.
+var serveSweepFlags = map[string]bool{
+	"queue": true, "class": true, "delayed": true, "no-delayed": true, "dry-run": true, "grace": true, "limit": true,
+	"max-duration": true, "max-age": true, "archive": true, "to-failed": true, "orphans": true, "orphan-grace": true,
+	"lock-ttl": true, "max-script-time": true,
+}
+
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.DurationFlag{Name: "interval", Value: 5 * time.Minute, EnvVars: []string{"RESQUE_EXPIRE_INTERVAL"}, Usage: "time between the starts of two sweeps"},
@@ -38,7 +47,7 @@ func serveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "apply", Usage: "audit: make the --fix-* changes; without it they are only reported"},
 	}
 	for _, f := range sweepCommand().Flags {
-		if !serveSkipsSweepFlags[f.Names()[0]] {
+		if serveSweepFlags[f.Names()[0]] {
 			flags = append(flags, f)
 		}
 	}
