@@ -414,6 +414,20 @@ func TestMetricsFilesPassPromtool(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
+	// A sweep that finds the lock held rewrites its file: lock_held 1, and
+	// the last success of the file it replaces.
+	before, _ := os.ReadFile(files["sweep"])
+	lastOK := svMetric(string(before), `resque_expire_last_success_timestamp_seconds{command="sweep"}`)
+	rdb.Set(context.Background(), defaultLayout.Lock(), "another run", time.Minute)
+	run(t, srv, "--log-level", "error", "sweep", "--metrics-file", files["sweep"]).expect(t, 75)
+	after, _ := os.ReadFile(files["sweep"])
+	if v := svMetric(string(after), "resque_expire_lock_held"); v != 1 {
+		t.Errorf("lock_held %v after a run that found the lock held, want 1", v)
+	}
+	if v := svMetric(string(after), `resque_expire_last_success_timestamp_seconds{command="sweep"}`); v != lastOK || v <= 0 {
+		t.Errorf("last success %v after a locked-out run, want the previous %v", v, lastOK)
+	}
+
 	promtool := prometheusBin(t, "promtool")
 	for cmd, path := range files {
 		c := exec.Command(promtool, "check", "metrics")
