@@ -71,3 +71,12 @@ func (r doctorResult) Tables() []report.Table {
 	t.Notes = append(t.Notes, fmt.Sprintf("%d checks: %d failed, %d warnings", len(r.Checks), fails, warns))
 	return []report.Table{t}
 }
+
+// Lines makes --format jsonl one line per check.
+func (r doctorResult) Lines() []any {
+	out := make([]any, len(r.Checks))
+	for i, c := range r.Checks {
+		out[i] = c
+	}
+	return out
+}
