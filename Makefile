@@ -1,7 +1,7 @@
 GO ?= go
 GOFMT ?= gofmt
 
-.PHONY: build ensure-redis test lint clean demo bench test-interop fuzz fuzz-short
+.PHONY: build ensure-redis ensure-prometheus test lint clean demo bench test-interop fuzz fuzz-short
 
 build:
 	$(GO) build -o bin/resque-expire .
@@ -11,7 +11,12 @@ build:
 ensure-redis:
 	scripts/ensure-redis.sh
 
-test: ensure-redis
+# prometheus and promtool (Debian's prometheus package) for the deploy/
+# rule tests and the Prometheus end-to-end test; skipped when impossible.
+ensure-prometheus:
+	scripts/ensure-prometheus.sh
+
+test: ensure-redis ensure-prometheus
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz-short

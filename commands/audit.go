@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
 )
@@ -98,6 +99,7 @@ Examples:
 			&cli.BoolFlag{Name: "fix-stuck", Usage: "delete stuck keys (dry run without --apply)"},
 			&cli.BoolFlag{Name: "fix-orphans", Usage: "delete orphaned loner markers; give expired orphaned deadline keys a TTL of 1h (dry run without --apply)"},
 			&cli.BoolFlag{Name: "apply", Usage: "make the --fix-* changes; without it they are only reported"},
+			metricsFileFlag(),
 		),
 		Action: runAudit,
 	}
@@ -112,11 +114,14 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	mf := e.metricsFile("audit")
+	defer mf.write()
 	rdb, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	mf.rdb = rdb
 	s, err := e.scanner(rdb, nil, nil)
 	if err != nil {
 		return err
@@ -141,6 +146,7 @@ func runAudit(c *cli.Context) error {
 		}
 	}
 	finishProgress(p)
+	mf.observe(runErr, func(m *metrics.Set) { observeAudit(m, rep) })
 	if rep == nil {
 		return runErr
 	}

@@ -33,6 +33,7 @@ func checkCommand() *cli.Command {
 	flags = append(flags, durationFlag(cli.DurationFlag{Name: "max-overdue", Usage: "the most overdue job expired at most this long ago", DefaultText: "not checked"}))
 	flags = append(flags, maxExpiredFailuresFlag)
 	flags = append(flags, familyFlags()...)
+	flags = append(flags, metricsFileFlag())
 	return &cli.Command{
 		Name:  "check",
 		Usage: "hold Redis to thresholds, for CI and deploy gates: exit 3 when one is exceeded (read-only)",
@@ -102,11 +103,14 @@ func runCheck(c *cli.Context) error {
 	opts := th.AuditOptions(fams)
 	opts.ScanCount, opts.MaxDuration, opts.Examples = c.Int64("scan-count"), c.Duration("max-duration"), -1
 
+	mf := e.metricsFile("check")
+	defer mf.write()
 	rdb, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	mf.rdb = rdb
 	s, err := e.scanner(rdb, nil, nil)
 	if err != nil {
 		return err
@@ -118,6 +122,7 @@ func runCheck(c *cli.Context) error {
 		rep, err = s.Audit(c.Context, opts)
 	}
 	finishProgress(p)
+	mf.observe(err, nil)
 	if err != nil {
 		return fmt.Errorf("check could not run: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/report"
 )
 
@@ -37,17 +38,20 @@ Examples:
   resque-expire inspect
   resque-expire inspect --queue 'mail*' --format json | jq .totals
   REDIS_URL=redis://:secret@redis.internal:6379/0 resque-expire inspect --class 'Reports::*'`,
-		Flags: filterFlags(),
+		Flags: append(filterFlags(), metricsFileFlag()),
 		Action: func(c *cli.Context) error {
 			e, err := setup(c)
 			if err != nil {
 				return err
 			}
+			mf := e.metricsFile("inspect")
+			defer mf.write()
 			rdb, err := e.connect()
 			if err != nil {
 				return err
 			}
 			defer rdb.Close()
+			mf.rdb = rdb
 			s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
 			if err != nil {
 				return err
@@ -55,6 +59,7 @@ Examples:
 			p := e.progress("inspect")
 			sum, err := s.Inspect(c.Context, inspect.Options{Delayed: wantDelayed(c), Progress: p})
 			finishProgress(p)
+			mf.observe(err, func(m *metrics.Set) { observeSummary(m, sum) })
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/resque-expire/resque-expire/internal/fleet"
+	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
 	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
@@ -60,6 +61,7 @@ Examples:
 			durationFlag(cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"}),
 			durationFlag(cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"}),
 			durationFlag(cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"}),
+			metricsFileFlag(),
 		), failedSweepFlags()...),
 		Action: runSweep,
 	}
@@ -86,11 +88,14 @@ func runSweep(c *cli.Context) error {
 	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !wantDelayed(c)) {
 		return usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
 	}
+	mf := e.metricsFile(sweepMetricsCommand(c))
+	defer mf.write()
 	rdb, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	mf.rdb, mf.readRemoved = rdb, true
 	s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
 	if err != nil {
 		return err
@@ -165,6 +170,7 @@ func runSweep(c *cli.Context) error {
 	p := e.progress("sweep")
 	opts.Progress = p
 	res, runErr := sw.Run(c.Context, opts)
+	mf.observe(runErr, func(m *metrics.Set) { m.SetScanned(mf.command, res.Scanned) })
 	finishProgress(p)
 	flushRm()
 

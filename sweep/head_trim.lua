@@ -14,11 +14,14 @@
 -- KEYS[1]        the queue list
 -- KEYS[2]        the failed list; written only when ARGV[1] == "1"
 -- KEYS[3]        the journal list; written only when ARGV[2] == "1"
--- KEYS[3+i]      job i's expiration key (i = 1..k, in list order)
+-- KEYS[4]        the stats hash (<ns>:resque-expire:stats): HINCRBY of field
+--                ARGV[4] by the number of jobs removed, when ARGV[4] ~= ""
+-- KEYS[4+i]      job i's expiration key (i = 1..k, in list order)
 -- ARGV[1]        "1": push a failure entry per removed job onto KEYS[2]
 -- ARGV[2]        "1": push an archive record per removed job onto KEYS[3]
 -- ARGV[3]        the last job's payload (for LPOS)
--- ARGV[3+5(i-1)+1..5]  job i: the SHA1 of its payload, its deadline value
+-- ARGV[4]        the stats field counting this queue's removals, or ""
+-- ARGV[4+5(i-1)+1..5]  job i: the SHA1 of its payload, its deadline value
 --                as judged, when it is due (Unix ms, deadline + grace),
 --                failure entry, archive record
 --
@@ -29,17 +32,19 @@
 local list = KEYS[1]
 local to_failed = ARGV[1] == '1'
 local journal = ARGV[2] == '1'
-local k = (#ARGV - 3) / 5
+local stats, stats_field = KEYS[4], ARGV[4]
+local k = (#ARGV - 4) / 5
 if k < 1 then return {} end
-local function arg(i, f) return ARGV[3 + 5 * (i - 1) + f] end
+local function arg(i, f) return ARGV[4 + 5 * (i - 1) + f] end
 
 if redis.acl_check_cmd then
   local checks = {{'lpos', list}, {'lindex', list}, {'ltrim', list}}
   for i = 1, k do
-    checks[#checks + 1] = {'mget', KEYS[3 + i]}
-    checks[#checks + 1] = {'pttl', KEYS[3 + i]}
-    checks[#checks + 1] = {'del', KEYS[3 + i]}
+    checks[#checks + 1] = {'mget', KEYS[4 + i]}
+    checks[#checks + 1] = {'pttl', KEYS[4 + i]}
+    checks[#checks + 1] = {'del', KEYS[4 + i]}
   end
+  if stats_field ~= '' then checks[#checks + 1] = {'hincrby', stats} end
   if to_failed then checks[#checks + 1] = {'rpush', KEYS[2]} end
   if journal then checks[#checks + 1] = {'rpush', KEYS[3]} end
   for _, c in ipairs(checks) do
@@ -49,11 +54,11 @@ if redis.acl_check_cmd then
     end
   end
 end
-for _, w in ipairs({{to_failed, KEYS[2]}, {journal, KEYS[3]}}) do
+for _, w in ipairs({{to_failed, KEYS[2], 'list'}, {journal, KEYS[3], 'list'}, {stats_field ~= '', stats, 'hash'}}) do
   if w[1] then
     local t = redis.call('TYPE', w[2])['ok']
-    if t ~= 'none' and t ~= 'list' then
-      return redis.error_reply('ERR resque-expire: ' .. w[2] .. ' is a ' .. t .. ', not a list; nothing was removed')
+    if t ~= 'none' and t ~= w[3] then
+      return redis.error_reply('ERR resque-expire: ' .. w[2] .. ' is a ' .. t .. ', not a ' .. w[3] .. '; nothing was removed')
     end
   end
 end
@@ -71,7 +76,7 @@ if not head or redis.sha1hex(head) ~= arg(popped + 1, 1) then return {} end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local keys = {}
-for i = popped + 1, k do keys[#keys + 1] = KEYS[3 + i] end
+for i = popped + 1, k do keys[#keys + 1] = KEYS[4 + i] end
 local values = redis.call('MGET', unpack(keys))
 for j = 1, #keys do
   local i = popped + j
@@ -92,6 +97,10 @@ local function pushed(f)
 end
 if to_failed then push(KEYS[2], pushed(4)) end
 if journal then push(KEYS[3], pushed(5)) end
+if stats_field ~= '' then
+  write(function() redis.call('HINCRBY', stats, stats_field, #keys) end,
+    function() redis.pcall('HINCRBY', stats, stats_field, -#keys) end)
+end
 write(function() redis.call('DEL', unpack(keys)) end, function()
   for j, key in ipairs(keys) do put_back(key, values[j], ttls[j]) end
 end)

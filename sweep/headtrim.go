@@ -47,10 +47,10 @@ func headRun(c *inspect.Chunk, cands []candidate) []candidate {
 // removed nothing: the caller then removes them as any other candidates.
 func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candidate) (gone int64, trimmed bool, err error) {
 	r := lr.r
-	keys := make([]string, 0, 3+len(run))
-	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal())
-	args := make([]any, 0, 3+5*len(run))
-	args = append(args, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), run[len(run)-1].job.Raw)
+	keys := make([]string, 0, 4+len(run))
+	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.Stats())
+	args := make([]any, 0, 4+5*len(run))
+	args = append(args, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), run[len(run)-1].job.Raw, StatsField(r.opts, c.List))
 	now := r.opts.Now().UTC()
 	for _, cd := range run {
 		keys = append(keys, cd.job.ExpirationKey)

@@ -3,6 +3,7 @@ package sweep
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,8 +57,8 @@ func TestHeadTrimScript(t *testing.T) {
 			if err := LoadScripts(f.ctx, f.rdb); err != nil {
 				t.Fatal(err)
 			}
-			keys := []string{q, f.layout.Failed(), f.layout.Journal()}
-			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]]}
+			keys := []string{q, f.layout.Failed(), f.layout.Journal(), f.layout.Stats()}
+			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]], "deleted:default"}
 			for _, id := range tc.run {
 				keys = append(keys, f.layout.Expiration(id))
 				args = append(args, sha1hex(payloads[id]), f.at(-time.Hour), f.now.Add(-time.Hour).UnixMilli(), "", "")
@@ -129,6 +130,14 @@ func TestHeadTrimLayout(t *testing.T) {
 	}
 	if commandCalls(t, f.rdb, "lpos") == 0 {
 		t.Error("the run at the head did not go by head_trim.lua")
+	}
+	counted := 0
+	for _, v := range f.rdb.HGetAll(f.ctx, f.layout.Stats()).Val() {
+		n, _ := strconv.Atoi(v)
+		counted += n
+	}
+	if counted != 1200 {
+		t.Errorf("the removal counter says %d, want 1200", counted)
 	}
 	for _, id := range want[:3] {
 		if f.exists(f.layout.Expiration(id)) {

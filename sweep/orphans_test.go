@@ -96,6 +96,7 @@ func TestOrphans(t *testing.T) {
 			}
 			delete(before, f.layout.Queue("default"))
 			delete(after, f.layout.Queue("default"))
+			f.takeStats(after, res)
 			if d := diffDumps(before, after); d != "" {
 				t.Errorf("unexpected changes:\n%s", d)
 			}

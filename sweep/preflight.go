@@ -86,6 +86,7 @@ func (r *run) sweepNeeds() []Need {
 		{"set", l.Lock()}, {"get", l.Lock()}, {"pexpire", l.Lock()}, {"del", l.Lock()},
 		{"evalsha", ""}, {"script|load", ""},
 		{"hget", l.Requests("probe")}, {"hset", l.Requests("probe")}, {"pexpire", l.Requests("probe")}, {"del", l.Requests("probe")},
+		{"type", l.Stats()}, {"hincrby", l.Stats()},
 	}
 	if r.opts.Delayed {
 		bucket, ts := l.Delayed(0), l.Timestamps("probe")

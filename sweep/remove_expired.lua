@@ -14,14 +14,19 @@
 -- KEYS[2]        the failed list; written only when ARGV[2] == "1"
 -- KEYS[3]        the journal list; written only when ARGV[3] == "1"
 -- KEYS[4]        the delayed schedule zset; used only when ARGV[4] ~= ""
--- KEYS[4+i]      candidate i's expiration key (i = 1..n)
--- KEYS[4+n+i]    candidate i's timestamps:<payload> set (delayed buckets only)
+-- KEYS[5]        the stats hash (<ns>:resque-expire:stats): HINCRBY of field
+--                ARGV[6] by the number of jobs removed, when ARGV[6] ~= ""
+-- KEYS[5+i]      candidate i's expiration key (i = 1..n)
+-- KEYS[5+n+i]    candidate i's timestamps:<payload> set (delayed buckets only)
 -- ARGV[1]        marker: a value no payload can equal
 -- ARGV[2]        "1": push a failure entry per removed job onto KEYS[2]
 -- ARGV[3]        "1": push an archive record per removed job onto KEYS[3]
 -- ARGV[4]        the bucket's Unix second for delayed buckets, "" for queues
 -- ARGV[5]        slack: how far around the read positions to look
--- ARGV[5+6(i-1)+1..6]  candidate i, in list order: payload, index when read,
+-- ARGV[6]        the stats field counting this list's removals,
+--                "<action>:<queue>" (action: deleted, archived, failed;
+--                the queue may itself hold ':'), "" to count nothing
+-- ARGV[6+6(i-1)+1..6]  candidate i, in list order: payload, index when read,
 --                deadline value as judged ("" = judged with no key, under
 --                --max-age), due: the Unix time in milliseconds from which
 --                Redis's clock lets it go (deadline + grace, or enqueue time
@@ -44,12 +49,15 @@ local to_failed = ARGV[2] == '1'
 local journal = ARGV[3] == '1'
 local bucket = ARGV[4]
 local slack = tonumber(ARGV[5])
-local n = (#ARGV - 5) / 6
+local stats_field = ARGV[6]
+local stats = KEYS[5]
+local base = 6
+local n = (#ARGV - base) / 6
 local codes = {}
 if n < 1 then return codes end
 local list = KEYS[1]
 local ekeys = {}
-for i = 1, n do ekeys[i] = KEYS[4 + i] end
+for i = 1, n do ekeys[i] = KEYS[5 + i] end
 
 -- Permissions, for every command the script may run, on every key.
 local checks = {{'lrange', list, '0', '0'}, {'lset', list, '0', ''}, {'llen', list},
@@ -57,10 +65,11 @@ local checks = {{'lrange', list, '0', '0'}, {'lset', list, '0', ''}, {'llen', li
 for i = 1, n do checks[#checks + 1] = {'del', ekeys[i]} end
 if to_failed then checks[#checks + 1] = {'rpush', KEYS[2], ''} end
 if journal then checks[#checks + 1] = {'rpush', KEYS[3], ''} end
+if stats_field ~= '' then checks[#checks + 1] = {'hincrby', stats, stats_field, '1'} end
 if bucket ~= '' then
   checks[#checks + 1] = {'zrem', KEYS[4], ''}
   checks[#checks + 1] = {'exists', list}
-  for i = 1, n do checks[#checks + 1] = {'srem', KEYS[4 + n + i], ''} end
+  for i = 1, n do checks[#checks + 1] = {'srem', KEYS[5 + n + i], ''} end
 end
 if redis.acl_check_cmd then
   for _, c in ipairs(checks) do
@@ -82,11 +91,12 @@ end
 local bad = nil
 if to_failed then bad = refuse_wrong_type(KEYS[2], 'list') end
 if not bad and journal then bad = refuse_wrong_type(KEYS[3], 'list') end
+if not bad and stats_field ~= '' then bad = refuse_wrong_type(stats, 'hash') end
 if not bad and bucket ~= '' then
   bad = refuse_wrong_type(KEYS[4], 'zset')
   for i = 1, n do
     if bad then break end
-    bad = refuse_wrong_type(KEYS[4 + n + i], 'set')
+    bad = refuse_wrong_type(KEYS[5 + n + i], 'set')
   end
 end
 if bad then return bad end
@@ -94,8 +104,8 @@ if bad then return bad end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local first = tonumber(ARGV[7])
-local last = tonumber(ARGV[5 + 6 * (n - 1) + 2])
+local first = tonumber(ARGV[base + 2])
+local last = tonumber(ARGV[base + 6 * (n - 1) + 2])
 local from = first - slack
 if from < 0 then from = 0 end
 local win = redis.call('LRANGE', list, from, last + slack)
@@ -111,7 +121,7 @@ local victims = {}  -- {list index, payload}
 local judged = {}   -- expiration key -> value, for keys of removed jobs
 local to_delete, failures, records, srems = {}, {}, {}, {}
 for i = 1, n do
-  local a = 5 + 6 * (i - 1)
+  local a = base + 6 * (i - 1)
   local payload, deadline, due = ARGV[a + 1], ARGV[a + 3], tonumber(ARGV[a + 4])
   local found = nil
   for j = pos + 1, #win do
@@ -148,7 +158,7 @@ for i = 1, n do
       end
       if to_failed then failures[#failures + 1] = ARGV[a + 5] end
       if journal then records[#records + 1] = ARGV[a + 6] end
-      if bucket ~= '' then srems[#srems + 1] = KEYS[4 + n + i] end
+      if bucket ~= '' then srems[#srems + 1] = KEYS[5 + n + i] end
     end
   end
 end
@@ -174,6 +184,14 @@ for _, key in ipairs(srems) do
 end
 for k, key in ipairs(to_delete) do
   write(function() redis.call('DEL', key) end, function() put_back(key, judged[key], ttls[k]) end)
+end
+-- The removal counter, which Prometheus reads as
+-- resque_expire_jobs_removed_total: counted in the same script as the
+-- removal, so it is exact whoever runs the sweep, and undone with it.
+if stats_field ~= '' then
+  local count = #victims
+  write(function() redis.call('HINCRBY', stats, stats_field, count) end,
+    function() redis.pcall('HINCRBY', stats, stats_field, -count) end)
 end
 -- LREM stops once it has found them all: scan from the end that reaches
 -- all the markers soonest. It is the last write that cannot be undone, so

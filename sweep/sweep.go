@@ -589,8 +589,8 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	r := lr.r
 	n := len(cands)
 	delayed := c.List.Delayed()
-	keys := make([]string, 0, 4+2*n)
-	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.DelayedSchedule())
+	keys := make([]string, 0, 5+2*n)
+	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.DelayedSchedule(), r.s.layout.Stats())
 	for _, cd := range cands {
 		keys = append(keys, cd.job.ExpirationKey)
 	}
@@ -603,8 +603,8 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	if delayed {
 		bucket = fmt.Sprint(c.List.DelayedAt)
 	}
-	args := make([]any, 0, 5+6*n)
-	args = append(args, r.marker, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), bucket, lr.slack())
+	args := make([]any, 0, 6+6*n)
+	args = append(args, r.marker, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), bucket, lr.slack(), StatsField(r.opts, c.List))
 	now := r.opts.Now().UTC()
 	for _, cd := range cands {
 		deadline := cd.job.DeadlineRaw

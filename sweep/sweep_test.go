@@ -378,6 +378,7 @@ func TestSweepRemovesExactlyTheExpiredJobs(t *testing.T) {
 		delete(expect, k)
 		delete(after, k)
 	}
+	f.takeStats(after, res)
 	if d := diffDumps(expect, after); d != "" {
 		t.Errorf("unexpected changes besides the removals:\n%s", d)
 	}
@@ -556,6 +557,7 @@ func TestSweepMaxAge(t *testing.T) {
 	delete(before, f.layout.Expiration("old-expired"))
 	delete(before, f.layout.Queue("default"))
 	delete(after, f.layout.Queue("default"))
+	f.takeStats(after, res)
 	if d := diffDumps(before, after); d != "" {
 		t.Errorf("unexpected changes:\n%s", d)
 	}
@@ -898,8 +900,8 @@ func (f *sweepFixture) scriptCall(list string, cands [][3]string) []int64 {
 
 // scriptCallAs runs remove_expired.lua directly on one queue through c.
 func (f *sweepFixture) scriptCallAs(c redis.Scripter, list string, cands [][3]string) ([]int64, error) {
-	keys := []string{list, f.layout.Failed(), f.layout.Journal(), f.layout.DelayedSchedule()}
-	args := []any{"\x00resque-expire:marker:test", "0", "0", "", 256}
+	keys := []string{list, f.layout.Failed(), f.layout.Journal(), f.layout.DelayedSchedule(), f.layout.Stats()}
+	args := []any{"\x00resque-expire:marker:test", "0", "0", "", 256, "deleted:test"}
 	for _, c := range cands {
 		p, idx, deadline := c[0], c[1], c[2]
 		var pl map[string]any

@@ -89,6 +89,19 @@ func TestSweepCountsExactlyWhenRepliesAreLost(t *testing.T) {
 	if n := f.rdb.LLen(f.ctx, f.layout.Queue("default")).Val(); n != 300 {
 		t.Errorf("%d jobs left, want 300", n)
 	}
+	// The removal counter counts each removal once, though replies were
+	// lost and scripts sent again.
+	var counted int64
+	for field, n := range f.stats() {
+		if !strings.HasPrefix(field, ActionArchived+":") {
+			t.Errorf("stats field %q", field)
+		}
+		counted += n
+	}
+	if counted != int64(len(expired)) {
+		t.Errorf("stats count %d removals, want %d", counted, len(expired))
+	}
+	f.rdb.Del(f.ctx, f.layout.Stats())
 	if keys := f.rdb.Keys(f.ctx, "resque:resque-expire:*").Val(); len(keys) != 0 {
 		t.Errorf("left behind: %v", keys)
 	}

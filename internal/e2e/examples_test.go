@@ -325,7 +325,7 @@ func exHelp(t *testing.T) map[string]map[string]bool {
 		return m
 	}
 	out := map[string]map[string]bool{"": collect("--help")}
-	for _, c := range []string{"inspect", "list", "sweep", "restore", "backfill", "enqueue", "audit", "check", "completion", "version"} {
+	for _, c := range []string{"inspect", "list", "sweep", "restore", "backfill", "enqueue", "audit", "check", "completion", "version", "serve", "doctor"} {
 		out[c] = collect(c, "--help")
 	}
 	return out

@@ -16,7 +16,7 @@ import (
 func TestSecondInterruptKills(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	fill(t, redistest.Client(t, srv), sample.Bench(5000, time.Now()))
+	fill(t, redistest.Client(t, srv), sample.Bench(40000, time.Now()))
 	p := spawn(t, nil, "--redis", srv.URL(), "--timeout", "30s", "--batch", "1", "sweep", "--dry-run")
 	time.Sleep(400 * time.Millisecond) // connected, paging a job at a time
 	stalled := make(chan struct{})

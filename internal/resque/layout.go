@@ -101,6 +101,11 @@ func (l Layout) Journal() string { return l.key("resque-expire:journal") }
 // (internal/once), so that a retried call is not run twice.
 func (l Layout) Requests(runID string) string { return l.key("resque-expire:requests:" + runID) }
 
+// Stats is the hash where the removal script counts the jobs it removed,
+// one field per action and queue ("<action>:<queue>"), the way Resque keeps
+// stat:processed: exact and monotonic across runs, hosts and restarts.
+func (l Layout) Stats() string { return l.key("resque-expire:stats") }
+
 // RestoredMarker is the key restore sets for an archive record it has put
 // back, so that restoring the same file twice enqueues nothing twice.
 func (l Layout) RestoredMarker(digest string) string {
