@@ -13,6 +13,7 @@ import (
 
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/sample"
 )
 
 // fleetSeed queues n jobs on "mail" under namespace ns, the even ones
@@ -182,5 +183,50 @@ func TestFleetJSONLines(t *testing.T) {
 	}
 	if count["a"] != 4 || count["b"] != 2 {
 		t.Errorf("lines per target %v, want a:4 b:2\n%s", count, r)
+	}
+}
+
+// TestFleetTargetStoppedMidRun: one target's Redis dies while its sweep
+// runs; the other targets complete exactly, the run exits 1 and names it.
+func TestFleetTargetStoppedMidRun(t *testing.T) {
+	t.Parallel()
+	a, b, mid := redistest.Start(t), redistest.Start(t), redistest.Start(t)
+	ra, rb := redistest.Client(t, a), redistest.Client(t, b)
+	wantA, wantB := fleetSeed(t, ra, "resque", 10), fleetSeed(t, rb, "resque", 12)
+	fill(t, redistest.Client(t, mid), sample.Bench(30000, time.Now()))
+	targets := writeFile(t, "targets.yml", fmt.Sprintf("- name: a\n  url: redis://%s/0\n- name: b\n  url: redis://%s/0\n- name: mid\n  url: redis://%s/0\n",
+		a.Addr(), b.Addr(), mid.Addr()))
+	p := spawn(t, nil, "--targets", targets, "--timeout", "2s", "--batch", "10", "--format", "json", "sweep", "--yes")
+	time.Sleep(700 * time.Millisecond)
+	if p.exited() {
+		t.Fatalf("the fleet sweep ended before the target was stopped: %s", p.wait(t))
+	}
+	if err := mid.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait(t)
+	r.expect(t, 1)
+	var out struct {
+		Targets []struct {
+			Target   string `json:"target"`
+			ExitCode int    `json:"exit_code"`
+			Error    string `json:"error"`
+			Result   *struct {
+				Removed int `json:"removed"`
+			} `json:"result"`
+		} `json:"targets"`
+	}
+	r.decode(t, &out)
+	for _, tr := range out.Targets {
+		want := map[string]int{"a": wantA, "b": wantB}[tr.Target]
+		switch {
+		case tr.Target == "mid" && (tr.ExitCode != 1 || tr.Error == ""):
+			t.Errorf("target mid: exit %d, error %q; want 1 and why", tr.ExitCode, tr.Error)
+		case tr.Target != "mid" && (tr.ExitCode != 0 || tr.Result == nil || tr.Result.Removed != want):
+			t.Errorf("target %s: exit %d, result %+v; want 0 and %d removed", tr.Target, tr.ExitCode, tr.Result, want)
+		}
+	}
+	if !strings.Contains(r.stderr, "mid: ") && !strings.Contains(r.stderr, `"target":"mid"`) {
+		t.Errorf("stderr does not name the target that failed\n%s", r.stderr)
 	}
 }
