@@ -98,11 +98,22 @@ end
 if to_failed then push(KEYS[2], pushed(4)) end
 if journal then push(KEYS[3], pushed(5)) end
 if stats_field ~= '' then
-  write(function() redis.call('HINCRBY', stats, stats_field, #keys) end,
-    function() redis.pcall('HINCRBY', stats, stats_field, -#keys) end)
+  local counted = false
+  write(function()
+    redis.call('HINCRBY', stats, stats_field, #keys)
+    counted = true
+  end, function()
+    if counted then redis.pcall('HINCRBY', stats, stats_field, -#keys) end
+  end)
 end
-write(function() redis.call('DEL', unpack(keys)) end, function()
-  for j, key in ipairs(keys) do put_back(key, values[j], ttls[j]) end
+local deleted = false
+write(function()
+  redis.call('DEL', unpack(keys))
+  deleted = true
+end, function()
+  if deleted then
+    for j, key in ipairs(keys) do put_back(key, values[j], ttls[j]) end
+  end
 end)
 write(function() redis.call('LTRIM', list, e + 1, -1) end)
 local refused = undone('removed')

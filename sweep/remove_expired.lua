@@ -172,26 +172,43 @@ for k, key in ipairs(to_delete) do ttls[k] = redis.call('PTTL', key) end
 -- push and put_back come from internal/once's envelope).
 push(KEYS[2], failures)
 push(KEYS[3], records)
-for _, v in ipairs(victims) do
-  write(function() redis.call('LSET', list, v[1], marker) end,
-    function() redis.pcall('LSET', list, v[1], v[2]) end)
-end
-for _, key in ipairs(srems) do
-  local member = 'delayed:' .. bucket
-  local removed = 0
-  write(function() removed = redis.call('SREM', key, member) end,
-    function() if removed == 1 then redis.pcall('SADD', key, member) end end)
-end
-for k, key in ipairs(to_delete) do
-  write(function() redis.call('DEL', key) end, function() put_back(key, judged[key], ttls[k]) end)
-end
+local marked = 0
+write(function()
+  for m, v in ipairs(victims) do
+    redis.call('LSET', list, v[1], marker)
+    marked = m
+  end
+end, function()
+  for m = 1, marked do redis.pcall('LSET', list, victims[m][1], victims[m][2]) end
+end)
+local member, unset = 'delayed:' .. bucket, {}
+write(function()
+  for _, key in ipairs(srems) do
+    if redis.call('SREM', key, member) == 1 then unset[#unset + 1] = key end
+  end
+end, function()
+  for _, key in ipairs(unset) do redis.pcall('SADD', key, member) end
+end)
+local deleted = 0
+write(function()
+  for k, key in ipairs(to_delete) do
+    redis.call('DEL', key)
+    deleted = k
+  end
+end, function()
+  for k = 1, deleted do put_back(to_delete[k], judged[to_delete[k]], ttls[k]) end
+end)
 -- The removal counter, which Prometheus reads as
 -- resque_expire_jobs_removed_total: counted in the same script as the
 -- removal, so it is exact whoever runs the sweep, and undone with it.
 if stats_field ~= '' then
-  local count = #victims
-  write(function() redis.call('HINCRBY', stats, stats_field, count) end,
-    function() redis.pcall('HINCRBY', stats, stats_field, -count) end)
+  local counted = false
+  write(function()
+    redis.call('HINCRBY', stats, stats_field, #victims)
+    counted = true
+  end, function()
+    if counted then redis.pcall('HINCRBY', stats, stats_field, -#victims) end
+  end)
 end
 -- LREM stops once it has found them all: scan from the end that reaches
 -- all the markers soonest. It is the last write that cannot be undone, so

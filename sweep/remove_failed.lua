@@ -132,10 +132,15 @@ if #victims == 0 then return codes end
 -- The writes, each undone (in reverse) should a later one fail (write, push
 -- and undone come from internal/once's envelope).
 if journal then push(KEYS[2], records) end
-for _, v in ipairs(victims) do
-  write(function() redis.call('LSET', list, v[1], marker) end,
-    function() redis.pcall('LSET', list, v[1], v[2]) end)
-end
+local marked = 0
+write(function()
+  for m, v in ipairs(victims) do
+    redis.call('LSET', list, v[1], marker)
+    marked = m
+  end
+end, function()
+  for m = 1, marked do redis.pcall('LSET', list, victims[m][1], victims[m][2]) end
+end)
 local first_victim, last_victim = victims[1][1], victims[#victims][1]
 write(function()
   local len = redis.call('LLEN', list)

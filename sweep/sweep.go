@@ -765,7 +765,7 @@ func (lr *listRun) take(cands []candidate) int {
 		if k == lr.maxVictims {
 			return k
 		}
-		args += copies*len(cd.job.Raw) + 512
+		args += copies*len(cd.job.Raw) + 64 // its index, deadline and due time
 		span := int(cd.job.Index-first) * lr.avgBytes
 		if k > 0 && (args > argBytes || span > windowBytes/2) {
 			return k

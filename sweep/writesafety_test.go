@@ -290,7 +290,7 @@ func TestBatchesAreBoundedInBytes(t *testing.T) {
 	}{
 		{"small payloads", 255, 1, false, false, 250, 256},
 		{"10 KB", 10 << 10, 1, false, false, 26, 12},
-		{"10 KB archived and failed", 10 << 10, 1, true, true, 16, 12},
+		{"10 KB archived and failed", 10 << 10, 1, true, true, 17, 12},
 		{"100 KB", 100 << 10, 1, false, false, 3, 1},
 		{"100 KB spread out", 100 << 10, 3, false, false, 1, 1},
 		{"1 MB", 1 << 20, 1, false, false, 1, 1},

@@ -31,38 +31,39 @@ if redis.acl_check_cmd then
 end
 
 -- All or nothing, for the body. Redis does not roll a script back, so a body
--- that writes more than once runs each write through write(fn, back): fn
--- under pcall, back its undo (nil for the last write, which nothing follows).
--- Once a write failed the later ones are skipped, and undone(what) undoes
--- the writes made, in reverse, and gives the error reply to answer (nil when
--- every write went through).
+-- that writes more than once runs its writes through write(fn, back): fn
+-- under pcall, and back its undo, which must undo what fn did even if fn
+-- failed part-way (fn notes its progress where back can read it); nil for
+-- the last write, which nothing follows. Once a write failed the later ones
+-- are skipped, and undone(what) runs the undos in reverse and gives the
+-- error reply to answer (nil when every write went through).
 local once_undo, once_failed = {}, nil
 local function write(fn, back)
   if once_failed then return end
+  if back then once_undo[#once_undo + 1] = back end
   local ok, err = pcall(fn)
-  if ok then
-    once_undo[#once_undo + 1] = back or false
-  else
-    once_failed = err
-  end
+  if not ok then once_failed = err end
 end
 local function undone(what)
   if not once_failed then return nil end
-  for k = #once_undo, 1, -1 do
-    if once_undo[k] then once_undo[k]() end
-  end
+  for k = #once_undo, 1, -1 do once_undo[k]() end
   local msg = type(once_failed) == 'table' and once_failed.err or tostring(once_failed)
   return redis.error_reply(msg .. ' (resque-expire: every write of this batch was undone; nothing was ' .. what .. ')')
 end
 -- push appends items to the list key, in slices small enough for unpack's
--- stack; its undo trims them off again.
+-- stack; its undo trims off what was pushed.
 local function push(key, items)
   if #items == 0 then return end
+  local pushed = 0
   write(function()
     for k = 1, #items, 1000 do
-      redis.call('RPUSH', key, unpack(items, k, math.min(k + 999, #items)))
+      local last = math.min(k + 999, #items)
+      redis.call('RPUSH', key, unpack(items, k, last))
+      pushed = last
     end
-  end, function() redis.pcall('LTRIM', key, 0, -#items - 1) end)
+  end, function()
+    if pushed > 0 then redis.pcall('LTRIM', key, 0, -pushed - 1) end
+  end)
 end
 -- put_back sets a deleted string key again, with the PTTL it had (<= 0:
 -- none), for an undo.
