@@ -125,7 +125,6 @@ func (lr *listRun) visitFailed(ctx context.Context, c *inspect.Chunk) error {
 	}
 	q := lr.q
 	var cands []failedCandidate
-	limitHit := false
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
 		q.Scanned++
@@ -149,15 +148,8 @@ func (lr *listRun) visitFailed(ctx context.Context, c *inspect.Chunk) error {
 		fc.i = i
 		cands = append(cands, fc)
 	}
-	if r.opts.Limit > 0 && len(cands) > 0 {
-		after := r.removedSoFar.Add(int64(len(cands)))
-		if over := after - r.opts.Limit; over >= 0 {
-			limitHit = true
-			keep := max(0, len(cands)-int(over))
-			r.removedSoFar.Add(-int64(len(cands) - keep))
-			cands = cands[:keep]
-		}
-	}
+	keep, limitHit := r.reserve(len(cands))
+	cands = cands[:keep]
 	if r.opts.DryRun {
 		for _, fc := range cands {
 			q.Removed++

@@ -473,7 +473,6 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 	r.mu.Unlock()
 	q := lr.q
 	var cands []candidate
-	limitHit := false
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
 		q.Scanned++
@@ -506,16 +505,9 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		}
 		cands = append(cands, candidate{i: i, job: j, byAge: byAge})
 	}
-	if r.opts.Limit > 0 && len(cands) > 0 {
-		// Reserve this page's removals; trim what the limit does not allow.
-		after := r.removedSoFar.Add(int64(len(cands)))
-		if over := after - r.opts.Limit; over >= 0 {
-			limitHit = true
-			keep := max(0, len(cands)-int(over))
-			r.removedSoFar.Add(-int64(len(cands) - keep))
-			cands = cands[:keep]
-		}
-	}
+	// Reserve this page's removals; trim what the limit does not allow.
+	keep, limitHit := r.reserve(len(cands))
+	cands = cands[:keep]
 	if r.opts.DryRun {
 		for _, cd := range cands {
 			q.Removed++
@@ -555,6 +547,22 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		return errLimit
 	}
 	return nil
+}
+
+// reserve takes n removals from the run's --limit, which lists swept at
+// once share. It returns how many of them the limit allows and whether the
+// limit is reached.
+func (r *run) reserve(n int) (int, bool) {
+	if r.opts.Limit <= 0 || n == 0 {
+		return n, false
+	}
+	over := r.removedSoFar.Add(int64(n)) - r.opts.Limit
+	if over < 0 {
+		return n, false
+	}
+	keep := max(0, n-int(over))
+	r.removedSoFar.Add(-int64(n - keep))
+	return keep, true
 }
 
 // errHalted stops a list because another list stopped the run.
