@@ -47,25 +47,24 @@ const (
 type Set struct {
 	reg *prometheus.Registry
 
-	jobs           *prometheus.GaugeVec
-	oldestOverdue  *prometheus.GaugeVec
-	lastSuccess    *prometheus.GaugeVec
-	lastDuration   *prometheus.GaugeVec
-	runs           *prometheus.CounterVec
-	lockHeld       *prometheus.GaugeVec
-	idemKeys       *prometheus.GaugeVec
-	idemNoTTL      *prometheus.GaugeVec
-	idemStuck      *prometheus.GaugeVec
-	orphaned       *prometheus.GaugeVec
-	duplicates     *prometheus.GaugeVec
-	redisUp        *prometheus.GaugeVec
-	clockSkew      *prometheus.GaugeVec
-	failedList     *prometheus.GaugeVec
-	removed        *removedCollector
-	withRuns       bool
-	scanned        *prometheus.GaugeVec
-	evictedKeys    *prometheus.GaugeVec
-	observedEvicts bool
+	jobs          *prometheus.GaugeVec
+	oldestOverdue *prometheus.GaugeVec
+	lastSuccess   *prometheus.GaugeVec
+	lastDuration  *prometheus.GaugeVec
+	runs          *prometheus.CounterVec
+	lockHeld      *prometheus.GaugeVec
+	idemKeys      *prometheus.GaugeVec
+	idemNoTTL     *prometheus.GaugeVec
+	idemStuck     *prometheus.GaugeVec
+	orphaned      *prometheus.GaugeVec
+	duplicates    *prometheus.GaugeVec
+	redisUp       *prometheus.GaugeVec
+	clockSkew     *prometheus.GaugeVec
+	failedList    *prometheus.GaugeVec
+	removed       *removedCollector
+	withRuns      bool
+	scanned       *prometheus.GaugeVec
+	evictedKeys   *prometheus.GaugeVec
 }
 
 // Options choose what a Set exposes.
