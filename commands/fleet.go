@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,7 +34,7 @@ type fleetRun struct {
 
 // Commands that take --targets: those that read or change a Redis's jobs.
 var fleetCommands = map[string]bool{"inspect": true, "list": true, "sweep": true, "restore": true,
-	"backfill": true, "audit": true, "check": true, "doctor": true}
+	"backfill": true, "audit": true, "check": true, "doctor": true, "serve": true}
 
 // newFleetRun returns the fleet run the command line asks for, or nil when
 // it names no targets file (or this process is already one target's run).
@@ -56,7 +60,7 @@ func newFleetRun(app *cli.App, args []string) (*fleetRun, error) {
 	if err != nil {
 		return nil, withCode(ExitUsage, err)
 	}
-	chosen, err := fleet.Select(all, globalValues(globals, "target"))
+	chosen, err := fleet.Select(all, flagValues(globals, "target"))
 	if err != nil {
 		return nil, withCode(ExitUsage, err)
 	}
@@ -91,6 +95,9 @@ func (f *fleetRun) check(app *cli.App) error {
 }
 
 func (f *fleetRun) run(ctx context.Context, stdout, stderr io.Writer) error {
+	if f.sub == "serve" {
+		return f.runServe(ctx, stderr)
+	}
 	if f.archive > 0 {
 		dir, err := os.MkdirTemp("", "resque-expire-restore-")
 		if err != nil {
@@ -110,7 +117,76 @@ func (f *fleetRun) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 		return f.runRestores(ctx, files, stdout, stderr)
 	}
-	return f.runAll(ctx, f.targets, nil, stdout, stderr)
+	return f.runAll(ctx, f.targets, perTargetMetricsFile, stdout, stderr)
+}
+
+// perTargetMetricsFile gives each target its own --metrics-file: the name
+// with the target before its extension (resque_expire.prom becomes
+// resque_expire-<target>.prom). node_exporter refuses a series found in two
+// files, and each target's series carry its name.
+func perTargetMetricsFile(j *fleet.Job) {
+	for i := 0; i < len(j.Args); i++ {
+		a := j.Args[i]
+		name := strings.TrimLeft(a, "-")
+		switch {
+		case !strings.HasPrefix(a, "-"):
+		case name == "metrics-file" && i+1 < len(j.Args):
+			j.Args[i+1] = withTarget(j.Args[i+1], j.Target.Name)
+			i++
+		case strings.HasPrefix(name, "metrics-file="):
+			j.Args[i] = "--metrics-file=" + withTarget(strings.TrimPrefix(name, "metrics-file="), j.Target.Name)
+		}
+	}
+}
+
+// withTarget puts "-<target>" before path's extension.
+func withTarget(path, target string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + target + ext
+}
+
+// runServe runs one serve per target, each on a loopback port of its own,
+// behind one HTTP face on the --listen address: /metrics gathers them all,
+// each series with a target label; /readyz is ready when every target is.
+// An interrupt stops them all (each finishes its batch and releases its
+// lock).
+func (f *fleetRun) runServe(ctx context.Context, stderr io.Writer) error {
+	listen := "127.0.0.1:9187"
+	if v := flagValues(f.cmd.Sub[1:], "listen"); len(v) > 0 {
+		listen = v[len(v)-1]
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("listen on %s: %w", listen, err))
+	}
+	front := &fleet.Front{}
+	addrs := map[string]string{}
+	for _, t := range f.targets {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		addrs[t.Name] = addr
+		front.Endpoints = append(front.Endpoints, fleet.Endpoint{Target: t.Name, Addr: addr})
+	}
+	srv := &http.Server{Handler: front.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	f.parallel = len(f.targets) // every target's serve runs for good
+	return f.runAll(ctx, f.targets, func(j *fleet.Job) {
+		j.Args = append(j.Args, "--listen", addrs[j.Target.Name])
+	}, io.Discard, stderr)
+}
+
+// freeLoopbackAddr is a loopback address with a port free right now.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // runRestores restores each target's records (files) to that target.
@@ -258,8 +334,8 @@ func operandIndex(args []string, takes map[string]bool) int {
 	return -1
 }
 
-// globalValues returns every value given to a global flag.
-func globalValues(globals []string, name string) []string {
+// flagValues returns every value given to a flag in args.
+func flagValues(globals []string, name string) []string {
 	var out []string
 	for i := 0; i < len(globals); i++ {
 		a := strings.TrimLeft(globals[i], "-")
@@ -276,7 +352,7 @@ func globalValues(globals []string, name string) []string {
 
 // globalValue returns the last value given to a global flag, or def.
 func globalValue(globals []string, name, def string) string {
-	if v := globalValues(globals, name); len(v) > 0 {
+	if v := flagValues(globals, name); len(v) > 0 {
 		return v[len(v)-1]
 	}
 	return def

@@ -2,12 +2,14 @@ package commands
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/fleet"
 	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/sweep"
 )
@@ -38,7 +40,8 @@ type metricsFile struct {
 func (e *env) metricsFile(command string) *metricsFile {
 	m := &metricsFile{e: e, path: e.c.String("metrics-file"), command: command, start: time.Now(), result: metrics.ResultError}
 	if m.path != "" {
-		m.set = metrics.New(metrics.Options{Version: Version, Command: command})
+		// One of many targets (--targets): its series carry its name.
+		m.set = metrics.New(metrics.Options{Version: Version, Command: command, Target: os.Getenv(fleet.TargetEnv)})
 	}
 	return m
 }

@@ -230,3 +230,29 @@ func TestFleetTargetStoppedMidRun(t *testing.T) {
 		t.Errorf("stderr does not name the target that failed\n%s", r.stderr)
 	}
 }
+
+// TestFleetMetricsFiles: with --targets, each target writes its own
+// --metrics-file (the target's name before the extension), its series
+// labelled with it, so that node_exporter never sees one series twice.
+func TestFleetMetricsFiles(t *testing.T) {
+	t.Parallel()
+	a, b := redistest.Start(t), redistest.Start(t)
+	fleetSeed(t, redistest.Client(t, a), "resque", 4)
+	fleetSeed(t, redistest.Client(t, b), "resque", 2)
+	f := writeFile(t, "targets.yml", fmt.Sprintf("- name: a\n  url: redis://%s/0\n- name: b\n  url: redis://%s/0\n", a.Addr(), b.Addr()))
+	dir := t.TempDir()
+	runEnv(t, nil, "", "--targets", f, "sweep", "--yes", "--metrics-file", filepath.Join(dir, "resque_expire.prom")).expect(t, 0)
+	for name, removed := range map[string]int{"a": 2, "b": 1} {
+		b, err := os.ReadFile(filepath.Join(dir, "resque_expire-"+name+".prom"))
+		if err != nil {
+			t.Fatalf("target %s wrote no metrics file of its own: %v", name, err)
+		}
+		want := fmt.Sprintf(`resque_expire_jobs_removed_total{action="deleted",queue="mail",target=%q} %d`, name, removed)
+		if !strings.Contains(string(b), want) {
+			t.Errorf("target %s's file lacks %s:\n%s", name, want, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "resque_expire.prom")); err == nil {
+		t.Error("a file without a target was written too")
+	}
+}

@@ -155,6 +155,11 @@ func runOne(ctx context.Context, exe string, j Job, stderr *lockedWriter) Outcom
 	_ = pw.Close()
 	last := <-lines
 	o.Stdout = stdout.Bytes()
+	if err != nil && ctx.Err() != nil && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// Interrupted, passed the interrupt on, and the target's run
+		// stopped cleanly: exec reports the cancellation, not a failure.
+		err = nil
+	}
 	if err != nil {
 		o.Code = 1
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() > 0 {

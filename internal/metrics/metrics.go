@@ -79,6 +79,10 @@ type Options struct {
 	// command="<Command>": node_exporter refuses a series found in two
 	// files, and each command writes its own.
 	Command string
+	// Target, for a run over many Redis targets (--targets), labels every
+	// series with target="<Target>", so that each target's file holds
+	// series of its own.
+	Target string
 }
 
 // New returns a Set with every metric registered; series appear as they
@@ -132,11 +136,15 @@ func New(o Options) *Set {
 		Help: "Always 1; the labels say which build runs.", ConstLabels: shared}, []string{"version", "goversion"})
 	build.WithLabelValues(o.Version, runtime.Version()).Set(1)
 
-	s.reg.MustRegister(s.jobs, s.oldestOverdue, s.lastSuccess, s.lastDuration, s.lockHeld, s.idemKeys,
+	reg := prometheus.Registerer(s.reg)
+	if o.Target != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"target": o.Target}, s.reg)
+	}
+	reg.MustRegister(s.jobs, s.oldestOverdue, s.lastSuccess, s.lastDuration, s.lockHeld, s.idemKeys,
 		s.idemNoTTL, s.idemStuck, s.orphaned, s.duplicates, s.redisUp, s.clockSkew, s.failedList, s.removed, build,
 		s.scanned, s.evictedKeys)
 	if o.Runs {
-		s.reg.MustRegister(s.runs)
+		reg.MustRegister(s.runs)
 	}
 	return s
 }
