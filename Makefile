@@ -22,13 +22,16 @@ test: ensure-redis ensure-prometheus
 	$(MAKE) fuzz-short
 	$(MAKE) test-interop
 
-# Fuzz the payload decoder, the id paths and the deadline parser; the corpus
-# lives in internal/resque/testdata/fuzz. fuzz-short is the run make test does.
-FUZZ_TARGETS = FuzzDecodePayload FuzzParseDeadline FuzzParsePathLookup FuzzParseDuration
+# Fuzz the payload decoder, the id paths, the deadline and duration parsers
+# (corpus in internal/resque/testdata/fuzz) and the loner-digest encoder
+# (inspect). Each target is package:Fuzz name. fuzz-short is make test's run.
+FUZZ_TARGETS = internal/resque:FuzzDecodePayload internal/resque:FuzzParseDeadline \
+	internal/resque:FuzzParsePathLookup internal/resque:FuzzParseDuration inspect:FuzzLonerDigests
 FUZZTIME ?= 60s
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/resque/ || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; t=$${pt#*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
 	done
 
 fuzz-short:

@@ -13,7 +13,7 @@ import (
 	"path"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Target is one Redis target of a targets file: a name, and the settings a

@@ -1,0 +1,41 @@
+package inspect
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"testing"
+)
+
+// FuzzLonerDigests: the hand-written re-encoder behind the loner digests
+// never panics, answers alike for the same payload, gives 32-hex-digit MD5
+// digests, and gives one for every JSON object with a class and an args
+// array (what resque-loner could have enqueued).
+func FuzzLonerDigests(f *testing.F) {
+	for _, s := range []string{
+		`{"class":"A","args":[1,"x"]}`,
+		`{"class":"A","args":[{"b":1,"a":[2,{"d":null,"c":true}]}]}`,
+		`{"args":["\u2028<>&\ud83d\ude00"],"class":"A"}`,
+		`{"class":"A","args":{}}`, `{"class":"A"}`, `[1]`, `{"class":"A","args":[1e400]}`, "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, payload string) {
+		got := lonerDigests(payload)
+		if again := lonerDigests(payload); !slices.Equal(got, again) {
+			t.Fatalf("two answers for %q: %v and %v", payload, got, again)
+		}
+		for _, d := range got {
+			if b, err := hex.DecodeString(d); err != nil || len(b) != 16 {
+				t.Fatalf("digest %q of %q is not an MD5 in hex", d, payload)
+			}
+		}
+		var job struct {
+			Class *string
+			Args  []json.RawMessage
+		}
+		if json.Unmarshal([]byte(payload), &job) == nil && job.Class != nil && job.Args != nil && len(got) == 0 {
+			t.Fatalf("no digest for %q, a job resque-loner could have enqueued", payload)
+		}
+	})
+}
