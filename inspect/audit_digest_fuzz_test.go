@@ -30,11 +30,13 @@ func FuzzLonerDigests(f *testing.F) {
 				t.Fatalf("digest %q of %q is not an MD5 in hex", d, payload)
 			}
 		}
-		var job struct {
-			Class *string
-			Args  []json.RawMessage
-		}
-		if json.Unmarshal([]byte(payload), &job) == nil && job.Class != nil && job.Args != nil && len(got) == 0 {
+		// Exactly "class" and "args" (json.Unmarshal into a struct would
+		// also take "Args"), the last of duplicates, as Ruby reads them.
+		var job map[string]json.RawMessage
+		var class string
+		var args []json.RawMessage
+		if json.Unmarshal([]byte(payload), &job) == nil && json.Unmarshal(job["class"], &class) == nil &&
+			json.Unmarshal(job["args"], &args) == nil && args != nil && len(got) == 0 {
 			t.Fatalf("no digest for %q, a job resque-loner could have enqueued", payload)
 		}
 	})
