@@ -186,19 +186,7 @@ func (lr *listRun) takeFailed(cands []failedCandidate) int {
 	if lr.r.opts.Archive != nil {
 		copies++
 	}
-	first := cands[0].job.Index
-	args := 0
-	for k, fc := range cands {
-		if k == lr.maxVictims {
-			return k
-		}
-		args += copies*len(fc.job.Raw) + 512
-		span := int(fc.job.Index-first) * lr.avgBytes
-		if k > 0 && (args > argBytes || span > windowBytes/2) {
-			return k
-		}
-	}
-	return len(cands)
+	return lr.budget(len(cands), copies, 512, func(k int) *inspect.Job { return cands[k].job })
 }
 
 // removeFailed runs remove_failed.lua for some of a page's candidates,

@@ -756,9 +756,8 @@ func (lr *listRun) slack() int {
 	return min(maxSlack, max(1, windowBytes/4/lr.avgBytes))
 }
 
-// take says how many of cands (in list order) the next script handles: at
-// most maxVictims, and no more than its window and argument budgets allow,
-// but always at least one.
+// take says how many of cands (in list order) the next removal script
+// handles (see budget).
 func (lr *listRun) take(cands []candidate) int {
 	copies := 1
 	if lr.r.opts.ToFailed {
@@ -767,19 +766,29 @@ func (lr *listRun) take(cands []candidate) int {
 	if lr.r.opts.Archive != nil {
 		copies++
 	}
-	first := cands[0].job.Index
+	// 64: besides its payload, a candidate's index, deadline and due time.
+	return lr.budget(len(cands), copies, 64, func(k int) *inspect.Job { return cands[k].job })
+}
+
+// budget says how many of n candidates (job(k) the k-th, in list order) a
+// script handles: at most maxVictims, and no more than its window and
+// argument budgets allow, each candidate sending its payload copies times
+// and extra bytes besides; but always at least one.
+func (lr *listRun) budget(n, copies, extra int, job func(k int) *inspect.Job) int {
+	first := job(0).Index
 	args := 0
-	for k, cd := range cands {
+	for k := 0; k < n; k++ {
 		if k == lr.maxVictims {
 			return k
 		}
-		args += copies*len(cd.job.Raw) + 64 // its index, deadline and due time
-		span := int(cd.job.Index-first) * lr.avgBytes
+		j := job(k)
+		args += copies*len(j.Raw) + extra
+		span := int(j.Index-first) * lr.avgBytes
 		if k > 0 && (args > argBytes || span > windowBytes/2) {
 			return k
 		}
 	}
-	return len(cands)
+	return n
 }
 
 // Bounds of the number of jobs one removal script handles.
