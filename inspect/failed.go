@@ -316,28 +316,8 @@ func (s *Scanner) InspectFailed(ctx context.Context) (*FailedSummary, []Problem,
 // ListFailed streams the failure entries matching opts to emit, list by
 // list, in list order. It stops early at opts.Limit.
 func (s *Scanner) ListFailed(ctx context.Context, opts ListOptions, emit func(Listed) error) ([]Problem, error) {
-	want := map[State]bool{}
-	for _, st := range opts.States {
-		want[st] = true
-	}
-	var n int64
-	errLimit := errors.New("limit reached")
-	_, problems, err := s.ScanFailed(ctx, func(_ context.Context, c *Chunk) error {
-		for i := range c.Jobs {
-			j := &c.Jobs[i]
-			if j.Skipped || (len(want) > 0 && !want[j.State]) {
-				continue
-			}
-			if err := emit(Listed{Job: *j, List: c.List, Now: c.Now}); err != nil {
-				return err
-			}
-			if n++; opts.Limit > 0 && n >= opts.Limit {
-				return errLimit
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, errLimit) {
+	_, problems, err := s.ScanFailed(ctx, newLister(opts, emit).visit)
+	if errors.Is(err, errListLimit) {
 		err = nil
 	}
 	return problems, err

@@ -307,33 +307,50 @@ type Listed struct {
 	Now  time.Time
 }
 
+// errListLimit stops a scan when a listing reached its limit.
+const errListLimit = errorString("limit reached")
+
+// lister is the visitor of every listing (List, ListDelayed, ListFailed):
+// it hands emit the jobs opts wants, counts the progress, and stops the
+// scan with errListLimit at opts.Limit.
+type lister struct {
+	opts ListOptions
+	want map[State]bool
+	emit func(Listed) error
+	n    int64
+}
+
+func newLister(opts ListOptions, emit func(Listed) error) *lister {
+	l := &lister{opts: opts, want: map[State]bool{}, emit: emit}
+	for _, st := range opts.States {
+		l.want[st] = true
+	}
+	return l
+}
+
+func (l *lister) visit(_ context.Context, c *Chunk) error {
+	for i := range c.Jobs {
+		j := &c.Jobs[i]
+		if j.Skipped || (len(l.want) > 0 && !l.want[j.State]) {
+			continue
+		}
+		if err := l.emit(Listed{Job: *j, List: c.List, Now: c.Now}); err != nil {
+			return err
+		}
+		if l.n++; l.opts.Limit > 0 && l.n >= l.opts.Limit {
+			return errListLimit
+		}
+	}
+	if l.opts.Progress != nil {
+		l.opts.Progress.Add(len(c.Jobs))
+	}
+	return nil
+}
+
 // List streams every job matching opts to emit, queue by queue (delayed
 // buckets last), in list order. It stops early at opts.Limit.
 func (s *Scanner) List(ctx context.Context, opts ListOptions, emit func(Listed) error) ([]Problem, error) {
-	want := map[State]bool{}
-	for _, st := range opts.States {
-		want[st] = true
-	}
-	var n int64
-	errLimit := errorString("limit reached")
-	visit := func(_ context.Context, c *Chunk) error {
-		for i := range c.Jobs {
-			j := &c.Jobs[i]
-			if j.Skipped || (len(want) > 0 && !want[j.State]) {
-				continue
-			}
-			if err := emit(Listed{Job: *j, List: c.List, Now: c.Now}); err != nil {
-				return err
-			}
-			if n++; opts.Limit > 0 && n >= opts.Limit {
-				return errLimit
-			}
-		}
-		if opts.Progress != nil {
-			opts.Progress.Add(len(c.Jobs))
-		}
-		return nil
-	}
+	visit := newLister(opts, emit).visit
 	queues, problems, err := s.DiscoverQueues(ctx)
 	if err != nil {
 		return nil, err
@@ -350,7 +367,7 @@ func (s *Scanner) List(ctx context.Context, opts ListOptions, emit func(Listed) 
 			continue
 		}
 		if _, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, visit); err != nil {
-			if err == errLimit {
+			if err == errListLimit {
 				return problems, nil
 			}
 			if IsWrongType(err) {
@@ -363,7 +380,7 @@ func (s *Scanner) List(ctx context.Context, opts ListOptions, emit func(Listed) 
 	if opts.Delayed {
 		more, err := s.ScanDelayed(ctx, visit, nil)
 		problems = append(problems, more...)
-		if err != nil && err != errLimit {
+		if err != nil && err != errListLimit {
 			return problems, err
 		}
 	}
