@@ -260,117 +260,167 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	res := &RestoreResult{DryRun: opts.DryRun, Queues: map[string]int{}}
-	if rs, ok := in.(io.ReadSeeker); ok && !opts.AnyNamespace {
-		if err := checkNamespaces(rs, layout); err != nil {
-			return res, err
-		}
+	rs := &restorer{rdb: rdb, layout: layout, opts: opts, seen: map[string]bool{},
+		res: &RestoreResult{DryRun: opts.DryRun, Queues: map[string]int{}}}
+	if err := rs.prepare(ctx, in); err != nil {
+		return rs.res, err
 	}
-	tok := make([]byte, 16)
-	if _, err := rand.Read(tok); err != nil {
-		return res, fmt.Errorf("restore token: %w", err)
-	}
-	token := hex.EncodeToString(tok)
-	if !opts.DryRun {
-		if err := LoadScripts(ctx, rdb); err != nil {
-			if IsReadOnly(err) {
-				return res, ErrReadOnly
-			}
-			return res, err
-		}
-	}
-	dryRunSeen := map[string]bool{}
 	sc := newArchiveScanner(in)
-	line := 0
-	for sc.Scan() {
-		line++
+	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" {
 			continue
 		}
-		res.Records++
-		ev := RestoreEvent{Line: line}
-		rec, reason, ok := parseRecord(text)
-		if !ok {
-			res.Invalid++
-			ev.Action, ev.Detail = "invalid", reason
-			emit(opts, ev)
-			continue
+		if err := rs.record(ctx, line, text); err != nil {
+			return rs.res, err
 		}
-		if !opts.AnyNamespace {
-			if err := checkNamespace(&rec, layout, line); err != nil {
-				return res, err
-			}
-		}
-		ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
-		sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano) +
-			"\x00" + strconv.FormatInt(rec.Position, 10)))
-		marker := layout.RestoredMarker(hex.EncodeToString(sum[:16]))
-		expKey, deadline, keyExpiry := "", "", ""
-		if opts.DeadlineTTL > 0 && rec.ID != "" {
-			expKey = layout.Expiration(rec.ID)
-			d := opts.Now().Add(opts.DeadlineTTL)
-			deadline = resque.FormatDeadline(d)
-			// Like backfill: the key outlives its deadline by the retention,
-			// so keys of jobs that ran disappear by themselves.
-			keyExpiry = resque.FormatDeadline(d.Add(DefaultRetention))
-		}
-		if opts.DryRun {
-			n, err := rdb.Exists(ctx, marker).Result()
-			if err != nil {
-				return res, fmt.Errorf("check restore marker: %w", err)
-			}
-			// A record twice in the file is restored once; say so here too.
-			if dryRunSeen[marker] {
-				n = 1
-			}
-			dryRunSeen[marker] = true
-			if n > 0 {
-				res.AlreadyRestored++
-				ev.Action = "already-restored"
-			} else {
-				res.Restored++
-				res.Queues[rec.Queue]++
-				ev.Action = "would-restore"
-			}
-			emit(opts, ev)
-			continue
-		}
-		keys := []string{layout.Queue(rec.Queue), layout.Queues(), marker}
-		if expKey != "" {
-			keys = append(keys, expKey)
-		}
-		var done int
-		var err error
-		if rec.Failed != "" {
-			done, err = restoreFailed(ctx, rdb, layout, &rec, marker, opts.MarkerTTL.Milliseconds(), token+":"+strconv.Itoa(line))
-		} else {
-			done, err = restoreJobScript.Run(ctx, rdb, keys, rec.Payload, rec.Queue, opts.MarkerTTL.Milliseconds(), deadline, keyExpiry,
-				token+":"+strconv.Itoa(line)).Int()
-		}
-		if err != nil {
-			if IsReadOnly(err) {
-				return res, ErrReadOnly
-			}
-			return res, fmt.Errorf("restore line %d: %w", line, err)
-		}
-		if done == 1 {
-			res.Restored++
-			res.Queues[rec.Queue]++
-			ev.Action = "restored"
-		} else {
-			res.AlreadyRestored++
-			ev.Action = "already-restored"
-		}
-		emit(opts, ev)
 	}
 	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("read archive: %w", err)
+		return rs.res, fmt.Errorf("read archive: %w", err)
 	}
-	if res.Records == 0 {
-		return res, errors.New("the archive has no records")
+	if rs.res.Records == 0 {
+		return rs.res, errors.New("the archive has no records")
 	}
-	return res, nil
+	return rs.res, nil
+}
+
+// restorer is one Restore call: its options, its retry token and what it
+// has done so far.
+type restorer struct {
+	rdb    redis.UniversalClient
+	layout resque.Layout
+	opts   RestoreOptions
+	token  string
+	seen   map[string]bool // markers a dry run has counted
+	res    *RestoreResult
+}
+
+// prepare refuses a foreign namespace before anything is written (when the
+// archive can be read twice), draws the retry token and loads the scripts.
+func (rs *restorer) prepare(ctx context.Context, in io.Reader) error {
+	if seeker, ok := in.(io.ReadSeeker); ok && !rs.opts.AnyNamespace {
+		if err := checkNamespaces(seeker, rs.layout); err != nil {
+			return err
+		}
+	}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return fmt.Errorf("restore token: %w", err)
+	}
+	rs.token = hex.EncodeToString(tok)
+	if rs.opts.DryRun {
+		return nil
+	}
+	if err := LoadScripts(ctx, rs.rdb); err != nil {
+		if IsReadOnly(err) {
+			return ErrReadOnly
+		}
+		return err
+	}
+	return nil
+}
+
+// record restores (or, in a dry run, counts) the archive record on one line.
+func (rs *restorer) record(ctx context.Context, line int, text string) error {
+	rs.res.Records++
+	ev := RestoreEvent{Line: line}
+	rec, reason, ok := parseRecord(text)
+	if !ok {
+		rs.res.Invalid++
+		ev.Action, ev.Detail = "invalid", reason
+		emit(rs.opts, ev)
+		return nil
+	}
+	if !rs.opts.AnyNamespace {
+		if err := checkNamespace(&rec, rs.layout, line); err != nil {
+			return err
+		}
+	}
+	ev.Queue, ev.ID, ev.Class = rec.Queue, rec.ID, rec.Class
+	marker := rs.layout.RestoredMarker(restoreDigest(&rec))
+	var done bool
+	var err error
+	if rs.opts.DryRun {
+		done, err = rs.wouldRestore(ctx, marker)
+	} else {
+		done, err = rs.restore(ctx, &rec, marker, line)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case !done:
+		rs.res.AlreadyRestored++
+		ev.Action = "already-restored"
+	case rs.opts.DryRun:
+		ev.Action = "would-restore"
+	default:
+		ev.Action = "restored"
+	}
+	if done {
+		rs.res.Restored++
+		rs.res.Queues[rec.Queue]++
+	}
+	emit(rs.opts, ev)
+	return nil
+}
+
+// restoreDigest names a record for its restored marker: the same removal
+// of the same job always gives the same digest.
+func restoreDigest(rec *ArchiveRecord) string {
+	sum := sha256.Sum256([]byte(rec.List + "\x00" + rec.Payload + "\x00" + rec.RemovedAt.UTC().Format(time.RFC3339Nano) +
+		"\x00" + strconv.FormatInt(rec.Position, 10)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// wouldRestore reports whether a dry run would restore the record behind
+// marker: not when an earlier run restored it, nor when it stands twice in
+// the file (a real run restores it once).
+func (rs *restorer) wouldRestore(ctx context.Context, marker string) (bool, error) {
+	n, err := rs.rdb.Exists(ctx, marker).Result()
+	if err != nil {
+		return false, fmt.Errorf("check restore marker: %w", err)
+	}
+	twice := rs.seen[marker]
+	rs.seen[marker] = true
+	return n == 0 && !twice, nil
+}
+
+// restore puts one record back with its script; false means it had been
+// restored before.
+func (rs *restorer) restore(ctx context.Context, rec *ArchiveRecord, marker string, line int) (bool, error) {
+	token := rs.token + ":" + strconv.Itoa(line)
+	var done int
+	var err error
+	if rec.Failed != "" {
+		done, err = restoreFailed(ctx, rs.rdb, rs.layout, rec, marker, rs.opts.MarkerTTL.Milliseconds(), token)
+	} else {
+		done, err = rs.restoreJob(ctx, rec, marker, token)
+	}
+	if err != nil {
+		if IsReadOnly(err) {
+			return false, ErrReadOnly
+		}
+		return false, fmt.Errorf("restore line %d: %w", line, err)
+	}
+	return done == 1, nil
+}
+
+// restoreJob runs restore_job.lua for a record of a queued job, with a
+// fresh deadline when RestoreOptions.DeadlineTTL asks for one.
+func (rs *restorer) restoreJob(ctx context.Context, rec *ArchiveRecord, marker, token string) (int, error) {
+	keys := []string{rs.layout.Queue(rec.Queue), rs.layout.Queues(), marker}
+	deadline, keyExpiry := "", ""
+	if rs.opts.DeadlineTTL > 0 && rec.ID != "" {
+		keys = append(keys, rs.layout.Expiration(rec.ID))
+		d := rs.opts.Now().Add(rs.opts.DeadlineTTL)
+		deadline = resque.FormatDeadline(d)
+		// Like backfill: the key outlives its deadline by the retention,
+		// so keys of jobs that ran disappear by themselves.
+		keyExpiry = resque.FormatDeadline(d.Add(DefaultRetention))
+	}
+	return restoreJobScript.Run(ctx, rs.rdb, keys, rec.Payload, rec.Queue, rs.opts.MarkerTTL.Milliseconds(),
+		deadline, keyExpiry, token).Int()
 }
 
 func emit(o RestoreOptions, ev RestoreEvent) {
