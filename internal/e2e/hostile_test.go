@@ -59,20 +59,15 @@ func hstControls(q string) []hstJob {
 // deadline keys.
 func hstSeed(t *testing.T, rdb *redis.Client, l resque.Layout, q string, jobs []hstJob) {
 	t.Helper()
-	ctx := context.Background()
-	pipe := rdb.Pipeline()
-	if typ := rdb.Type(ctx, l.Queues()).Val(); typ == "set" || typ == "none" {
-		pipe.SAdd(ctx, l.Queues(), q)
+	s := redistest.Seed(t, rdb, l)
+	if typ := rdb.Type(context.Background(), l.Queues()).Val(); typ == "set" || typ == "none" {
+		s.Register(q)
 	}
-	for _, j := range jobs {
-		pipe.RPush(ctx, l.Queue(q), j.payload)
-		if j.id != "" && j.deadline != "" {
-			pipe.Set(ctx, l.Expiration(j.id), j.deadline, 0)
-		}
+	seeded := make([]redistest.Job, len(jobs))
+	for i, j := range jobs {
+		seeded[i] = redistest.Job{Payload: j.payload, ID: j.id, Deadline: j.deadline}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s.Push(q, seeded...)
 }
 
 // hstOK runs the binary and expects exit 0 without a crash.
