@@ -177,6 +177,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer d.Stop()
 	var (
 		mu           sync.Mutex // guards opts.Progress and scanProblems
 		scanProblems []Problem
