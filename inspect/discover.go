@@ -62,6 +62,46 @@ func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, e
 	return all, append(d.RegistryProblems, s.QueueProblems(all)...), nil
 }
 
+// ScanQueues reads every queue discovery finds with read, in two phases:
+// the registered queues while the keyspace SCAN looks for unregistered
+// lists in the background, then those lists. read is handed each phase's
+// readable queues (lists, or absent keys, which are empty lists) and
+// returns its rows, partial ones with an error. ScanQueues returns the rows
+// of both phases stably sorted by name(row), and the problems discovery
+// found: the registry's own, then each discovered queue's in name order.
+// After an error from read or from the SCAN it returns the rows and queue
+// problems so far with the error; the SCAN never outlives it.
+func ScanQueues[R any](ctx context.Context, s *Scanner, read func(queues []QueueInfo) ([]R, error), name func(row *R) string) ([]R, []Problem, error) {
+	d, err := s.StartDiscovery(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Stop()
+	rows, err := read(readable(d.Registered))
+	var extra []QueueInfo
+	if err == nil {
+		if extra, err = d.Rest(); err == nil {
+			var more []R
+			more, err = read(readable(extra))
+			rows = append(rows, more...)
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return name(&rows[i]) < name(&rows[j]) })
+	problems := append(d.RegistryProblems, s.QueueProblems(MergeQueues(d.Registered, extra))...)
+	return rows, problems, err
+}
+
+// readable returns the queues of qs that can be read as lists.
+func readable(qs []QueueInfo) []QueueInfo {
+	var out []QueueInfo
+	for _, q := range qs {
+		if q.Readable() {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 // Discovery is queue discovery in two parts: the queues registered in
 // <ns>:queues, known at once, and the lists that a SCAN of the keyspace
 // finds without Resque knowing them. The SCAN walks every key in the
