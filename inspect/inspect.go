@@ -27,17 +27,8 @@ func (c *Counts) Add(j *Job) {
 		return
 	}
 	c.Jobs++
-	switch j.State {
-	case StateExpired:
-		c.Expired++
-	case StateLive:
-		c.Live++
-	case StateMissing:
-		c.Missing++
-	case StateUnidentified:
-		c.Unidentified++
-	case StateInvalid:
-		c.Invalid++
+	if n := c.of(j.State); n != nil {
+		*n++
 	}
 }
 
@@ -52,21 +43,21 @@ func (c *Counts) Merge(o Counts) {
 	c.Skipped += o.Skipped
 }
 
-// Of returns the count for one state.
-func (c Counts) Of(s State) int64 {
+// of is c's count of jobs in state s, nil for a state it does not count.
+func (c *Counts) of(s State) *int64 {
 	switch s {
 	case StateExpired:
-		return c.Expired
+		return &c.Expired
 	case StateLive:
-		return c.Live
+		return &c.Live
 	case StateMissing:
-		return c.Missing
+		return &c.Missing
 	case StateUnidentified:
-		return c.Unidentified
+		return &c.Unidentified
 	case StateInvalid:
-		return c.Invalid
+		return &c.Invalid
 	}
-	return 0
+	return nil
 }
 
 // JobRef points at one job in a summary.

@@ -886,9 +886,9 @@ func TestHostileExpirationTemplate(t *testing.T) {
 // 1970-01-01T00:00:12Z. A deadline that small is almost surely a relative
 // TTL written where an absolute time belongs ("expire in 12 seconds"), the
 // same writer bug as 0 or -5, which are refused: such a job is reported as
-// invalid and left in place, not removed as 56 years overdue.
-// (internal/resque/deadline_test.go currently asserts the opposite for "1";
-// one of the two has to give.)
+// invalid and left in place, not removed as 56 years overdue, as
+// internal/resque/deadline_test.go asserts for the parser (every Unix time
+// before 2000 is refused).
 func TestHostileDeadlineTinyUnixTime(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
