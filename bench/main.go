@@ -121,154 +121,202 @@ func run(cfg config) error {
 	version, _ := srv.Version(ctx)
 	fmt.Fprintf(os.Stderr, "bench: redis-server %s at %s, %d CPUs, %s\n", version, srv.Addr(), runtime.NumCPU(), runtime.Version())
 
+	b := &bench{ctx: ctx, cfg: cfg, srv: srv, rdb: rdb}
 	var rows []row
 	for _, n := range cfg.sizes {
-		spec := sample.Bench(n, time.Now())
-		queues := spec.Queues
-		fill := func(s sample.Spec) error {
-			if err := rdb.FlushAll(ctx).Err(); err != nil {
-				return err
-			}
-			_, err := sample.Fill(ctx, rdb, layout, s)
-			return err
-		}
-		say := func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "bench: %d jobs: "+format+"\n", append([]any{n}, args...)...)
-		}
-
-		say("filling")
-		if err := fill(spec); err != nil {
-			return err
-		}
-		floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
-		for i := 0; i < cfg.reps; i++ {
-			resetStats(ctx, rdb)
-			t0 := time.Now()
-			got, err := floorPass(ctx, rdb, layout, queues, 1000)
-			if err != nil {
-				return err
-			}
-			floor.secs = append(floor.secs, time.Since(t0).Seconds())
-			floor.worstCmd, floor.worstWhat = worstCommand(ctx, rdb)
-			if got != int64(n) {
-				return fmt.Errorf("floor read %d jobs, want %d", got, n)
-			}
-		}
-		say("floor %.2fs", floor.median())
-		rows = append(rows, floor)
-
-		for _, tc := range []struct {
-			name string
-			args []string
-		}{
-			{"resque-expire inspect", []string{"inspect"}},
-			{"resque-expire sweep --dry-run", []string{"sweep", "--dry-run"}},
-		} {
-			r := row{size: n, name: tc.name, jobs: n, check: "read-only"}
-			for i := 0; i < cfg.reps; i++ {
-				if err := measureBinary(ctx, cfg, srv, rdb, tc.args, &r); err != nil {
-					return err
-				}
-			}
-			say("%s %.2fs", tc.name, r.median())
-			rows = append(rows, r)
-		}
-
-		sweepRow := func(name string, s sample.Spec) (row, error) {
-			r := row{size: n, name: name, jobs: n}
-			for i := 0; i < cfg.reps; i++ {
-				if err := fill(s); err != nil {
-					return r, err
-				}
-				if err := measureBinary(ctx, cfg, srv, rdb, []string{"sweep", "--yes"}, &r); err != nil {
-					return r, err
-				}
-				if err := checkSwept(ctx, rdb, s); err != nil {
-					r.check = "FAILED: " + err.Error()
-					return r, err
-				}
-				r.check = "exact"
-			}
-			say("%s %.2fs", name, r.median())
-			return r, nil
-		}
-		sw, err := sweepRow("resque-expire sweep", spec)
-		rows = append(rows, sw)
+		sr, err := b.sizeRows(n)
 		if err != nil {
 			return err
 		}
-		for _, l := range cfg.layouts {
-			ls := spec
-			ls.Layout = l
-			r, err := sweepRow("sweep, "+l+" layout", ls)
-			rows = append(rows, r)
-			if err != nil {
-				return err
-			}
-		}
-		if cfg.extremes {
-			none := spec
-			none.Expired, none.Missing = 0, 0.1
-			r, err := sweepRow("sweep, nothing expired", none)
-			rows = append(rows, r)
-			if err != nil {
-				return err
-			}
-			all := spec
-			all.Expired, all.Missing = 1, 0
-			r, err = sweepRow("sweep, everything expired", all)
-			rows = append(rows, r)
-			if err != nil {
-				return err
-			}
-		}
-		expired := 0
-		sample.Generate(spec, func(j sample.Job) {
-			if j.State == "expired" {
-				expired++
-			}
-		})
-		refs := []struct {
-			name string
-			max  int
-			fn   func(context.Context, *redis.Client, resque.Layout, []string, time.Duration) (progress, error)
-		}{
-			{"seed's naive way (SCAN keys, LRANGE 0 -1, LREM)", cfg.naiveMax, naiveSeed},
-			{"Sidekiq-API way (pages of 50, LREM each)", cfg.sidekiqMax, sidekiqWay},
-		}
-		for _, ref := range refs {
-			if n > ref.max {
-				continue
-			}
-			if err := fill(spec); err != nil {
-				return err
-			}
-			say("%s (limit %s)", ref.name, cfg.refLimit)
-			resetStats(ctx, rdb)
-			t0 := time.Now()
-			pr, err := ref.fn(ctx, rdb, layout, queues, cfg.refLimit)
-			if err != nil {
-				return err
-			}
-			r := row{size: n, name: ref.name, jobs: n, secs: []float64{time.Since(t0).Seconds()}}
-			r.worstCmd, r.worstWhat = worstCommand(ctx, rdb)
-			if pr.Finished {
-				r.check = "finished"
-			} else {
-				r.check = fmt.Sprintf("> %s: removed %d of %d expired", cfg.refLimit, pr.Removed, expired)
-			}
-			rows = append(rows, r)
-		}
+		rows = append(rows, sr...)
 	}
 	for _, lc := range cfg.large {
 		lr, err := largeRows(ctx, cfg, srv, rdb, lc)
-		rows = append(rows, lr...)
 		if err != nil {
 			return err
 		}
+		rows = append(rows, lr...)
 	}
 	printTable(rows, cfg)
 	return nil
+}
+
+// bench is one run's Redis and settings.
+type bench struct {
+	ctx context.Context
+	cfg config
+	srv *redisserver.Server
+	rdb *redis.Client
+}
+
+// fill empties Redis and writes the data set s.
+func (b *bench) fill(s sample.Spec) error {
+	if err := b.rdb.FlushAll(b.ctx).Err(); err != nil {
+		return err
+	}
+	_, err := sample.Fill(b.ctx, b.rdb, layout, s)
+	return err
+}
+
+// say reports progress on the data set of n jobs.
+func (b *bench) say(n int, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: %d jobs: "+format+"\n", append([]any{n}, args...)...)
+}
+
+// sizeRows measures every way on the sample data set of n jobs: the floor,
+// the read-only commands, sweeps of every layout, and the naive references.
+func (b *bench) sizeRows(n int) ([]row, error) {
+	spec := sample.Bench(n, time.Now())
+	b.say(n, "filling")
+	if err := b.fill(spec); err != nil {
+		return nil, err
+	}
+	floor, err := b.floorRow(n, spec.Queues)
+	if err != nil {
+		return nil, err
+	}
+	rows := []row{floor}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"resque-expire inspect", []string{"inspect"}},
+		{"resque-expire sweep --dry-run", []string{"sweep", "--dry-run"}},
+	} {
+		r := row{size: n, name: tc.name, jobs: n, check: "read-only"}
+		for i := 0; i < b.cfg.reps; i++ {
+			if err := measureBinary(b.ctx, b.cfg, b.srv, b.rdb, tc.args, &r); err != nil {
+				return nil, err
+			}
+		}
+		b.say(n, "%s %.2fs", tc.name, r.median())
+		rows = append(rows, r)
+	}
+	sweeps, err := b.sweepRows(n, spec)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := b.refRows(n, spec)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(rows, sweeps...), refs...), nil
+}
+
+// floorRow measures the least work any sweep must do on the data set
+// filled in: LRANGE pages and MGET of their deadlines.
+func (b *bench) floorRow(n int, queues []string) (row, error) {
+	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
+	for i := 0; i < b.cfg.reps; i++ {
+		resetStats(b.ctx, b.rdb)
+		t0 := time.Now()
+		got, err := floorPass(b.ctx, b.rdb, layout, queues, 1000)
+		if err != nil {
+			return floor, err
+		}
+		floor.secs = append(floor.secs, time.Since(t0).Seconds())
+		floor.worstCmd, floor.worstWhat = worstCommand(b.ctx, b.rdb)
+		if got != int64(n) {
+			return floor, fmt.Errorf("floor read %d jobs, want %d", got, n)
+		}
+	}
+	b.say(n, "floor %.2fs", floor.median())
+	return floor, nil
+}
+
+// sweepRows measures sweeps of spec with the random layout, each other
+// layout asked for, and (with extremes) nothing and everything expired.
+func (b *bench) sweepRows(n int, spec sample.Spec) ([]row, error) {
+	type variant struct {
+		name string
+		spec sample.Spec
+	}
+	variants := []variant{{"resque-expire sweep", spec}}
+	for _, l := range b.cfg.layouts {
+		ls := spec
+		ls.Layout = l
+		variants = append(variants, variant{"sweep, " + l + " layout", ls})
+	}
+	if b.cfg.extremes {
+		none, all := spec, spec
+		none.Expired, none.Missing = 0, 0.1
+		all.Expired, all.Missing = 1, 0
+		variants = append(variants, variant{"sweep, nothing expired", none}, variant{"sweep, everything expired", all})
+	}
+	var rows []row
+	for _, v := range variants {
+		r, err := b.sweepRow(n, v.name, v.spec)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// sweepRow measures `sweep --yes` on freshly filled data sets s and checks
+// that each sweep removed exactly the expired jobs.
+func (b *bench) sweepRow(n int, name string, s sample.Spec) (row, error) {
+	r := row{size: n, name: name, jobs: n}
+	for i := 0; i < b.cfg.reps; i++ {
+		if err := b.fill(s); err != nil {
+			return r, err
+		}
+		if err := measureBinary(b.ctx, b.cfg, b.srv, b.rdb, []string{"sweep", "--yes"}, &r); err != nil {
+			return r, err
+		}
+		if err := checkSwept(b.ctx, b.rdb, s); err != nil {
+			r.check = "FAILED: " + err.Error()
+			return r, err
+		}
+		r.check = "exact"
+	}
+	b.say(n, "%s %.2fs", name, r.median())
+	return r, nil
+}
+
+// refRows runs the naive reference ways, up to their size limits, once
+// each within cfg.refLimit.
+func (b *bench) refRows(n int, spec sample.Spec) ([]row, error) {
+	expired := 0
+	sample.Generate(spec, func(j sample.Job) {
+		if j.State == "expired" {
+			expired++
+		}
+	})
+	refs := []struct {
+		name string
+		max  int
+		fn   func(context.Context, *redis.Client, resque.Layout, []string, time.Duration) (progress, error)
+	}{
+		{"seed's naive way (SCAN keys, LRANGE 0 -1, LREM)", b.cfg.naiveMax, naiveSeed},
+		{"Sidekiq-API way (pages of 50, LREM each)", b.cfg.sidekiqMax, sidekiqWay},
+	}
+	var rows []row
+	for _, ref := range refs {
+		if n > ref.max {
+			continue
+		}
+		if err := b.fill(spec); err != nil {
+			return nil, err
+		}
+		b.say(n, "%s (limit %s)", ref.name, b.cfg.refLimit)
+		resetStats(b.ctx, b.rdb)
+		t0 := time.Now()
+		pr, err := ref.fn(b.ctx, b.rdb, layout, spec.Queues, b.cfg.refLimit)
+		if err != nil {
+			return nil, err
+		}
+		r := row{size: n, name: ref.name, jobs: n, secs: []float64{time.Since(t0).Seconds()}}
+		r.worstCmd, r.worstWhat = worstCommand(b.ctx, b.rdb)
+		if pr.Finished {
+			r.check = "finished"
+		} else {
+			r.check = fmt.Sprintf("> %s: removed %d of %d expired", b.cfg.refLimit, pr.Removed, expired)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // largeRows measures the read-only floor and a sweep on payloads of

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -54,6 +53,7 @@ func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, e
 	if err != nil {
 		return nil, nil, err
 	}
+	defer d.Stop()
 	extra, err := d.Rest()
 	if err != nil {
 		return nil, nil, err
@@ -62,29 +62,86 @@ func (s *Scanner) DiscoverQueues(ctx context.Context) ([]QueueInfo, []Problem, e
 	return all, append(d.RegistryProblems, s.QueueProblems(all)...), nil
 }
 
+// ScanQueues reads every queue discovery finds with read, in two phases:
+// the registered queues while the keyspace SCAN looks for unregistered
+// lists in the background, then those lists. read is handed each phase's
+// readable queues (lists, or absent keys, which are empty lists) and
+// returns its rows, partial ones with an error. ScanQueues returns the rows
+// of both phases stably sorted by name(row), and the problems discovery
+// found: the registry's own, then each discovered queue's in name order.
+// After an error from read or from the SCAN it returns the rows and queue
+// problems so far with the error; the SCAN never outlives it.
+func ScanQueues[R any](ctx context.Context, s *Scanner, read func(queues []QueueInfo) ([]R, error), name func(row *R) string) ([]R, []Problem, error) {
+	d, err := s.StartDiscovery(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Stop()
+	rows, err := read(readable(d.Registered))
+	var extra []QueueInfo
+	if err == nil {
+		if extra, err = d.Rest(); err == nil {
+			var more []R
+			more, err = read(readable(extra))
+			rows = append(rows, more...)
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return name(&rows[i]) < name(&rows[j]) })
+	problems := append(d.RegistryProblems, s.QueueProblems(MergeQueues(d.Registered, extra))...)
+	return rows, problems, err
+}
+
+// readable returns the queues of qs that can be read as lists.
+func readable(qs []QueueInfo) []QueueInfo {
+	var out []QueueInfo
+	for _, q := range qs {
+		if q.Readable() {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 // Discovery is queue discovery in two parts: the queues registered in
 // <ns>:queues, known at once, and the lists that a SCAN of the keyspace
 // finds without Resque knowing them. The SCAN walks every key in the
 // database (a second on a million jobs' deadline keys), so it runs in the
-// background while the registered queues are read.
+// background while the registered queues are read; it stops early when the
+// context given to StartDiscovery is cancelled or Stop is called.
 type Discovery struct {
 	// Registered are the registered queues, sorted and described.
 	Registered []QueueInfo
 	// RegistryProblems: <ns>:queues itself is not a set.
 	RegistryProblems []Problem
-	rest             chan discoveryRest
-	once             sync.Once
-	got              discoveryRest
-}
-
-type discoveryRest struct {
-	queues []QueueInfo
-	err    error
+	cancel           context.CancelFunc
+	// done is closed when the SCAN has ended; rest and restErr are its
+	// result, written before.
+	done    chan struct{}
+	rest    []QueueInfo
+	restErr error
 }
 
 // StartDiscovery reads the registered queues and starts the keyspace SCAN.
+// The caller must call Stop (or Rest) before letting go of the Discovery,
+// so that the SCAN does not outlive it.
 func (s *Scanner) StartDiscovery(ctx context.Context) (*Discovery, error) {
-	d := &Discovery{rest: make(chan discoveryRest, 1)}
+	d := &Discovery{}
+	known, err := s.registeredQueues(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	scanCtx, cancel := context.WithCancel(ctx)
+	d.cancel, d.done = cancel, make(chan struct{})
+	go func() {
+		defer close(d.done)
+		d.rest, d.restErr = s.unregisteredQueues(scanCtx, known)
+	}()
+	return d, nil
+}
+
+// registeredQueues reads <ns>:queues into d.Registered (described) and
+// d.RegistryProblems, and returns the names it holds.
+func (s *Scanner) registeredQueues(ctx context.Context, d *Discovery) (map[string]bool, error) {
 	known := map[string]bool{}
 	setKey := s.layout.Queues()
 	var cursor uint64
@@ -109,27 +166,31 @@ func (s *Scanner) StartDiscovery(ctx context.Context) (*Discovery, error) {
 			break
 		}
 	}
-	if err := s.describeAll(ctx, d.Registered); err != nil {
-		return nil, err
-	}
-	go func() {
-		extra, err := s.unregisteredQueues(ctx, known)
-		d.rest <- discoveryRest{queues: extra, err: err}
-	}()
-	return d, nil
+	return known, s.describeAll(ctx, d.Registered)
 }
 
 // Rest waits for the SCAN and returns the lists that are not registered
-// (sorted and described).
+// (sorted and described). After Stop, or once the context is cancelled, it
+// returns the cancellation unless the SCAN had already finished.
 func (d *Discovery) Rest() ([]QueueInfo, error) {
-	d.once.Do(func() { d.got = <-d.rest })
-	return d.got.queues, d.got.err
+	<-d.done
+	return d.rest, d.restErr
+}
+
+// Stop cancels the SCAN if it still runs and waits until it has ended.
+// It is safe to call more than once, and after Rest.
+func (d *Discovery) Stop() {
+	d.cancel()
+	<-d.done
 }
 
 func (s *Scanner) unregisteredQueues(ctx context.Context, known map[string]bool) ([]QueueInfo, error) {
 	var out []QueueInfo
 	var cursor uint64
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("scan queue keys: %w", err)
+		}
 		keys, next, err := s.rdb.Scan(ctx, cursor, s.layout.QueuePattern(), scanCount).Result()
 		if err != nil {
 			return nil, fmt.Errorf("scan queue keys: %w", err)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -393,5 +394,72 @@ func TestIsWrongType(t *testing.T) {
 		if IsWrongType(e) {
 			t.Errorf("IsWrongType(%v) = true", e)
 		}
+	}
+}
+
+// TestDiscoveryStops: the keyspace SCAN in the background ends promptly when
+// Stop is called or the context is cancelled, long before it could have
+// walked the keyspace, and sends no SCAN after that.
+func TestDiscoveryStops(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	const keys = 200_000 // a whole SCAN is keys/scanCount round trips
+	if err := rdb.Eval(ctx, `for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'k:' .. i, '1') end return 1`, nil, keys).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestScanner(t, rdb, 10)
+	scans := func() int64 {
+		t.Helper()
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, found := strings.Cut(info, "cmdstat_scan:calls=")
+		if !found {
+			return 0
+		}
+		n, err := strconv.ParseInt(after[:strings.IndexByte(after, ',')], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, how := range []string{"Stop", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			before := scans()
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			d, err := s.StartDiscovery(cctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "Stop" {
+				d.Stop()
+			} else {
+				cancel()
+			}
+			rest := make(chan error, 1)
+			go func() {
+				_, err := d.Rest()
+				rest <- err
+			}()
+			select {
+			case err := <-rest:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Rest after %s = %v, want context.Canceled: the SCAN was not cut short", how, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the SCAN goroutine still runs 5s after %s", how)
+			}
+			d.Stop() // again, and after Rest: returns at once
+			n := scans() - before
+			time.Sleep(50 * time.Millisecond)
+			if m := scans() - before; m != n {
+				t.Errorf("SCAN went on after %s: %d calls, then %d", how, n, m)
+			}
+			if n >= keys/scanCount {
+				t.Errorf("the SCAN walked the whole keyspace (%d calls) before it stopped", n)
+			}
+		})
 	}
 }

@@ -68,6 +68,3 @@ func (s *Scanner) Unmatched() []Problem {
 	}
 	return out
 }
-
-// ClassFiltered reports whether the scanner only counts some classes.
-func (s *Scanner) ClassFiltered() bool { return len(s.classes) > 0 }

@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"time"
 
@@ -28,17 +27,8 @@ func (c *Counts) Add(j *Job) {
 		return
 	}
 	c.Jobs++
-	switch j.State {
-	case StateExpired:
-		c.Expired++
-	case StateLive:
-		c.Live++
-	case StateMissing:
-		c.Missing++
-	case StateUnidentified:
-		c.Unidentified++
-	case StateInvalid:
-		c.Invalid++
+	if n := c.of(j.State); n != nil {
+		*n++
 	}
 }
 
@@ -53,21 +43,21 @@ func (c *Counts) Merge(o Counts) {
 	c.Skipped += o.Skipped
 }
 
-// Of returns the count for one state.
-func (c Counts) Of(s State) int64 {
+// of is c's count of jobs in state s, nil for a state it does not count.
+func (c *Counts) of(s State) *int64 {
 	switch s {
 	case StateExpired:
-		return c.Expired
+		return &c.Expired
 	case StateLive:
-		return c.Live
+		return &c.Live
 	case StateMissing:
-		return c.Missing
+		return &c.Missing
 	case StateUnidentified:
-		return c.Unidentified
+		return &c.Unidentified
 	case StateInvalid:
-		return c.Invalid
+		return &c.Invalid
 	}
-	return 0
+	return nil
 }
 
 // JobRef points at one job in a summary.
@@ -171,107 +161,117 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{At: s.now().UTC(), Queues: []QueueSummary{}, Problems: []Problem{}}
 	sum.Totals.Queue = "total"
 	sum.Delayed.Queue = "(delayed)"
-	// The registered queues are read while discovery's SCAN of the keyspace
-	// looks for unregistered lists in the background; those are read after.
-	d, err := s.StartDiscovery(ctx)
+	qc := &queueCounter{s: s, progress: opts.Progress}
+	queues, problems, err := ScanQueues(ctx, s, func(qs []QueueInfo) ([]QueueSummary, error) {
+		return qc.count(ctx, qs)
+	}, func(q *QueueSummary) string { return q.Queue })
 	if err != nil {
 		return nil, err
 	}
-	var (
-		mu           sync.Mutex // guards opts.Progress and scanProblems
-		scanProblems []Problem
-		total        int64
-	)
-	read := func(queues []QueueInfo) ([]QueueSummary, error) {
-		var readable []QueueInfo
-		for _, q := range queues {
-			if q.Readable() {
-				readable = append(readable, q)
-			}
-		}
-		if opts.Progress != nil {
-			for _, q := range readable {
-				total += q.Length
-			}
-			mu.Lock()
-			opts.Progress.SetTotal(total)
-			mu.Unlock()
-		}
-		rows := make([]QueueSummary, len(readable))
-		// gone[i]: queue i changed type under the scan; it is skipped.
-		gone := make([]bool, len(readable))
-		errs := parallel.Each(len(readable), Concurrency, func(i int) error {
-			q, qs := readable[i], &rows[i]
-			qs.Queue, qs.Type = q.Name, q.Type
-			st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
-				for k := range c.Jobs {
-					qs.add(&c.Jobs[k], c.Now)
-				}
-				if opts.Progress != nil {
-					mu.Lock()
-					opts.Progress.Add(len(c.Jobs))
-					mu.Unlock()
-				}
-				return nil
-			})
-			if IsWrongType(err) { // the key changed type under us
-				mu.Lock()
-				scanProblems = append(scanProblems, WrongTypeProblem(q.Key, err))
-				mu.Unlock()
-				gone[i] = true
-				return nil
-			}
-			qs.Resyncs = st.Resyncs
-			return err
-		})
-		if len(errs) > 0 {
-			return nil, errs[0]
-		}
-		kept := rows[:0]
-		for i := range rows {
-			if !gone[i] {
-				kept = append(kept, rows[i])
-			}
-		}
-		return kept, nil
-	}
-	registered, err := read(d.Registered)
-	if err != nil {
-		return nil, err
-	}
-	extra, err := d.Rest()
-	if err != nil {
-		return nil, err
-	}
-	unregistered, err := read(extra)
-	if err != nil {
-		return nil, err
-	}
-	sum.Queues = append(append(sum.Queues, registered...), unregistered...)
-	sort.SliceStable(sum.Queues, func(i, j int) bool { return sum.Queues[i].Queue < sum.Queues[j].Queue })
-	sum.Problems = append(sum.Problems, d.RegistryProblems...)
-	sum.Problems = append(sum.Problems, s.QueueProblems(MergeQueues(d.Registered, extra))...)
-	sum.Problems = append(sum.Problems, scanProblems...)
+	sum.Queues = append(sum.Queues, queues...)
+	sum.Problems = append(append(sum.Problems, problems...), qc.problems...)
 	for i := range sum.Queues {
 		sum.Totals.merge(&sum.Queues[i])
 	}
 	if opts.Delayed {
-		ds := &sum.Delayed
-		problems, err := s.ScanDelayed(ctx, func(_ context.Context, c *Chunk) error {
-			for i := range c.Jobs {
-				ds.add(&c.Jobs[i], c.Now)
-			}
-			return nil
-		}, func(Bucket) { ds.Buckets++ })
-		sum.Problems = append(sum.Problems, problems...)
-		if err != nil {
+		if err := s.countDelayed(ctx, sum); err != nil {
 			return nil, err
 		}
-		sum.Totals.merge(&ds.QueueSummary)
 	}
+	if err := s.countFailed(ctx, sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// queueCounter counts the jobs of queues by state for Inspect,
+// Concurrency queues at a time.
+type queueCounter struct {
+	s        *Scanner
+	progress Progress
+	mu       sync.Mutex // guards progress and problems
+	total    int64
+	// problems: queues whose key changed type under the scan (skipped).
+	problems []Problem
+}
+
+// count returns a row for each of queues, but none for one that turned out
+// not to be a list.
+func (qc *queueCounter) count(ctx context.Context, queues []QueueInfo) ([]QueueSummary, error) {
+	if qc.progress != nil {
+		for _, q := range queues {
+			qc.total += q.Length
+		}
+		qc.mu.Lock()
+		qc.progress.SetTotal(qc.total)
+		qc.mu.Unlock()
+	}
+	rows := make([]QueueSummary, len(queues))
+	gone := make([]bool, len(queues))
+	errs := parallel.Each(len(queues), Concurrency, func(i int) error {
+		var err error
+		gone[i], err = qc.countOne(ctx, queues[i], &rows[i])
+		return err
+	})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	kept := rows[:0]
+	for i := range rows {
+		if !gone[i] {
+			kept = append(kept, rows[i])
+		}
+	}
+	return kept, nil
+}
+
+// countOne counts the jobs of q into qs; gone says q's key changed type
+// under the scan, which is reported, not an error.
+func (qc *queueCounter) countOne(ctx context.Context, q QueueInfo, qs *QueueSummary) (gone bool, err error) {
+	qs.Queue, qs.Type = q.Name, q.Type
+	st, err := qc.s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
+		for k := range c.Jobs {
+			qs.add(&c.Jobs[k], c.Now)
+		}
+		if qc.progress != nil {
+			qc.mu.Lock()
+			qc.progress.Add(len(c.Jobs))
+			qc.mu.Unlock()
+		}
+		return nil
+	})
+	if IsWrongType(err) {
+		qc.mu.Lock()
+		qc.problems = append(qc.problems, WrongTypeProblem(q.Key, err))
+		qc.mu.Unlock()
+		return true, nil
+	}
+	qs.Resyncs = st.Resyncs
+	return false, err
+}
+
+// countDelayed counts resque-scheduler's delayed jobs into sum.
+func (s *Scanner) countDelayed(ctx context.Context, sum *Summary) error {
+	ds := &sum.Delayed
+	problems, err := s.ScanDelayed(ctx, func(_ context.Context, c *Chunk) error {
+		for i := range c.Jobs {
+			ds.add(&c.Jobs[i], c.Now)
+		}
+		return nil
+	}, func(Bucket) { ds.Buckets++ })
+	sum.Problems = append(sum.Problems, problems...)
+	if err != nil {
+		return err
+	}
+	sum.Totals.merge(&ds.QueueSummary)
+	return nil
+}
+
+// countFailed fills in the failed lists' lengths and entries.
+func (s *Scanner) countFailed(ctx context.Context, sum *Summary) error {
 	n, p, err := s.FailedLength(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sum.Failed = n
 	if p != nil {
@@ -279,11 +279,11 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	fs, fp, err := s.InspectFailed(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sum.FailedEntries = fs
 	sum.Problems = append(sum.Problems, dropWrongType(fp, s.layout.Failed(), p != nil)...)
-	return sum, nil
+	return nil
 }
 
 // Concurrency is how many queues Inspect (and a sweep) reads at once: two

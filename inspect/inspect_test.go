@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/internal/redistest"
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 type progress struct {
@@ -30,57 +31,51 @@ func (p *progress) Add(n int)        { p.mu.Lock(); p.added += n; p.calls++; p.m
 func seedInspect(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
 	ctx := context.Background()
-	set := func(id, v string) { rdb.Set(ctx, "resque:job:"+id+":expiration", v, 0) }
-	rdb.SAdd(ctx, "resque:queues", "mailers", "default", "empty")
+	l := resque.MustLayout("resque", "")
+	unix := func(d time.Duration) string { return fmt.Sprint(testNow.Add(d).Unix()) }
+	job := func(payload, id, deadline string) redistest.Job {
+		return redistest.Job{Payload: payload, ID: id, Deadline: deadline}
+	}
+	s := redistest.Seed(t, rdb, l).Register("mailers", "default", "empty")
 	// mailers: 3 expired, 2 live, 1 missing, 1 unidentified, 2 invalid.
-	mailers := []string{
-		`{"class":"SendEmailJob","args":[1],"id":"m1"}`,
-		`{"class":"SendEmailJob","args":[2],"id":"m2"}`,
-		`{"class":"SendEmailJob","args":[3],"id":"m3"}`,
-		`{"class":"SendEmailJob","args":[4],"id":"m4"}`,
-		`{"class":"SendEmailJob","args":[5],"id":"m5"}`,
-		`{"class":"SendEmailJob","args":[6],"id":"m6"}`,
-		`{"class":"SendEmailJob","args":[7]}`,
-		`{"class":"SendEmailJob","args":[`,
-		`{"class":"SendEmailJob","args":[9],"id":"m9"}`,
-	}
-	set("m1", fmt.Sprint(testNow.Add(-time.Hour).Unix()))
-	set("m2", fmt.Sprint(testNow.Add(-48*time.Hour).Unix())) // most overdue
-	set("m3", fmt.Sprint(testNow.Unix()))
-	set("m4", fmt.Sprint(testNow.Add(2*time.Hour).Unix()))
-	set("m5", fmt.Sprint(testNow.Add(10*time.Minute).UnixMilli())) // soonest
-	set("m9", "garbage")
-	rpush(t, rdb, "resque:queue:mailers", mailers)
+	s.Push("mailers",
+		job(`{"class":"SendEmailJob","args":[1],"id":"m1"}`, "m1", unix(-time.Hour)),
+		job(`{"class":"SendEmailJob","args":[2],"id":"m2"}`, "m2", unix(-48*time.Hour)), // most overdue
+		job(`{"class":"SendEmailJob","args":[3],"id":"m3"}`, "m3", unix(0)),
+		job(`{"class":"SendEmailJob","args":[4],"id":"m4"}`, "m4", unix(2*time.Hour)),
+		job(`{"class":"SendEmailJob","args":[5],"id":"m5"}`, "m5", fmt.Sprint(testNow.Add(10*time.Minute).UnixMilli())), // soonest
+		job(`{"class":"SendEmailJob","args":[6],"id":"m6"}`, "", ""),
+		job(`{"class":"SendEmailJob","args":[7]}`, "", ""),
+		job(`{"class":"SendEmailJob","args":[`, "", ""),
+		job(`{"class":"SendEmailJob","args":[9],"id":"m9"}`, "m9", "garbage"),
+	)
 	// default: 2 expired, 1 live (Reports::Daily), 1 missing.
-	rpush(t, rdb, "resque:queue:default", []string{
-		`{"class":"Reports::Daily","args":[],"id":"d1"}`,
-		`{"class":"Reports::Daily","args":[],"id":"d2"}`,
-		`{"class":"UpdateStatusJob","args":[],"id":"d3"}`,
-		`{"class":"UpdateStatusJob","args":[],"id":"d4"}`,
-	})
-	set("d1", fmt.Sprint(testNow.Add(time.Minute).Unix()))
-	set("d2", "1700000000")
-	set("d3", "1700000000.5")
+	s.Push("default",
+		job(`{"class":"Reports::Daily","args":[],"id":"d1"}`, "d1", unix(time.Minute)),
+		job(`{"class":"Reports::Daily","args":[],"id":"d2"}`, "d2", "1700000000"),
+		job(`{"class":"UpdateStatusJob","args":[],"id":"d3"}`, "d3", "1700000000.5"),
+		job(`{"class":"UpdateStatusJob","args":[],"id":"d4"}`, "", ""),
+	)
 	// A list Resque does not know about: 1 expired.
-	rpush(t, rdb, "resque:queue:stray", []string{`{"class":"X","args":[],"id":"s1"}`})
-	set("s1", "2020-01-01T00:00:00Z")
-	rdb.HSet(ctx, "resque:queue:broken", "a", "b")
+	s.Push("stray", job(`{"class":"X","args":[],"id":"s1"}`, "s1", "2020-01-01T00:00:00Z"))
+	rdb.HSet(ctx, l.Queue("broken"), "a", "b")
 	// Delayed: 2 buckets; 1 expired, 1 live, 1 missing; one bucket is a hash.
-	for _, b := range []struct {
-		ts   int64
-		jobs []string
-	}{
-		{1717236000, []string{`{"class":"SendEmailJob","args":[],"id":"x1","queue":"mailers"}`, `{"class":"SendEmailJob","args":[],"id":"x2","queue":"mailers"}`}},
-		{1717236060, []string{`{"class":"Reports::Daily","args":[],"id":"x3","queue":"default"}`}},
-	} {
-		rdb.ZAdd(ctx, "resque:delayed_queue_schedule", redis.Z{Score: float64(b.ts), Member: fmt.Sprint(b.ts)})
-		rpush(t, rdb, fmt.Sprint("resque:delayed:", b.ts), b.jobs)
+	s.Delay(1717236000,
+		job(`{"class":"SendEmailJob","args":[],"id":"x1","queue":"mailers"}`, "x1", "1700000000"),
+		job(`{"class":"SendEmailJob","args":[],"id":"x2","queue":"mailers"}`, "x2", unix(time.Hour)),
+	)
+	s.Delay(1717236060, job(`{"class":"Reports::Daily","args":[],"id":"x3","queue":"default"}`, "", ""))
+	rdb.ZAdd(ctx, l.DelayedSchedule(), redis.Z{Score: 1717236120, Member: "1717236120"})
+	rdb.HSet(ctx, l.Delayed(1717236120), "a", "b")
+	s.Fail("f1", "f2")
+}
+
+// countOf is c's count of jobs in state st.
+func countOf(c Counts, st State) int64 {
+	if n := c.of(st); n != nil {
+		return *n
 	}
-	rdb.ZAdd(ctx, "resque:delayed_queue_schedule", redis.Z{Score: 1717236120, Member: "1717236120"})
-	rdb.HSet(ctx, "resque:delayed:1717236120", "a", "b")
-	set("x1", "1700000000")
-	set("x2", fmt.Sprint(testNow.Add(time.Hour).Unix()))
-	rdb.RPush(ctx, "resque:failed", "f1", "f2")
+	return 0
 }
 
 func countsString(c Counts) string {
@@ -129,11 +124,11 @@ func TestInspect(t *testing.T) {
 	for _, st := range States {
 		var n int64
 		for _, q := range sum.Queues {
-			n += q.Of(st)
+			n += countOf(q.Counts, st)
 		}
-		n += sum.Delayed.Of(st)
-		if n != sum.Totals.Of(st) {
-			t.Errorf("%s: queues+delayed = %d, totals %d", st, n, sum.Totals.Of(st))
+		n += countOf(sum.Delayed.Counts, st)
+		if n != countOf(sum.Totals.Counts, st) {
+			t.Errorf("%s: queues+delayed = %d, totals %d", st, n, countOf(sum.Totals.Counts, st))
 		}
 	}
 	if sum.Failed != 2 {
@@ -318,8 +313,8 @@ func TestCounts(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	for _, st := range States {
-		if c.Of(st) != int64(len(st)+1) {
-			t.Errorf("Of(%s) = %d", st, c.Of(st))
+		if countOf(c, st) != int64(len(st)+1) {
+			t.Errorf("count of %s = %d", st, countOf(c, st))
 		}
 	}
 	var m Counts
@@ -328,8 +323,8 @@ func TestCounts(t *testing.T) {
 	if m.Jobs != 2*c.Jobs || m.Skipped != 2 || m.Invalid != 2*c.Invalid {
 		t.Errorf("merge: %+v", m)
 	}
-	if c.Of("bogus") != 0 {
-		t.Error("Of(bogus) != 0")
+	if c.of("bogus") != nil {
+		t.Error("Counts has a count of state bogus")
 	}
 }
 

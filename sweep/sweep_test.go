@@ -57,34 +57,17 @@ func (f *sweepFixture) job(id, class string) string {
 }
 
 // push appends payload to queue (registering it in <ns>:queues) and sets
-// the deadline of id unless deadline is "".
+// the deadline of id unless id or deadline is "".
 func (f *sweepFixture) push(queue, payload, id, deadline string) {
 	f.t.Helper()
-	pipe := f.rdb.TxPipeline()
-	pipe.SAdd(f.ctx, f.layout.Queues(), queue)
-	pipe.RPush(f.ctx, f.layout.Queue(queue), payload)
-	if deadline != "" {
-		pipe.Set(f.ctx, f.layout.Expiration(id), deadline, 0)
-	}
-	if _, err := pipe.Exec(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
+	redistest.Seed(f.t, f.rdb, f.layout).Enqueue(queue, redistest.Job{Payload: payload, ID: id, Deadline: deadline})
 }
 
 // delay stores payload in bucket ts the way resque-scheduler's delayed_push
-// does, and sets the deadline of id unless deadline is "".
+// does, and sets the deadline of id unless id or deadline is "".
 func (f *sweepFixture) delay(ts int64, payload, id, deadline string) {
 	f.t.Helper()
-	pipe := f.rdb.TxPipeline()
-	pipe.RPush(f.ctx, f.layout.Delayed(ts), payload)
-	pipe.SAdd(f.ctx, f.layout.Timestamps(payload), resque.DelayedMember(ts))
-	pipe.ZAdd(f.ctx, f.layout.DelayedSchedule(), redis.Z{Score: float64(ts), Member: strconv.FormatInt(ts, 10)})
-	if deadline != "" {
-		pipe.Set(f.ctx, f.layout.Expiration(id), deadline, 0)
-	}
-	if _, err := pipe.Exec(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
+	redistest.Seed(f.t, f.rdb, f.layout).Delay(ts, redistest.Job{Payload: payload, ID: id, Deadline: deadline})
 }
 
 // scanner builds a scanner on the fixture's clock; mod may adjust the config.

@@ -48,21 +48,21 @@ func acSeed(t *testing.T, rdb redis.UniversalClient) {
 			t.Fatal(err)
 		}
 	}
-	do("SADD", "resque:queues", "default", "mailers")
-	do("RPUSH", "resque:queue:default",
-		`{"class":"A","args":[1],"id":"e1"}`,
-		`{"class":"A","args":[2],"id":"e2"}`,
-		`{"class":"A","args":[3],"id":"e1"}`, // same id
-		`{"class":"A","args":[4],"id":"l1"}`,
-		`{"class":"A","args":[5],"id":"m1"}`, // no deadline: missing
-		`{"class":"A","args":[4],"id":"l1"}`, // same payload (and id)
-	)
-	do("RPUSH", "resque:queue:mailers", `not json`, `{"class":"U","args":[{"b":1,"a":2}]}`)
-	set("resque:job:e1:expiration", unix(-2*time.Hour), 0)
-	set("resque:job:e2:expiration", unix(-time.Hour), 0)
-	set("resque:job:l1:expiration", unix(time.Hour), 0)
-	set("resque:job:gone:expiration", unix(-time.Hour), 0) // orphan, expired
-	set("resque:job:gone2:expiration", unix(time.Hour), 0) // orphan, live: not counted
+	job := func(payload, id string, d time.Duration) redistest.Job {
+		return redistest.Job{Payload: payload, ID: id, Deadline: unix(d)}
+	}
+	redistest.Seed(t, rdb, defaultLayout).
+		Enqueue("default",
+			job(`{"class":"A","args":[1],"id":"e1"}`, "e1", -2*time.Hour),
+			job(`{"class":"A","args":[2],"id":"e2"}`, "e2", -time.Hour),
+			redistest.Job{Payload: `{"class":"A","args":[3],"id":"e1"}`}, // same id
+			job(`{"class":"A","args":[4],"id":"l1"}`, "l1", time.Hour),
+			redistest.Job{Payload: `{"class":"A","args":[5],"id":"m1"}`}, // no deadline: missing
+			redistest.Job{Payload: `{"class":"A","args":[4],"id":"l1"}`}, // same payload (and id)
+		).
+		Enqueue("mailers", redistest.Job{Payload: `not json`}, redistest.Job{Payload: `{"class":"U","args":[{"b":1,"a":2}]}`}).
+		Deadline("gone", unix(-time.Hour)). // orphan, expired
+		Deadline("gone2", unix(time.Hour))  // orphan, live: not counted
 	set("resque:loners:queue:mailers:job:"+acMD5(`{"class":"U","args":[[["a",2],["b",1]]]}`), "1", 0)
 	set("resque:loners:queue:mailers:job:"+acMD5(`{"class":"U","args":[]}`), "1", 0) // orphan
 

@@ -33,7 +33,6 @@ import (
 
 	"github.com/resque-expire/resque-expire/internal/redisserver"
 	"github.com/resque-expire/resque-expire/internal/redistest"
-	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 // fltMarkerPrefix starts every marker the removal script writes.
@@ -75,60 +74,50 @@ func (d *fltData) liveAll() map[string]string {
 // expired, spread over 4 buckets.
 func fltSeed(t *testing.T, rdb *redis.Client, prefix string, queues []string, n int, expired func(i int) bool, delayed int) *fltData {
 	t.Helper()
-	ctx := context.Background()
 	d := &fltData{queues: queues, expired: map[string]string{}, live: map[string]string{},
 		dExpired: map[string]string{}, dLive: map[string]string{}}
 	now := time.Now().Unix()
-	pipe := rdb.Pipeline()
-	flush := func(force bool) {
-		if pipe.Len() >= 5000 || (force && pipe.Len() > 0) {
-			if _, err := pipe.Exec(ctx); err != nil {
-				t.Fatalf("seed: %v", err)
-			}
+	deadline := func(expired bool) string {
+		if expired {
+			return strconv.FormatInt(now-7200, 10)
 		}
+		return strconv.FormatInt(now+7200, 10)
 	}
-	for _, q := range queues {
-		pipe.SAdd(ctx, defaultLayout.Queues(), q)
-	}
+	queued := map[string][]redistest.Job{}
 	for i := 0; i < n; i++ {
 		q := queues[i%len(queues)]
 		id := fmt.Sprintf("%s-%06d", prefix, i)
 		p := fmt.Sprintf(`{"class":"FaultJob","args":[%d,"padding-padding-padding-padding"],"id":%q}`, i, id)
-		pipe.RPush(ctx, defaultLayout.Queue(q), p)
-		deadline := now + 7200
+		queued[q] = append(queued[q], redistest.Job{Payload: p, ID: id, Deadline: deadline(expired(i))})
 		if expired(i) {
-			deadline = now - 7200
 			d.expired[id] = p
 		} else {
 			d.live[id] = p
 		}
-		pipe.Set(ctx, defaultLayout.Expiration(id), deadline, 0)
-		flush(false)
 	}
-	seen := map[int64]bool{}
+	inBucket := map[int64][]redistest.Job{}
 	for i := 0; i < delayed; i++ {
 		at := now + int64(60*(1+i%4))
-		if !seen[at] {
-			seen[at] = true
+		if inBucket[at] == nil {
 			d.buckets = append(d.buckets, at)
 		}
 		q := queues[i%len(queues)]
 		id := fmt.Sprintf("%s-delayed-%05d", prefix, i)
 		p := fmt.Sprintf(`{"class":"FaultDelayedJob","args":[%d],"id":%q,"queue":%q}`, i, id, q)
-		pipe.RPush(ctx, defaultLayout.Delayed(at), p)
-		pipe.SAdd(ctx, defaultLayout.Timestamps(p), resque.DelayedMember(at))
-		pipe.ZAdd(ctx, defaultLayout.DelayedSchedule(), redis.Z{Score: float64(at), Member: strconv.FormatInt(at, 10)})
-		deadline := now + 7200
+		inBucket[at] = append(inBucket[at], redistest.Job{Payload: p, ID: id, Deadline: deadline(i%2 == 0)})
 		if i%2 == 0 {
-			deadline = now - 7200
 			d.dExpired[id] = p
 		} else {
 			d.dLive[id] = p
 		}
-		pipe.Set(ctx, defaultLayout.Expiration(id), deadline, 0)
-		flush(false)
 	}
-	flush(true)
+	s := redistest.Seed(t, rdb, defaultLayout)
+	for _, q := range queues {
+		s.Enqueue(q, queued[q]...)
+	}
+	for _, at := range d.buckets {
+		s.Delay(at, inBucket[at]...)
+	}
 	return d
 }
 

@@ -95,17 +95,3 @@ func (s Set) Match(name string) bool {
 	}
 	return false
 }
-
-// MatchAny reports whether any pattern matches any of names (true for an
-// empty set).
-func (s Set) MatchAny(names ...string) bool {
-	if len(s) == 0 {
-		return true
-	}
-	for _, n := range names {
-		if s.Match(n) {
-			return true
-		}
-	}
-	return false
-}

@@ -149,9 +149,6 @@ func New(o Options) *Set {
 	return s
 }
 
-// Registry is the registry holding the Set's metrics.
-func (s *Set) Registry() *prometheus.Registry { return s.reg }
-
 // Handler serves the metrics in the Prometheus text format.
 func (s *Set) Handler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})

@@ -68,9 +68,6 @@ type Requests struct {
 // write).
 func NewRequests(key string) *Requests { return &Requests{key: key} }
 
-// Key is the run's requests hash.
-func (r *Requests) Key() string { return r.key }
-
 // Run runs s once for this call: go-redis may send it more than once; the
 // script runs once and every attempt answers alike.
 func (r *Requests) Run(ctx context.Context, c redis.Scripter, s *Script, keys []string, args ...any) *redis.Cmd {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestEachRunsEveryIndexOnce(t *testing.T) {
@@ -11,10 +12,9 @@ func TestEachRunsEveryIndexOnce(t *testing.T) {
 		var calls [100]atomic.Int32
 		var inFlight, peak atomic.Int32
 		errs := Each(tc.n, tc.workers, func(i int) error {
-			if cur := inFlight.Add(1); cur > peak.Load() {
-				peak.Store(cur)
-			}
+			raisePeak(&peak, inFlight.Add(1))
 			calls[i].Add(1)
+			time.Sleep(time.Millisecond) // long enough for the calls to overlap
 			inFlight.Add(-1)
 			return nil
 		})
@@ -26,8 +26,23 @@ func TestEachRunsEveryIndexOnce(t *testing.T) {
 				t.Errorf("n=%d: index %d called %d times", tc.n, i, got)
 			}
 		}
-		if limit := int32(max(tc.workers, 1)); peak.Load() > limit {
+		limit := int32(max(tc.workers, 1))
+		if peak.Load() > limit {
 			t.Errorf("n=%d: %d calls at once, want at most %d", tc.n, peak.Load(), limit)
+		}
+		if tc.n >= 10*int(limit) && peak.Load() < limit {
+			t.Errorf("n=%d: at most %d calls at once, want %d workers busy", tc.n, peak.Load(), limit)
+		}
+	}
+}
+
+// raisePeak makes peak at least cur. A compare-and-swap loop, so that of
+// two calls raising it at once neither undoes the other's higher value.
+func raisePeak(peak *atomic.Int32, cur int32) {
+	for {
+		p := peak.Load()
+		if cur <= p || peak.CompareAndSwap(p, cur) {
+			return
 		}
 	}
 }

@@ -222,9 +222,6 @@ func (s *Server) Dir() string { return s.dir }
 // Password returns the --requirepass value from ExtraArgs, or "".
 func (s *Server) Password() string { return s.password }
 
-// LogFile returns the path of the server's log file.
-func (s *Server) LogFile() string { return s.logFile }
-
 // Stop sends SIGTERM, waits up to 5s (then sends SIGKILL), and removes the
 // working directory if Start created it. Stopping a stopped server only
 // does the cleanup.

@@ -63,17 +63,28 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := &Sentinel{Name: o.MasterName, Password: o.Password, SentinelPassword: o.SentinelPassword}
+	s.Servers = startReplicated(t, ctx, o.Password)
+	conf, extra := sentinelConfig(o, s.Servers[0].Port())
+	s.Sentinels = startSentinels(t, ctx, o.Sentinels, conf, extra)
+	for i := range s.Sentinels {
+		s.waitKnown(t, ctx, i, s.Servers[1].Port(), o.Sentinels-1)
+	}
+	return s
+}
 
+// startReplicated starts a master and a replica of it, both with password
+// (if any), and waits until the replica is in sync.
+func startReplicated(t testing.TB, ctx context.Context, password string) []*redisserver.Server {
+	t.Helper()
 	// A replica syncs at once (Redis 7 waits 5s for more replicas to
 	// share a diskless sync by default).
 	auth := []string{"--repl-diskless-sync-delay", "0"}
-	if o.Password != "" {
-		auth = append(auth, "--requirepass", o.Password, "--masterauth", o.Password)
+	if password != "" {
+		auth = append(auth, "--requirepass", password, "--masterauth", password)
 	}
 	master := start(t, redisserver.Options{ExtraArgs: auth})
 	replica := start(t, redisserver.Options{ExtraArgs: append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port())}, auth...)})
-	s.Servers = []*redisserver.Server{master, replica}
-	rc := serverClient(t, replica, o.Password)
+	rc := serverClient(t, replica, password)
 	poll(t, ctx, "the replica to sync with the master", func() (bool, string) {
 		info, err := rc.Info(ctx, "replication").Result()
 		if err != nil {
@@ -81,31 +92,42 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 		}
 		return strings.Contains(info, "master_link_status:up"), info
 	})
+	return []*redisserver.Server{master, replica}
+}
 
-	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
+// sentinelConfig is the configuration of a Sentinel monitoring the master
+// on masterPort, quick to fail over, and the command-line arguments that
+// set the Sentinel's own password.
+func sentinelConfig(o SentinelOptions, masterPort int) (conf string, args []string) {
+	conf = fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
 		"sentinel down-after-milliseconds %[1]s 1000\n"+
 		"sentinel failover-timeout %[1]s 2000\n"+
-		"sentinel parallel-syncs %[1]s 1\n", o.MasterName, master.Port())
+		"sentinel parallel-syncs %[1]s 1\n", o.MasterName, masterPort)
 	if o.Password != "" {
 		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", o.MasterName, o.Password)
 	}
-	var extra []string
 	if o.SentinelPassword != "" {
 		conf += fmt.Sprintf("sentinel sentinel-pass %s\n", o.SentinelPassword)
-		extra = []string{"--requirepass", o.SentinelPassword}
+		args = []string{"--requirepass", o.SentinelPassword}
 	}
-	s.Sentinels = make([]*redisserver.Server, o.Sentinels)
+	return conf, args
+}
+
+// startSentinels starts n Sentinels at once, each stopped on t.Cleanup.
+func startSentinels(t testing.TB, ctx context.Context, n int, conf string, args []string) []*redisserver.Server {
+	t.Helper()
+	sentinels := make([]*redisserver.Server, n)
 	var wg sync.WaitGroup
-	errs := make([]error, o.Sentinels)
-	for i := range s.Sentinels {
+	errs := make([]error, n)
+	for i := range sentinels {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Sentinels[i], errs[i] = redisserver.Start(ctx, redisserver.Options{Config: conf, Sentinel: true, ExtraArgs: extra})
+			sentinels[i], errs[i] = redisserver.Start(ctx, redisserver.Options{Config: conf, Sentinel: true, ExtraArgs: args})
 		}()
 	}
 	wg.Wait()
-	for i, srv := range s.Sentinels {
+	for i, srv := range sentinels {
 		if srv != nil {
 			t.Cleanup(func() {
 				if err := srv.Stop(); err != nil {
@@ -117,27 +139,31 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 			t.Fatalf("start sentinel: %v", errs[i])
 		}
 	}
-	for i := range s.Sentinels {
-		sc := s.Client(t, i)
-		poll(t, ctx, "Sentinel "+s.Sentinels[i].Addr()+" to know the replica and the other Sentinels", func() (bool, string) {
-			reps, err := sc.Replicas(ctx, o.MasterName).Result()
-			if err != nil {
-				return false, err.Error()
+	return sentinels
+}
+
+// waitKnown waits until Sentinel i knows the replica on replicaPort, in
+// sync, and the others other Sentinels.
+func (s *Sentinel) waitKnown(t testing.TB, ctx context.Context, i, replicaPort, others int) {
+	t.Helper()
+	sc := s.Client(t, i)
+	poll(t, ctx, "Sentinel "+s.Sentinels[i].Addr()+" to know the replica and the other Sentinels", func() (bool, string) {
+		reps, err := sc.Replicas(ctx, s.Name).Result()
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := false
+		for _, r := range reps {
+			if r["port"] == strconv.Itoa(replicaPort) && r["flags"] == "slave" && r["master-link-status"] == "ok" {
+				ok = true
 			}
-			ok := false
-			for _, r := range reps {
-				if r["port"] == strconv.Itoa(replica.Port()) && r["flags"] == "slave" && r["master-link-status"] == "ok" {
-					ok = true
-				}
-			}
-			others, err := sc.Sentinels(ctx, o.MasterName).Result()
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok && len(others) == o.Sentinels-1, fmt.Sprintf("replicas %v, %d other sentinels", reps, len(others))
-		})
-	}
-	return s
+		}
+		known, err := sc.Sentinels(ctx, s.Name).Result()
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok && len(known) == others, fmt.Sprintf("replicas %v, %d other sentinels", reps, len(known))
+	})
 }
 
 // start starts one redis-server stopped on t.Cleanup.

@@ -201,8 +201,10 @@ func TestFillMatchesGenerate(t *testing.T) {
 			}
 			got := map[string]map[string]int64{}
 			add := func(q string, c inspect.Counts) {
+				of := map[inspect.State]int64{inspect.StateExpired: c.Expired, inspect.StateLive: c.Live,
+					inspect.StateMissing: c.Missing, inspect.StateUnidentified: c.Unidentified, inspect.StateInvalid: c.Invalid}
 				for _, state := range inspect.States {
-					if n := c.Of(state); n > 0 {
+					if n := of[state]; n > 0 {
 						if got[q] == nil {
 							got[q] = map[string]int64{}
 						}

@@ -198,25 +198,47 @@ func (s *Service) jittered() time.Duration {
 // succeeded as a cycle.
 func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 	start := time.Now()
-	m := s.o.Metrics
-	fail := func(stage string, err error) bool {
-		m.SetRedisUp(false)
-		m.ObserveRun("sweep", metrics.ResultError, time.Since(start), time.Now())
-		s.mu.Lock()
-		s.redisErr = err
-		s.mu.Unlock()
-		s.o.Log.Error().Str("stage", stage).Str("error", s.o.Scrub(err.Error())).
-			Msg("cycle failed; retrying with backoff")
-		return false
-	}
-	pctx, cancel := context.WithTimeout(ctx, s.o.PingTimeout)
-	err := s.o.Client.Ping(pctx).Err()
-	cancel()
+	sc, stage, err := s.prepare(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
+		if stage == "ping" && ctx.Err() != nil {
 			return true
 		}
-		return fail("ping", err)
+		return s.fail(stage, err, start)
+	}
+	result, ev, interrupted := s.runSweep(ctx, sc, start)
+	if interrupted {
+		return true
+	}
+	if interrupted = s.countJobs(ctx, sc, ev); interrupted {
+		return true
+	}
+	if s.o.Audit != nil && !time.Now().Before(*nextAudit) {
+		if interrupted = s.audit(ctx, sc, nextAudit, ev); interrupted {
+			return true
+		}
+	}
+	ev.Str("result", result).Float64("seconds", time.Since(start).Seconds()).Msg("cycle")
+
+	s.mu.Lock()
+	s.redisErr = nil
+	if result != metrics.ResultError {
+		s.lastEnd = time.Now()
+	}
+	s.cycles++
+	s.mu.Unlock()
+	return result != metrics.ResultError
+}
+
+// prepare opens a cycle: a PING within PingTimeout, the eviction gauge,
+// and the cycle's scanner with its clock skew. On an error it names the
+// stage that failed.
+func (s *Service) prepare(ctx context.Context) (sc *inspect.Scanner, stage string, err error) {
+	m := s.o.Metrics
+	pctx, cancel := context.WithTimeout(ctx, s.o.PingTimeout)
+	err = s.o.Client.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return nil, "ping", err
 	}
 	m.SetRedisUp(true)
 	if n, ok := evictedKeys(ctx, s.o.Client); ok {
@@ -224,18 +246,38 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 	}
 	sc, skew, err := s.o.Scanner(ctx)
 	if err != nil {
-		return fail("clock", err)
+		return nil, "clock", err
 	}
 	m.SetClockSkew(skew)
+	return sc, "", nil
+}
 
+// fail records a cycle that Redis did not let run, at stage, and returns
+// false.
+func (s *Service) fail(stage string, err error, start time.Time) bool {
+	s.o.Metrics.SetRedisUp(false)
+	s.o.Metrics.ObserveRun("sweep", metrics.ResultError, time.Since(start), time.Now())
+	s.mu.Lock()
+	s.redisErr = err
+	s.mu.Unlock()
+	s.o.Log.Error().Str("stage", stage).Str("error", s.o.Scrub(err.Error())).
+		Msg("cycle failed; retrying with backoff")
+	return false
+}
+
+// runSweep runs the cycle's sweep, records it in the metrics and logs its new
+// problems. It returns the run's result and the cycle's log line so far,
+// or interrupted when ctx ended during the sweep.
+func (s *Service) runSweep(ctx context.Context, sc *inspect.Scanner, start time.Time) (result string, ev *zerolog.Event, interrupted bool) {
+	m := s.o.Metrics
 	res, err := sweep.New(sc).Run(ctx, s.o.Sweep)
-	result := metrics.ResultOK
+	result = metrics.ResultOK
 	var held *sweep.LockHeldError
 	switch {
 	case ctx.Err() != nil:
 		// Interrupted: the sweep stopped at a batch; nothing to count.
 		s.o.Log.Info().Int64("removed", res.Removed).Msg("stopping: the sweep stopped at the end of a batch")
-		return true
+		return "", nil, true
 	case errors.As(err, &held):
 		result = metrics.ResultLockHeld
 	case err != nil:
@@ -245,7 +287,7 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 	if counts, rerr := sweep.RemovedTotals(ctx, s.o.Client, s.o.Layout); rerr == nil {
 		m.SetRemoved(counts)
 	}
-	ev := s.o.Log.Info()
+	ev = s.o.Log.Info()
 	if result == metrics.ResultError {
 		ev = s.o.Log.Error().Str("error", s.o.Scrub(err.Error()))
 	}
@@ -257,7 +299,13 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 			ev = ev.Str("stopped", res.Stopped)
 		}
 	}
-	for _, p := range res.Problems {
+	s.warnOnce(res.Problems)
+	return result, ev, false
+}
+
+// warnOnce logs each problem the first time a cycle finds it.
+func (s *Service) warnOnce(problems []inspect.Problem) {
+	for _, p := range problems {
 		k := [2]string{p.Key, p.Kind}
 		if s.warned[k] {
 			continue
@@ -267,9 +315,13 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 		}
 		s.o.Log.Warn().Str("key", p.Key).Str("kind", p.Kind).Msg(p.Detail + " (logged once)")
 	}
+}
 
-	// The job gauges: what the sweep left (live jobs, jobs within the
-	// grace, jobs it may not remove), read by the same scanner.
+// countJobs sets the job gauges: what the sweep left (live jobs, jobs
+// within the grace, jobs it may not remove), read by the same scanner. It
+// adds to the cycle's log line ev, and reports whether ctx ended.
+func (s *Service) countJobs(ctx context.Context, sc *inspect.Scanner, ev *zerolog.Event) (interrupted bool) {
+	m := s.o.Metrics
 	istart := time.Now()
 	sum, ierr := sc.Inspect(ctx, inspect.Options{Delayed: s.o.Sweep.Delayed})
 	switch {
@@ -282,38 +334,33 @@ func (s *Service) cycle(ctx context.Context, nextAudit *time.Time) bool {
 		m.ObserveSummary(sum)
 		m.SetScanned("inspect", sum.Totals.Jobs)
 		m.ObserveRun("inspect", metrics.ResultOK, time.Since(istart), time.Now())
-		ev = ev.Int64("left_expired", sum.Totals.Expired)
+		ev.Int64("left_expired", sum.Totals.Expired)
 	}
+	return false
+}
 
-	if s.o.Audit != nil && !time.Now().Before(*nextAudit) {
-		astart := time.Now()
-		rep, aerr := s.o.Audit(ctx, sc)
-		if ctx.Err() != nil {
-			return true
-		}
-		ares := metrics.ResultOK
-		if aerr != nil {
-			ares = metrics.ResultError
-			s.o.Log.Error().Str("error", s.o.Scrub(aerr.Error())).Msg("audit failed")
-		} else {
-			*nextAudit = astart.Add(s.o.AuditInterval)
-		}
-		if rep != nil {
-			m.ObserveAudit(rep)
-			ev = ev.Int64("idempotency_keys_without_ttl", rep.NoTTL()).Int64("idempotency_keys_stuck", rep.Stuck())
-		}
-		m.ObserveRun("audit", ares, time.Since(astart), time.Now())
+// audit runs the audit that is due, records it, and schedules the next one
+// after a success. It adds to the cycle's log line ev, and reports whether
+// ctx ended.
+func (s *Service) audit(ctx context.Context, sc *inspect.Scanner, nextAudit *time.Time, ev *zerolog.Event) (interrupted bool) {
+	astart := time.Now()
+	rep, aerr := s.o.Audit(ctx, sc)
+	if ctx.Err() != nil {
+		return true
 	}
-	ev.Str("result", result).Float64("seconds", time.Since(start).Seconds()).Msg("cycle")
-
-	s.mu.Lock()
-	s.redisErr = nil
-	if result != metrics.ResultError {
-		s.lastEnd = time.Now()
+	ares := metrics.ResultOK
+	if aerr != nil {
+		ares = metrics.ResultError
+		s.o.Log.Error().Str("error", s.o.Scrub(aerr.Error())).Msg("audit failed")
+	} else {
+		*nextAudit = astart.Add(s.o.AuditInterval)
 	}
-	s.cycles++
-	s.mu.Unlock()
-	return result != metrics.ResultError
+	if rep != nil {
+		s.o.Metrics.ObserveAudit(rep)
+		ev.Int64("idempotency_keys_without_ttl", rep.NoTTL()).Int64("idempotency_keys_stuck", rep.Stuck())
+	}
+	s.o.Metrics.ObserveRun("audit", ares, time.Since(astart), time.Now())
+	return false
 }
 
 // maxWarned bounds the problems remembered as logged.
