@@ -742,7 +742,7 @@ func TestFaultMaxMemory(t *testing.T) {
 	}
 	archive := filepath.Join(t.TempDir(), "removed.jsonl")
 	args := []string{"--redis", srv.URL(), "--format", "json", "--log-level", "warn",
-		"sweep", "--yes", "--archive", archive, "--batch", "100", "--lock-ttl", "1s"}
+		"sweep", "--yes", "--archive", archive, "--batch", "100", "--lock-ttl", "3s"}
 	p := spawn(t, nil, args...)
 	fltWaitFile(t, p, archive, 20<<10)
 	if err := rdb.ConfigSet(ctx, "maxmemory", "1mb").Err(); err != nil {
