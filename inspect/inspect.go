@@ -95,7 +95,8 @@ type QueueSummary struct {
 	Resyncs     int     `json:"resyncs,omitempty"`
 }
 
-func (q *QueueSummary) add(j *Job, now time.Time) {
+// Add counts one job read at now, keeping the soonest and most overdue.
+func (q *QueueSummary) Add(j *Job, now time.Time) {
 	q.Counts.Add(j)
 	if j.Skipped {
 		return
@@ -112,7 +113,8 @@ func (q *QueueSummary) add(j *Job, now time.Time) {
 	}
 }
 
-func (q *QueueSummary) merge(o *QueueSummary) {
+// Merge adds the counts of o to q.
+func (q *QueueSummary) Merge(o *QueueSummary) {
 	q.Counts.Merge(o.Counts)
 	if o.MostOverdue != nil && (q.MostOverdue == nil || o.MostOverdue.Deadline.Before(q.MostOverdue.Deadline)) {
 		q.MostOverdue = o.MostOverdue
@@ -205,7 +207,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 			qs.Queue, qs.Type = q.Name, q.Type
 			st, err := s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
 				for k := range c.Jobs {
-					qs.add(&c.Jobs[k], c.Now)
+					qs.Add(&c.Jobs[k], c.Now)
 				}
 				if opts.Progress != nil {
 					mu.Lock()
@@ -253,13 +255,13 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	sum.Problems = append(sum.Problems, s.QueueProblems(MergeQueues(d.Registered, extra))...)
 	sum.Problems = append(sum.Problems, scanProblems...)
 	for i := range sum.Queues {
-		sum.Totals.merge(&sum.Queues[i])
+		sum.Totals.Merge(&sum.Queues[i])
 	}
 	if opts.Delayed {
 		ds := &sum.Delayed
 		problems, err := s.ScanDelayed(ctx, func(_ context.Context, c *Chunk) error {
 			for i := range c.Jobs {
-				ds.add(&c.Jobs[i], c.Now)
+				ds.Add(&c.Jobs[i], c.Now)
 			}
 			return nil
 		}, func(Bucket) { ds.Buckets++ })
@@ -267,7 +269,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum.Totals.merge(&ds.QueueSummary)
+		sum.Totals.Merge(&ds.QueueSummary)
 	}
 	n, p, err := s.FailedLength(ctx)
 	if err != nil {

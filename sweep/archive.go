@@ -108,7 +108,7 @@ func (r *run) drainJournal(ctx context.Context) (int, error) {
 //go:embed journal_trim.lua
 var journalTrimSrc string
 
-var journalTrimScript = registerScript(redis.NewScript(journalTrimSrc))
+var journalTrimScript = luaScripts.Add(journalTrimSrc)
 
 func sha1hex(s string) string {
 	sum := sha1.Sum([]byte(s))
@@ -118,7 +118,7 @@ func sha1hex(s string) string {
 //go:embed restore_job.lua
 var restoreJobSrc string
 
-var restoreJobScript = registerScript(redis.NewScript(restoreJobSrc))
+var restoreJobScript = luaScripts.Add(restoreJobSrc)
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
@@ -273,7 +273,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 	token := hex.EncodeToString(tok)
 	if !opts.DryRun {
 		if err := LoadScripts(ctx, rdb); err != nil {
-			if IsReadOnly(err) {
+			if redis.IsReadOnlyError(err) {
 				return res, ErrReadOnly
 			}
 			return res, err
@@ -313,7 +313,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 			deadline = resque.FormatDeadline(d)
 			// Like backfill: the key outlives its deadline by the retention,
 			// so keys of jobs that ran disappear by themselves.
-			keyExpiry = resque.FormatDeadline(d.Add(DefaultRetention))
+			keyExpiry = resque.FormatDeadline(d.Add(resque.DefaultRetention))
 		}
 		if opts.DryRun {
 			n, err := rdb.Exists(ctx, marker).Result()
@@ -349,7 +349,7 @@ func Restore(ctx context.Context, rdb redis.UniversalClient, layout resque.Layou
 				token+":"+strconv.Itoa(line)).Int()
 		}
 		if err != nil {
-			if IsReadOnly(err) {
+			if redis.IsReadOnlyError(err) {
 				return res, ErrReadOnly
 			}
 			return res, fmt.Errorf("restore line %d: %w", line, err)
