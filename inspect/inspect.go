@@ -53,23 +53,6 @@ func (c *Counts) Merge(o Counts) {
 	c.Skipped += o.Skipped
 }
 
-// Of returns the count for one state.
-func (c Counts) Of(s State) int64 {
-	switch s {
-	case StateExpired:
-		return c.Expired
-	case StateLive:
-		return c.Live
-	case StateMissing:
-		return c.Missing
-	case StateUnidentified:
-		return c.Unidentified
-	case StateInvalid:
-		return c.Invalid
-	}
-	return 0
-}
-
 // JobRef points at one job in a summary.
 type JobRef struct {
 	Queue    string        `json:"queue"`

@@ -129,11 +129,11 @@ func TestInspect(t *testing.T) {
 	for _, st := range States {
 		var n int64
 		for _, q := range sum.Queues {
-			n += q.Of(st)
+			n += countOf(q.Counts, st)
 		}
-		n += sum.Delayed.Of(st)
-		if n != sum.Totals.Of(st) {
-			t.Errorf("%s: queues+delayed = %d, totals %d", st, n, sum.Totals.Of(st))
+		n += countOf(sum.Delayed.Counts, st)
+		if n != countOf(sum.Totals.Counts, st) {
+			t.Errorf("%s: queues+delayed = %d, totals %d", st, n, countOf(sum.Totals.Counts, st))
 		}
 	}
 	if sum.Failed != 2 {
@@ -318,8 +318,8 @@ func TestCounts(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	for _, st := range States {
-		if c.Of(st) != int64(len(st)+1) {
-			t.Errorf("Of(%s) = %d", st, c.Of(st))
+		if countOf(c, st) != int64(len(st)+1) {
+			t.Errorf("countOf(%s) = %d", st, countOf(c, st))
 		}
 	}
 	var m Counts
@@ -328,8 +328,8 @@ func TestCounts(t *testing.T) {
 	if m.Jobs != 2*c.Jobs || m.Skipped != 2 || m.Invalid != 2*c.Invalid {
 		t.Errorf("merge: %+v", m)
 	}
-	if c.Of("bogus") != 0 {
-		t.Error("Of(bogus) != 0")
+	if countOf(c, "bogus") != 0 {
+		t.Error("countOf(bogus) != 0")
 	}
 }
 
@@ -419,4 +419,21 @@ func TestInspectQueueChangesType(t *testing.T) {
 	if strings.Join(wrong, ",") != "resque:queue:a,resque:delayed:1717236000" {
 		t.Errorf("wrong-type problems %v, problems %+v", wrong, sum.Problems)
 	}
+}
+
+// countOf returns the count of c for one state.
+func countOf(c Counts, s State) int64 {
+	switch s {
+	case StateExpired:
+		return c.Expired
+	case StateLive:
+		return c.Live
+	case StateMissing:
+		return c.Missing
+	case StateUnidentified:
+		return c.Unidentified
+	case StateInvalid:
+		return c.Invalid
+	}
+	return 0
 }

@@ -105,9 +105,6 @@ func (s *Scanner) Now() time.Time { return s.now() }
 // QueueFiltered reports whether the scanner only looks at some queues.
 func (s *Scanner) QueueFiltered() bool { return len(s.queues) > 0 }
 
-// Batch returns the page size.
-func (s *Scanner) Batch() int { return s.batch }
-
 // Chunk is one page of a list, handed to a Visitor.
 type Chunk struct {
 	List ListRef

@@ -200,8 +200,8 @@ func TestNewScannerDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Batch() != tt.want {
-			t.Errorf("Batch %d → %d, want %d", tt.batch, s.Batch(), tt.want)
+		if s.batch != tt.want {
+			t.Errorf("Batch %d → %d, want %d", tt.batch, s.batch, tt.want)
 		}
 		if s.QueueFiltered() {
 			t.Error("no --queue must not be queue-filtered")
