@@ -119,7 +119,7 @@ func DefaultFamilies() []Family {
 	}
 }
 
-// Options says what Audit looks at.
+// Options says what Run looks at.
 type Options struct {
 	// Families are the key families to audit (see DefaultFamilies).
 	Families []Family
@@ -178,7 +178,7 @@ type Finding struct {
 	Held    bool
 }
 
-// Report is the result of Audit.
+// Report is the result of Run.
 type Report struct {
 	At      time.Time `json:"at"`
 	Elapsed float64   `json:"elapsed_seconds"`
@@ -329,7 +329,7 @@ type OrphanReport struct {
 	Examples []KeyExample `json:"examples"`
 }
 
-// Audit reads the key families, the jobs, the deadline keys and the loner
+// Run reads the key families, the jobs, the deadline keys and the loner
 // markers that opts selects, and reports what is rotten. It never writes;
 // opts.OnFindings may. Memory stays bounded whatever the number of keys:
 // families are counted and sampled, and jobs are remembered as 64-bit

@@ -17,7 +17,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
-// defaultSampleSize is how many deadlines Backfill samples per rule.
+// defaultSampleSize is how many deadlines Run samples per rule.
 const defaultSampleSize = 3
 
 // maxBackfillEntries bounds the entries of one backfill script call (one
@@ -45,7 +45,7 @@ func ParseFrom(s string) (From, error) {
 	return "", fmt.Errorf("want enqueued or now, got %q", s)
 }
 
-// Options configure Backfill.
+// Options configure Run.
 type Options struct {
 	// TTL gives every job the Policy does not match the deadline base + TTL
 	// (a default rule after the policy's rules). 0 means no such default.
@@ -84,7 +84,7 @@ type Options struct {
 	beforeWrite func(ctx context.Context, c *inspect.Chunk)
 }
 
-// Counts counts what Backfill did to the jobs of one queue, or all.
+// Counts counts what Run did to the jobs of one queue, or all.
 type Counts struct {
 	// Scanned jobs read; Skipped of those left out by the class filter.
 	Scanned int64 `json:"scanned"`
@@ -139,7 +139,7 @@ type RuleCounts struct {
 	Sample []DeadlineSample `json:"sample"`
 }
 
-// DeadlineSample describes one deadline Backfill set.
+// DeadlineSample describes one deadline Run set.
 type DeadlineSample struct {
 	Queue string `json:"queue"`
 	ID    string `json:"id"`
