@@ -24,9 +24,9 @@ test: ensure-redis ensure-prometheus
 
 # Fuzz the payload decoder, the id paths, the deadline and duration parsers
 # (corpus in internal/resque/testdata/fuzz) and the loner-digest encoder
-# (inspect). Each target is package:Fuzz name. fuzz-short is make test's run.
+# (audit). Each target is package:Fuzz name. fuzz-short is make test's run.
 FUZZ_TARGETS = internal/resque:FuzzDecodePayload internal/resque:FuzzParseDeadline \
-	internal/resque:FuzzParsePathLookup internal/resque:FuzzParseDuration inspect:FuzzLonerDigests
+	internal/resque:FuzzParsePathLookup internal/resque:FuzzParseDuration audit:FuzzLonerDigests
 FUZZTIME ?= 60s
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do \

@@ -7,10 +7,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/metrics"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/report"
-	"github.com/resque-expire/resque-expire/sweep"
 )
 
 // familyFlags choose the key families audit and check read.
@@ -18,17 +19,17 @@ func familyFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "pattern", Usage: "audit the keys matching this SCAN glob, passed to Redis as it is (repeatable)"},
 		&cli.StringFlag{Name: "config", Usage: "YAML file of key families: pattern, ttl, values, stuck_value, stuck_after (see docs/audit.md)"},
-		&cli.Int64Flag{Name: "scan-count", Value: inspect.DefaultScanCount, Usage: "COUNT hint of each SCAN"},
+		&cli.Int64Flag{Name: "scan-count", Value: audit.DefaultScanCount, Usage: "COUNT hint of each SCAN"},
 		durationFlag(cli.DurationFlag{Name: "max-duration", Usage: "stop after this long and report the numbers as partial (0 = no limit)"}),
 	}
 }
 
 // families returns the families of --config and --pattern, or the design
 // note's idempotency families when neither is given.
-func families(c *cli.Context) ([]inspect.Family, error) {
-	var out []inspect.Family
+func families(c *cli.Context) ([]audit.Family, error) {
+	var out []audit.Family
 	if path := c.String("config"); path != "" {
-		fs, err := inspect.LoadFamilies(path)
+		fs, err := audit.LoadFamilies(path)
 		if err != nil {
 			return nil, usageErrorf("--config: %v", err)
 		}
@@ -38,10 +39,10 @@ func families(c *cli.Context) ([]inspect.Family, error) {
 		if p == "" {
 			return nil, usageErrorf("--pattern must not be empty")
 		}
-		out = append(out, inspect.Family{Pattern: p})
+		out = append(out, audit.Family{Pattern: p})
 	}
 	if len(out) == 0 {
-		out = inspect.DefaultFamilies()
+		out = audit.DefaultFamilies()
 	}
 	return out, nil
 }
@@ -94,7 +95,7 @@ Examples:
 		Flags: append(familyFlags(),
 			&cli.StringSliceFlag{Name: "skip", Usage: "leave out a part: families, jobs, deadlines, loners (repeatable)"},
 			&cli.Int64Flag{Name: "max-keys", Usage: "stop each key scan after this many keys and report it as partial (0 = no limit)"},
-			&cli.IntFlag{Name: "examples", Value: inspect.DefaultExamples, Usage: "example keys and jobs shown per finding"},
+			&cli.IntFlag{Name: "examples", Value: audit.DefaultExamples, Usage: "example keys and jobs shown per finding"},
 			durationFlag(cli.DurationFlag{Name: "fix-ttl", Usage: "give keys of the families that have no TTL this TTL (dry run without --apply)"}),
 			&cli.BoolFlag{Name: "fix-stuck", Usage: "delete stuck keys (dry run without --apply)"},
 			&cli.BoolFlag{Name: "fix-orphans", Usage: "delete orphaned loner markers; give expired orphaned deadline keys a TTL of 1h (dry run without --apply)"},
@@ -129,18 +130,18 @@ func runAudit(c *cli.Context) error {
 	p := e.progress("audit")
 	opts.Progress = p
 	var result report.Result
-	var rep *inspect.AuditReport
+	var rep *audit.Report
 	var runErr error
 	if fix != nil {
 		fix.Audit = opts
-		fix.OnAction = func(a sweep.FixAction) { logFix(e, a) }
-		var res *sweep.FixResult
-		res, runErr = sweep.Fix(c.Context, s, *fix)
+		fix.OnAction = func(a audit.FixAction) { logFix(e, a) }
+		var res *audit.FixResult
+		res, runErr = audit.Fix(c.Context, s, *fix)
 		if res != nil && res.Audit != nil {
 			rep, result = res.Audit, fixResult{res}
 		}
 	} else {
-		rep, runErr = s.Audit(c.Context, opts)
+		rep, runErr = audit.Run(c.Context, s, opts)
 		if rep != nil {
 			result = auditResult{rep, e.clockSkew()}
 		}
@@ -160,7 +161,7 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	if runErr != nil {
-		if errors.Is(runErr, sweep.ErrReadOnly) {
+		if errors.Is(runErr, scripts.ErrReadOnly) {
 			return withCode(ExitFailure, runErr)
 		}
 		return fmt.Errorf("audit failed (partial report above): %w", runErr)
@@ -170,8 +171,8 @@ func runAudit(c *cli.Context) error {
 
 // auditOptions reads the audit's flags; fix is nil unless a --fix-* flag
 // is given.
-func auditOptions(c *cli.Context) (inspect.AuditOptions, *sweep.FixOptions, error) {
-	var opts inspect.AuditOptions
+func auditOptions(c *cli.Context) (audit.Options, *audit.FixOptions, error) {
+	var opts audit.Options
 	if err := checkScanFlags(c); err != nil {
 		return opts, nil, err
 	}
@@ -210,7 +211,7 @@ func auditOptions(c *cli.Context) (inspect.AuditOptions, *sweep.FixOptions, erro
 		opts.Examples = -1 // none
 	}
 
-	fix := &sweep.FixOptions{TTL: c.Duration("fix-ttl"), Stuck: c.Bool("fix-stuck"), Orphans: c.Bool("fix-orphans"), Apply: c.Bool("apply")}
+	fix := &audit.FixOptions{TTL: c.Duration("fix-ttl"), Stuck: c.Bool("fix-stuck"), Orphans: c.Bool("fix-orphans"), Apply: c.Bool("apply")}
 	switch {
 	case fix.TTL == 0 && !fix.Stuck && !fix.Orphans:
 		if fix.Apply {
@@ -225,42 +226,42 @@ func auditOptions(c *cli.Context) (inspect.AuditOptions, *sweep.FixOptions, erro
 	return opts, fix, nil
 }
 
-func logFix(e *env, a sweep.FixAction) {
+func logFix(e *env, a audit.FixAction) {
 	verbs := map[string][2]string{
-		sweep.ActionExpire:         {"would give a TTL to key", "gave a TTL to key"},
-		sweep.ActionDeleteStuck:    {"would delete stuck key", "deleted stuck key"},
-		sweep.ActionDeleteLoner:    {"would delete orphaned loner marker", "deleted orphaned loner marker"},
-		sweep.ActionExpireDeadline: {"would give orphaned deadline key a TTL of " + inspect.OrphanHold.String(), "gave orphaned deadline key a TTL of " + inspect.OrphanHold.String()},
+		audit.ActionExpire:         {"would give a TTL to key", "gave a TTL to key"},
+		audit.ActionDeleteStuck:    {"would delete stuck key", "deleted stuck key"},
+		audit.ActionDeleteLoner:    {"would delete orphaned loner marker", "deleted orphaned loner marker"},
+		audit.ActionExpireDeadline: {"would give orphaned deadline key a TTL of " + inspect.OrphanHold.String(), "gave orphaned deadline key a TTL of " + inspect.OrphanHold.String()},
 	}
 	v := verbs[a.Action]
 	ev := e.log.Info()
 	msg := v[1]
 	switch a.Outcome {
-	case sweep.OutcomeWould:
+	case audit.OutcomeWould:
 		msg = v[0]
-	case sweep.OutcomeChanged:
+	case audit.OutcomeChanged:
 		ev, msg = e.log.Warn(), "kept key changed since it was judged ("+a.Action+")"
-	case sweep.OutcomeGone:
+	case audit.OutcomeGone:
 		msg = "key already gone (" + a.Action + ")"
 	}
 	ev.Str("family", a.Family).Str("key", a.Key).Str("value", a.Value).Float64("ttl_seconds", a.TTLSeconds).Msg(msg)
 }
 
 type auditResult struct {
-	*inspect.AuditReport
+	*audit.Report
 	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
 }
 
-func (r auditResult) Tables() []report.Table { return auditTables(r.AuditReport) }
+func (r auditResult) Tables() []report.Table { return auditTables(r.Report) }
 
-type fixResult struct{ *sweep.FixResult }
+type fixResult struct{ *audit.FixResult }
 
 func (r fixResult) Tables() []report.Table {
 	t := report.Table{Title: "Fixes (applied)", Header: []string{"action", "candidates", "done", "kept: changed since judged", "gone meanwhile"}}
 	if r.DryRun {
 		t.Title = "Fixes (dry run: nothing was changed; add --apply)"
 	}
-	row := func(name string, c *sweep.FixCount) {
+	row := func(name string, c *audit.FixCount) {
 		if c != nil {
 			t.Rows = append(t.Rows, []string{name, report.Int(c.Candidates), report.Int(c.Done), report.Int(c.Changed), report.Int(c.Gone)})
 		}
@@ -274,10 +275,10 @@ func (r fixResult) Tables() []report.Table {
 	return append(auditTables(r.Audit), t)
 }
 
-func auditTables(r *inspect.AuditReport) []report.Table {
+func auditTables(r *audit.Report) []report.Table {
 	var tables []report.Table
-	all := append([]*inspect.FamilyReport{}, r.Families...)
-	for _, f := range []*inspect.FamilyReport{r.Deadlines, r.Loners} {
+	all := append([]*audit.FamilyReport{}, r.Families...)
+	for _, f := range []*audit.FamilyReport{r.Deadlines, r.Loners} {
 		if f != nil {
 			all = append(all, f)
 		}
@@ -308,7 +309,7 @@ func auditTables(r *inspect.AuditReport) []report.Table {
 	return tables
 }
 
-func familyRow(f *inspect.FamilyReport) []string {
+func familyRow(f *audit.FamilyReport) []string {
 	keys := report.Int(f.Keys)
 	switch {
 	case f.Skipped:
@@ -331,7 +332,7 @@ func familyRow(f *inspect.FamilyReport) []string {
 	return append(row, d(f.TTL.MinSeconds), d(f.TTL.MedianSeconds), d(f.TTL.P90Seconds), d(f.TTL.MaxSeconds))
 }
 
-func familyNotes(f *inspect.FamilyReport) []string {
+func familyNotes(f *audit.FamilyReport) []string {
 	var out []string
 	if f.Skipped {
 		return []string{fmt.Sprintf("%s: skipped (out of time)", f.Name)}
@@ -354,7 +355,7 @@ func familyNotes(f *inspect.FamilyReport) []string {
 		out = append(out, fmt.Sprintf("%s: %d unreadable", f.Name, f.Unreadable))
 	}
 	out = append(out, histogram(f)...)
-	for _, kind := range []string{inspect.ExampleNoTTL, inspect.ExampleWrongType, inspect.ExampleUnexpected, inspect.ExampleStuck, inspect.ExampleUnreadable} {
+	for _, kind := range []string{audit.ExampleNoTTL, audit.ExampleWrongType, audit.ExampleUnexpected, audit.ExampleStuck, audit.ExampleUnreadable} {
 		for _, ex := range f.Examples[kind] {
 			out = append(out, fmt.Sprintf("  %s %s: %s", f.Name, strings.ReplaceAll(kind, "_", " "), exampleText(ex)))
 		}
@@ -362,7 +363,7 @@ func familyNotes(f *inspect.FamilyReport) []string {
 	return out
 }
 
-func exampleText(ex inspect.KeyExample) string {
+func exampleText(ex audit.KeyExample) string {
 	s := ex.Key + " (" + ex.Type
 	if ex.Value != "" {
 		s += fmt.Sprintf(" %q", ex.Value)
@@ -380,7 +381,7 @@ func exampleText(ex inspect.KeyExample) string {
 }
 
 // histogram draws the remaining TTLs of a family as text bars.
-func histogram(f *inspect.FamilyReport) []string {
+func histogram(f *audit.FamilyReport) []string {
 	if f.TTL.Count == 0 {
 		return nil
 	}
@@ -408,9 +409,9 @@ func histogram(f *inspect.FamilyReport) []string {
 	return out
 }
 
-func orphanTable(r *inspect.AuditReport) report.Table {
+func orphanTable(r *audit.Report) report.Table {
 	t := report.Table{Title: "Orphans", Header: []string{"keys", "checked", "orphans", "fixable", "detail"}}
-	add := func(f *inspect.FamilyReport, detail func(o *inspect.OrphanReport) string) {
+	add := func(f *audit.FamilyReport, detail func(o *audit.OrphanReport) string) {
 		if f == nil || f.Orphans == nil {
 			return
 		}
@@ -428,17 +429,17 @@ func orphanTable(r *inspect.AuditReport) report.Table {
 			t.Notes = append(t.Notes, fmt.Sprintf("  orphaned %s: %s", strings.TrimSuffix(f.Name, "s"), exampleText(ex)))
 		}
 	}
-	add(r.Deadlines, func(o *inspect.OrphanReport) string {
+	add(r.Deadlines, func(o *audit.OrphanReport) string {
 		return fmt.Sprintf("deadline passed %d (fixable unless already vanishing within %s: %d), ahead %d (job may be running), unreadable %d",
 			o.Expired, report.Duration(inspect.OrphanHold), o.Held, o.Live, o.Unreadable)
 	})
-	add(r.Loners, func(o *inspect.OrphanReport) string {
+	add(r.Loners, func(o *audit.OrphanReport) string {
 		return fmt.Sprintf("no TTL %d (block re-enqueue forever: fixable), queue missing %d", o.NoTTL, o.UnknownQueue)
 	})
 	return t
 }
 
-func jobsTable(j *inspect.JobsReport) report.Table {
+func jobsTable(j *audit.JobsReport) report.Table {
 	t := report.Table{Title: "Duplicate jobs", Header: []string{"queue", "class", "duplicate ids", "identical payloads"}}
 	for _, g := range j.Groups {
 		q := g.Queue
@@ -465,14 +466,14 @@ func jobsTable(j *inspect.JobsReport) report.Table {
 	return t
 }
 
-func exampleQueue(ex inspect.DuplicateExample) string {
+func exampleQueue(ex audit.DuplicateExample) string {
 	if ex.DelayedAt != 0 {
 		return fmt.Sprintf("%s (delayed bucket %d)", ex.Queue, ex.DelayedAt)
 	}
 	return ex.Queue
 }
 
-func exampleClass(ex inspect.DuplicateExample) string {
+func exampleClass(ex audit.DuplicateExample) string {
 	if ex.Class == "" {
 		return "(no class)"
 	}

@@ -6,9 +6,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/backfill"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/report"
-	"github.com/resque-expire/resque-expire/sweep"
 )
 
 var _ = register(backfillCommand)
@@ -38,7 +39,7 @@ Policy file (YAML):
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "ttl", Usage: "deadline = base + TTL (Go duration or days: 90m, 6h, 3d, 1d12h); required without --policy"},
 			&cli.StringFlag{Name: "policy", Usage: "YAML file of per-queue / per-class TTLs, first match wins"},
-			&cli.StringFlag{Name: "from", Value: string(sweep.FromEnqueued), Usage: "deadline base: enqueued (the job's own enqueue time, else now) or now"},
+			&cli.StringFlag{Name: "from", Value: string(backfill.FromEnqueued), Usage: "deadline base: enqueued (the job's own enqueue time, else now) or now"},
 			&cli.StringFlag{Name: "retention", Value: "7d", Usage: "every deadline key written expires this long after its deadline"},
 			&cli.BoolFlag{Name: "fix-key-ttl", Usage: "also give existing deadline keys without a Redis TTL one (deadline + retention; EXPIRE NX)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report per queue and rule what would be set, with sample deadlines; write nothing"},
@@ -53,7 +54,7 @@ func runBackfill(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := sweep.BackfillOptions{DryRun: c.Bool("dry-run"), Limit: c.Int64("limit"), Delayed: wantDelayed(c),
+	opts := backfill.Options{DryRun: c.Bool("dry-run"), Limit: c.Int64("limit"), Delayed: wantDelayed(c),
 		FixKeyTTL: c.Bool("fix-key-ttl")}
 	if opts.Limit < 0 {
 		return usageErrorf("--limit must not be negative")
@@ -67,14 +68,14 @@ func runBackfill(c *cli.Context) error {
 		}
 	}
 	if path := c.String("policy"); path != "" {
-		if opts.Policy, err = sweep.LoadPolicy(path); err != nil {
+		if opts.Policy, err = backfill.LoadPolicy(path); err != nil {
 			return withCode(ExitUsage, err)
 		}
 	}
 	if opts.TTL == 0 && opts.Policy == nil {
 		return usageErrorf("backfill needs --ttl or --policy")
 	}
-	if opts.From, err = sweep.ParseFrom(c.String("from")); err != nil {
+	if opts.From, err = backfill.ParseFrom(c.String("from")); err != nil {
 		return usageErrorf("--from: %v", err)
 	}
 	if opts.Retention, err = resque.ParseDuration(c.String("retention")); err != nil {
@@ -105,18 +106,18 @@ func runBackfill(c *cli.Context) error {
 	if opts.DryRun {
 		verb = "would set deadline"
 	}
-	opts.OnSet = func(d sweep.DeadlineSample) {
+	opts.OnSet = func(d backfill.DeadlineSample) {
 		e.log.Debug().Str("id", d.ID).Str("queue", d.Queue).Str("class", d.Class).Str("rule", d.Rule).
 			Str("from", string(d.From)).Time("deadline", d.Deadline).Time("key_expires_at", d.KeyExpiresAt).Msg(verb)
 	}
 	p := e.progress("backfill")
 	opts.Progress = p
-	res, runErr := sweep.Backfill(c.Context, s, opts)
+	res, runErr := backfill.Run(c.Context, s, opts)
 	finishProgress(p)
 	if res == nil {
 		return runErr
 	}
-	if errors.Is(runErr, sweep.ErrNoTTL) {
+	if errors.Is(runErr, backfill.ErrNoTTL) {
 		return withCode(ExitUsage, runErr)
 	}
 	if runErr == nil && res.Stopped == "" {
@@ -132,7 +133,7 @@ func runBackfill(c *cli.Context) error {
 		return err
 	}
 	if runErr != nil {
-		if errors.Is(runErr, sweep.ErrReadOnly) {
+		if errors.Is(runErr, scripts.ErrReadOnly) {
 			return withCode(ExitFailure, runErr)
 		}
 		return fmt.Errorf("backfill failed (partial summary above): %w", runErr)
@@ -141,7 +142,7 @@ func runBackfill(c *cli.Context) error {
 }
 
 type backfillResult struct {
-	*sweep.BackfillResult
+	*backfill.Result
 	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
 }
 
@@ -151,19 +152,19 @@ func (r backfillResult) Tables() []report.Table {
 		set = "would set"
 	}
 	queues := report.Table{Header: []string{"queue", "scanned", "missing", set, "already set", "unmatched", "ttl fixed", "skipped"}}
-	row := func(name string, c sweep.BackfillCounts) []string {
+	row := func(name string, c backfill.Counts) []string {
 		return []string{name, report.Int(c.Scanned), report.Int(c.Missing), report.Int(c.Set), report.Int(c.AlreadySet),
 			report.Int(c.Unmatched), report.Int(c.TTLFixed), report.Int(c.Skipped)}
 	}
 	for _, q := range r.Queues {
-		queues.Rows = append(queues.Rows, row(q.Queue, q.BackfillCounts))
+		queues.Rows = append(queues.Rows, row(q.Queue, q.Counts))
 	}
 	if r.Delayed != nil {
-		queues.Rows = append(queues.Rows, row(r.Delayed.Queue, r.Delayed.BackfillCounts))
+		queues.Rows = append(queues.Rows, row(r.Delayed.Queue, r.Delayed.Counts))
 	}
-	queues.Footer = row("total", r.BackfillCounts)
+	queues.Footer = row("total", r.Counts)
 	queues.Notes = append(queues.Notes, fmt.Sprintf("deadlines count from %s; keys expire %s after their deadline",
-		r.From, sweep.FormatTTL(r.Retention)))
+		r.From, backfill.FormatTTL(r.Retention)))
 	if r.FromNow > 0 {
 		queues.Notes = append(queues.Notes, fmt.Sprintf("%d jobs record no enqueue time; their deadline counts from now", r.FromNow))
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/report"
 )
 
@@ -64,7 +64,7 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var th inspect.Thresholds
+	var th audit.Thresholds
 	ptrs := map[string]**int64{
 		"max-expired": &th.MaxExpired, "max-missing": &th.MaxMissing, "max-invalid": &th.MaxInvalid,
 		"max-orphans": &th.MaxOrphans, "max-no-ttl": &th.MaxNoTTL, "max-stuck": &th.MaxStuck,
@@ -100,7 +100,7 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := th.AuditOptions(fams)
+	opts := th.Options(fams)
 	opts.ScanCount, opts.MaxDuration, opts.Examples = c.Int64("scan-count"), c.Duration("max-duration"), -1
 
 	mf := e.metricsFile("check")
@@ -117,9 +117,9 @@ func runCheck(c *cli.Context) error {
 	}
 	p := e.progress("check")
 	opts.Progress = p
-	rep := &inspect.AuditReport{At: s.Now().UTC()}
+	rep := &audit.Report{At: s.Now().UTC()}
 	if th.Any() {
-		rep, err = s.Audit(c.Context, opts)
+		rep, err = audit.Run(c.Context, s, opts)
 	}
 	finishProgress(p)
 	mf.observe(err, nil)
@@ -151,19 +151,19 @@ func runCheck(c *cli.Context) error {
 // checkResult is check's report: JSON is an object with one entry per
 // threshold, keyed by its name without "max-".
 type checkResult struct {
-	Pass       bool                               `json:"pass"`
-	Partial    bool                               `json:"partial"`
-	Stopped    string                             `json:"stopped,omitempty"`
-	Failed     []string                           `json:"failed"`
-	Thresholds map[string]inspect.ThresholdResult `json:"thresholds"`
-	At         time.Time                          `json:"at"`
-	ClockSkew  *float64                           `json:"clock_skew_seconds,omitempty"`
-	ordered    []inspect.ThresholdResult
+	Pass       bool                             `json:"pass"`
+	Partial    bool                             `json:"partial"`
+	Stopped    string                           `json:"stopped,omitempty"`
+	Failed     []string                         `json:"failed"`
+	Thresholds map[string]audit.ThresholdResult `json:"thresholds"`
+	At         time.Time                        `json:"at"`
+	ClockSkew  *float64                         `json:"clock_skew_seconds,omitempty"`
+	ordered    []audit.ThresholdResult
 }
 
-func newCheckResult(rs []inspect.ThresholdResult, rep *inspect.AuditReport) checkResult {
+func newCheckResult(rs []audit.ThresholdResult, rep *audit.Report) checkResult {
 	res := checkResult{Pass: true, Partial: rep.Partial, Stopped: rep.Stopped, Failed: []string{},
-		Thresholds: map[string]inspect.ThresholdResult{}, At: rep.At, ordered: rs}
+		Thresholds: map[string]audit.ThresholdResult{}, At: rep.At, ordered: rs}
 	for _, r := range rs {
 		res.Thresholds[r.Name] = r
 		if !r.Pass {

@@ -7,9 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/enqueue"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/report"
-	"github.com/resque-expire/resque-expire/sweep"
 )
 
 var _ = register(enqueueCommand)
@@ -52,8 +53,8 @@ func runEnqueue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	req := sweep.EnqueueRequest{Queue: c.String("queue"), Class: c.String("class"), ID: c.String("id"),
-		IDPaths: e.scan.IDPaths, ActiveJob: c.Bool("activejob"), Args: sweep.ParseArgs(c.Args().Slice())}
+	req := enqueue.Job{Queue: c.String("queue"), Class: c.String("class"), ID: c.String("id"),
+		IDPaths: e.scan.IDPaths, ActiveJob: c.Bool("activejob"), Args: enqueue.ParseArgs(c.Args().Slice())}
 	if req.Queue == "" || req.Class == "" || c.String("ttl") == "" {
 		return usageErrorf("enqueue needs --queue, --class and --ttl")
 	}
@@ -94,11 +95,11 @@ func runEnqueue(c *cli.Context) error {
 		return err
 	}
 	defer rdb.Close()
-	res, err := sweep.Enqueue(c.Context, rdb, e.layout, req)
+	res, err := enqueue.Run(c.Context, rdb, e.layout, req)
 	switch {
-	case errors.Is(err, sweep.ErrInvalidRequest):
+	case errors.Is(err, enqueue.ErrInvalidRequest):
 		return withCode(ExitUsage, err)
-	case errors.Is(err, sweep.ErrReadOnly):
+	case errors.Is(err, scripts.ErrReadOnly):
 		return withCode(ExitFailure, err)
 	case err != nil:
 		return err
@@ -116,7 +117,7 @@ func runEnqueue(c *cli.Context) error {
 	return e.render(enqueueResult{res})
 }
 
-type enqueueResult struct{ sweep.EnqueueResult }
+type enqueueResult struct{ enqueue.Result }
 
 func (r enqueueResult) Tables() []report.Table {
 	delayed := ""

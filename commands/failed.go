@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
@@ -98,7 +99,7 @@ var maxExpiredFailuresFlag = &cli.Int64Flag{Name: "max-expired-failures",
 	Usage: "at most N expired failure entries (in the failed list, or the multi-queue backend's <queue>_failed lists)", DefaultText: "not checked"}
 
 // expiredFailuresThreshold evaluates --max-expired-failures, when given.
-func expiredFailuresThreshold(ctx context.Context, c *cli.Context, s *inspect.Scanner) ([]inspect.ThresholdResult, []inspect.Problem, error) {
+func expiredFailuresThreshold(ctx context.Context, c *cli.Context, s *inspect.Scanner) ([]audit.ThresholdResult, []inspect.Problem, error) {
 	if !c.IsSet("max-expired-failures") {
 		return nil, nil, nil
 	}
@@ -108,7 +109,7 @@ func expiredFailuresThreshold(ctx context.Context, c *cli.Context, s *inspect.Sc
 		return nil, problems, err
 	}
 	detail := fmt.Sprintf("of %d entries in %d failed lists", f.Entries, len(f.Lists))
-	return []inspect.ThresholdResult{{Name: "expired-failures", Value: f.Expired, Limit: lim, Pass: f.Expired <= lim, Detail: detail}}, problems, nil
+	return []audit.ThresholdResult{{Name: "expired-failures", Value: f.Expired, Limit: lim, Pass: f.Expired <= lim, Detail: detail}}, problems, nil
 }
 
 // failedSweepFlags are sweep's flags for the failed lists.

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/fleet"
 	"github.com/resque-expire/resque-expire/internal/metrics"
@@ -109,7 +110,7 @@ func observeSummary(m *metrics.Set, sum *inspect.Summary) {
 	}
 }
 
-func observeAudit(m *metrics.Set, rep *inspect.AuditReport) {
+func observeAudit(m *metrics.Set, rep *audit.Report) {
 	if rep != nil {
 		m.ObserveAudit(rep)
 	}

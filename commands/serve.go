@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
@@ -38,7 +39,7 @@ func serveCommand() *cli.Command {
 		// The audit's flags (docs/audit.md); --max-duration bounds both.
 		&cli.StringSliceFlag{Name: "pattern", Usage: "audit: the keys matching this SCAN glob (repeatable)"},
 		&cli.StringFlag{Name: "config", Usage: "audit: YAML file of key families (see docs/audit.md)"},
-		&cli.Int64Flag{Name: "scan-count", Value: inspect.DefaultScanCount, Usage: "audit: COUNT hint of each SCAN"},
+		&cli.Int64Flag{Name: "scan-count", Value: audit.DefaultScanCount, Usage: "audit: COUNT hint of each SCAN"},
 		&cli.StringSliceFlag{Name: "skip", Usage: "audit: leave out a part: families, jobs, deadlines, loners (repeatable)"},
 		&cli.Int64Flag{Name: "max-keys", Usage: "audit: stop each key scan after this many keys (0 = no limit)"},
 		durationFlag(cli.DurationFlag{Name: "fix-ttl", Usage: "audit: give keys of the families that have no TTL this TTL (with --apply)"}),
@@ -96,19 +97,19 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var audit func(ctx context.Context, s *inspect.Scanner) (*inspect.AuditReport, error)
+	var runAudit func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error)
 	if c.Duration("audit-interval") > 0 {
 		aopts, fix, err := auditOptions(c)
 		if err != nil {
 			return err
 		}
-		audit = func(ctx context.Context, s *inspect.Scanner) (*inspect.AuditReport, error) {
+		runAudit = func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error) {
 			if fix == nil {
-				return s.Audit(ctx, aopts)
+				return audit.Run(ctx, s, aopts)
 			}
 			f := *fix
-			f.Audit, f.OnAction = aopts, func(a sweep.FixAction) { logFix(e, a) }
-			res, err := sweep.Fix(ctx, s, f)
+			f.Audit, f.OnAction = aopts, func(a audit.FixAction) { logFix(e, a) }
+			res, err := audit.Fix(ctx, s, f)
 			if res == nil {
 				return nil, err
 			}
@@ -134,7 +135,7 @@ func runServe(c *cli.Context) error {
 	}
 	svc, err := serve.Start(serve.Options{
 		Client: rdb, Layout: e.layout, Sweep: opts, Interval: interval, Jitter: jitter,
-		Audit: audit, AuditInterval: c.Duration("audit-interval"), Listen: c.String("listen"),
+		Audit: runAudit, AuditInterval: c.Duration("audit-interval"), Listen: c.String("listen"),
 		Metrics: metrics.New(metrics.Options{Version: Version, Runs: true}), Log: e.log, PingTimeout: e.conn.ConnectTimeout,
 		Scrub: func(s string) string { return redisconn.Scrub(s, e.secrets...) },
 		Scanner: func(context.Context) (*inspect.Scanner, time.Duration, error) {

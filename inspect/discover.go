@@ -148,7 +148,7 @@ func (s *Scanner) registeredQueues(ctx context.Context, d *Discovery) (map[strin
 	for {
 		names, next, err := s.rdb.SScan(ctx, setKey, cursor, "", scanCount).Result()
 		if err != nil {
-			if isWrongType(err) {
+			if redis.HasErrorPrefix(err, "WRONGTYPE") {
 				t, _ := s.rdb.Type(ctx, setKey).Result()
 				d.RegistryProblems = append(d.RegistryProblems, Problem{Key: setKey, Kind: ProblemWrongType,
 					Detail: fmt.Sprintf("the queues registry is a %s, not a set; queues found by SCAN only", t)})
@@ -258,7 +258,7 @@ func (s *Scanner) describe(ctx context.Context, qs []QueueInfo) error {
 		types[i] = pipe.Type(ctx, q.Key)
 		lens[i] = pipe.LLen(ctx, q.Key)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return fmt.Errorf("describe queues: %w", err)
 	}
 	for i := range qs {
@@ -293,7 +293,7 @@ func (s *Scanner) DelayedBuckets(ctx context.Context, fn func(Bucket) error) ([]
 			Key: zkey, ByScore: true, Start: lower, Stop: "+inf", Count: scanCount,
 		}).Result()
 		if err != nil {
-			if isWrongType(err) {
+			if redis.HasErrorPrefix(err, "WRONGTYPE") {
 				t, _ := s.rdb.Type(ctx, zkey).Result()
 				return append(problems, Problem{Key: zkey, Kind: ProblemWrongType,
 					Detail: fmt.Sprintf("the delayed schedule is a %s, not a sorted set; delayed jobs skipped", t)}), nil
@@ -342,7 +342,7 @@ func (s *Scanner) describeBuckets(ctx context.Context, bs []Bucket) error {
 		types[i] = pipe.Type(ctx, b.Key)
 		lens[i] = pipe.LLen(ctx, b.Key)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return fmt.Errorf("describe delayed buckets: %w", err)
 	}
 	for i := range bs {
@@ -384,7 +384,7 @@ func WrongTypeProblem(key string, err error) Problem {
 func (s *Scanner) FailedLength(ctx context.Context) (int64, *Problem, error) {
 	n, err := s.rdb.LLen(ctx, s.layout.Failed()).Result()
 	if err != nil {
-		if isWrongType(err) {
+		if redis.HasErrorPrefix(err, "WRONGTYPE") {
 			return 0, &Problem{Key: s.layout.Failed(), Kind: ProblemWrongType, Detail: "the failed key is not a list"}, nil
 		}
 		return 0, nil, fmt.Errorf("read %s: %w", s.layout.Failed(), err)
@@ -393,4 +393,6 @@ func (s *Scanner) FailedLength(ctx context.Context) (int64, *Problem, error) {
 }
 
 // IsWrongType reports whether err is Redis's WRONGTYPE reply (or wraps ErrWrongType).
-func IsWrongType(err error) bool { return errors.Is(err, ErrWrongType) || isWrongType(err) }
+func IsWrongType(err error) bool {
+	return errors.Is(err, ErrWrongType) || redis.HasErrorPrefix(err, "WRONGTYPE")
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
@@ -55,7 +57,7 @@ func (s *Scanner) FailedLists(ctx context.Context) ([]FailedList, []Problem, err
 	members, err := s.rdb.SMembers(ctx, s.layout.FailedQueues()).Result()
 	var problems []Problem
 	switch {
-	case err != nil && isWrongType(err):
+	case err != nil && redis.HasErrorPrefix(err, "WRONGTYPE"):
 		problems = append(problems, Problem{Key: s.layout.FailedQueues(), Kind: ProblemWrongType, Detail: "the failed_queues key is not a set"})
 	case err != nil:
 		return nil, nil, fmt.Errorf("read %s: %w", s.layout.FailedQueues(), err)
@@ -81,7 +83,7 @@ func (s *Scanner) FailedLists(ctx context.Context) ([]FailedList, []Problem, err
 	for i, n := range names {
 		cmds[i] = pair{pipe.Type(ctx, s.layout.FailedList(n)), pipe.LLen(ctx, s.layout.FailedList(n))}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return nil, nil, fmt.Errorf("describe failed lists: %w", err)
 	}
 	var lists []FailedList

@@ -85,7 +85,8 @@ type QueueSummary struct {
 	Resyncs     int     `json:"resyncs,omitempty"`
 }
 
-func (q *QueueSummary) add(j *Job, now time.Time) {
+// Add counts one job read at now, keeping the soonest and most overdue.
+func (q *QueueSummary) Add(j *Job, now time.Time) {
 	q.Counts.Add(j)
 	if j.Skipped {
 		return
@@ -102,7 +103,8 @@ func (q *QueueSummary) add(j *Job, now time.Time) {
 	}
 }
 
-func (q *QueueSummary) merge(o *QueueSummary) {
+// Merge adds the counts of o to q.
+func (q *QueueSummary) Merge(o *QueueSummary) {
 	q.Counts.Merge(o.Counts)
 	if o.MostOverdue != nil && (q.MostOverdue == nil || o.MostOverdue.Deadline.Before(q.MostOverdue.Deadline)) {
 		q.MostOverdue = o.MostOverdue
@@ -171,7 +173,7 @@ func (s *Scanner) Inspect(ctx context.Context, opts Options) (*Summary, error) {
 	sum.Queues = append(sum.Queues, queues...)
 	sum.Problems = append(append(sum.Problems, problems...), qc.problems...)
 	for i := range sum.Queues {
-		sum.Totals.merge(&sum.Queues[i])
+		sum.Totals.Merge(&sum.Queues[i])
 	}
 	if opts.Delayed {
 		if err := s.countDelayed(ctx, sum); err != nil {
@@ -231,7 +233,7 @@ func (qc *queueCounter) countOne(ctx context.Context, q QueueInfo, qs *QueueSumm
 	qs.Queue, qs.Type = q.Name, q.Type
 	st, err := qc.s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, func(_ context.Context, c *Chunk) error {
 		for k := range c.Jobs {
-			qs.add(&c.Jobs[k], c.Now)
+			qs.Add(&c.Jobs[k], c.Now)
 		}
 		if qc.progress != nil {
 			qc.mu.Lock()
@@ -255,7 +257,7 @@ func (s *Scanner) countDelayed(ctx context.Context, sum *Summary) error {
 	ds := &sum.Delayed
 	problems, err := s.ScanDelayed(ctx, func(_ context.Context, c *Chunk) error {
 		for i := range c.Jobs {
-			ds.add(&c.Jobs[i], c.Now)
+			ds.Add(&c.Jobs[i], c.Now)
 		}
 		return nil
 	}, func(Bucket) { ds.Buckets++ })
@@ -263,7 +265,7 @@ func (s *Scanner) countDelayed(ctx context.Context, sum *Summary) error {
 	if err != nil {
 		return err
 	}
-	sum.Totals.merge(&ds.QueueSummary)
+	sum.Totals.Merge(&ds.QueueSummary)
 	return nil
 }
 

@@ -314,7 +314,7 @@ func TestCounts(t *testing.T) {
 	}
 	for _, st := range States {
 		if countOf(c, st) != int64(len(st)+1) {
-			t.Errorf("count of %s = %d", st, countOf(c, st))
+			t.Errorf("countOf(%s) = %d", st, countOf(c, st))
 		}
 	}
 	var m Counts
@@ -323,8 +323,8 @@ func TestCounts(t *testing.T) {
 	if m.Jobs != 2*c.Jobs || m.Skipped != 2 || m.Invalid != 2*c.Invalid {
 		t.Errorf("merge: %+v", m)
 	}
-	if c.of("bogus") != nil {
-		t.Error("Counts has a count of state bogus")
+	if countOf(c, "bogus") != 0 {
+		t.Error("countOf(bogus) != 0")
 	}
 }
 

@@ -160,3 +160,11 @@ func classify(j *Job, value any, now time.Time) {
 		j.State, j.Reason = StateInvalid, "expiration key holds an unexpected value"
 	}
 }
+
+// OrphanHold is the least time an orphaned deadline key whose deadline has
+// passed is kept before it vanishes: sweep --orphans and audit --fix-orphans
+// never delete one, they give it a TTL of at least this, because its job may
+// only have been between two lists (a delayed job resque-scheduler was moving
+// to a queue) while the jobs were read. A sweep within the hold finds the job
+// with its deadline.
+const OrphanHold = time.Hour

@@ -406,13 +406,8 @@ func wrapRead(err error, key string) error {
 	if err == nil {
 		return nil
 	}
-	if isWrongType(err) {
+	if redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return fmt.Errorf("%s: %w", key, ErrWrongType)
 	}
 	return fmt.Errorf("read %s: %w", key, err)
-}
-
-func isWrongType(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && len(re.Error()) >= 9 && re.Error()[:9] == "WRONGTYPE"
 }

@@ -108,7 +108,7 @@ func (r *run) drainJournal(ctx context.Context) (int, error) {
 //go:embed journal_trim.lua
 var journalTrimSrc string
 
-var journalTrimScript = registerScript(redis.NewScript(journalTrimSrc))
+var journalTrimScript = luaScripts.Add(journalTrimSrc)
 
 func sha1hex(s string) string {
 	sum := sha1.Sum([]byte(s))
@@ -118,7 +118,7 @@ func sha1hex(s string) string {
 //go:embed restore_job.lua
 var restoreJobSrc string
 
-var restoreJobScript = registerScript(redis.NewScript(restoreJobSrc))
+var restoreJobScript = luaScripts.Add(restoreJobSrc)
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
@@ -312,7 +312,7 @@ func (rs *restorer) prepare(ctx context.Context, in io.Reader) error {
 		return nil
 	}
 	if err := LoadScripts(ctx, rs.rdb); err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return ErrReadOnly
 		}
 		return err
@@ -398,7 +398,7 @@ func (rs *restorer) restore(ctx context.Context, rec *ArchiveRecord, marker stri
 		done, err = rs.restoreJob(ctx, rec, marker, token)
 	}
 	if err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return false, ErrReadOnly
 		}
 		return false, fmt.Errorf("restore line %d: %w", line, err)
@@ -417,7 +417,7 @@ func (rs *restorer) restoreJob(ctx context.Context, rec *ArchiveRecord, marker, 
 		deadline = resque.FormatDeadline(d)
 		// Like backfill: the key outlives its deadline by the retention,
 		// so keys of jobs that ran disappear by themselves.
-		keyExpiry = resque.FormatDeadline(d.Add(DefaultRetention))
+		keyExpiry = resque.FormatDeadline(d.Add(resque.DefaultRetention))
 	}
 	return restoreJobScript.Run(ctx, rs.rdb, keys, rec.Payload, rec.Queue, rs.opts.MarkerTTL.Milliseconds(),
 		deadline, keyExpiry, token).Int()

@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resque-expire/resque-expire/inspect"
-	"github.com/resque-expire/resque-expire/internal/once"
 )
 
 // The failed lists' removal script; see its header for KEYS/ARGV.
 var (
 	//go:embed remove_failed.lua
 	removeFailedSrc    string
-	removeFailedScript = registerOnce(once.New(removeFailedSrc))
+	removeFailedScript = luaScripts.Once(removeFailedSrc)
 )
 
 // checkFailedOptions refuses option combinations a failed-list sweep
@@ -225,7 +226,7 @@ func (lr *listRun) removeFailed(ctx context.Context, c *inspect.Chunk, cands []f
 	codes, err := r.requests.Run(ctx, r.s.rdb, removeFailedScript, keys, args...).Int64Slice()
 	lr.adapt(time.Since(t0), n)
 	if err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return 0, ErrReadOnly
 		}
 		return 0, fmt.Errorf("remove expired failure entries from %s: %w", c.List.Key, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/once"
+	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 )
 
@@ -342,7 +343,7 @@ func TestSweepFailedRefusesWithoutEveryPermission(t *testing.T) {
 			f.via = c
 			before := f.dump()
 			_, _, err := f.sweep(Options{Failed: true, OnlyFailed: true, Archive: f.archiveFile()}, nil)
-			var pe *PermissionError
+			var pe *preflight.PermissionError
 			if !errors.As(err, &pe) || !strings.Contains(err.Error(), strings.ToUpper(cmd)) {
 				t.Fatalf("sweep --failed without %s: %v, want a permission error naming it", cmd, err)
 			}

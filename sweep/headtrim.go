@@ -5,14 +5,15 @@ import (
 	_ "embed"
 	"fmt"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resque-expire/resque-expire/inspect"
-	"github.com/resque-expire/resque-expire/internal/once"
 )
 
 //go:embed head_trim.lua
 var headTrimSrc string
 
-var headTrimScript = registerOnce(once.New(headTrimSrc))
+var headTrimScript = luaScripts.Once(headTrimSrc)
 
 // headRun returns the candidates that form a run at the head of a queue:
 // the page was read from the list's head and its first jobs, one after the
@@ -65,7 +66,7 @@ func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candida
 	}
 	codes, err := r.requests.Run(ctx, r.s.rdb, headTrimScript, keys, args...).Int64Slice()
 	if err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return 0, false, ErrReadOnly
 		}
 		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: %w", c.List.Key, err)

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
 // DefaultLockTTL is how long a lock outlives a sweep that was killed.
@@ -36,10 +36,9 @@ func (e *LockHeldError) Error() string {
 		e.Key, e.Holder.Since.UTC().Format(time.RFC3339), e.Holder.Host, e.Holder.PID)
 }
 
-// ErrReadOnly is returned when Redis refuses writes because it is a replica.
-//
-//lint:ignore ST1005 the message starts with a name, Redis
-var ErrReadOnly = errors.New("Redis is a read-only replica; point --redis at the master to change anything")
+// ErrReadOnly is returned when Redis refuses writes because it is a
+// replica: scripts.ErrReadOnly, which every package that writes returns.
+var ErrReadOnly = scripts.ErrReadOnly
 
 // ErrLockLost is returned when the lock was taken away during a run.
 var ErrLockLost = errors.New("lost the sweep lock while running (it expired or was deleted); stopped")
@@ -82,7 +81,7 @@ func AcquireLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl
 	b, _ := json.Marshal(info)
 	ok, err := rdb.SetNX(ctx, key, string(b), ttl).Result()
 	if err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return nil, ErrReadOnly
 		}
 		return nil, fmt.Errorf("take lock %s: %w", key, err)
@@ -168,10 +167,4 @@ func (l *Lock) Release(ctx context.Context) error {
 		err = lockReleaseScript.Run(ctx, l.rdb, []string{l.key}, l.value).Err()
 	})
 	return err
-}
-
-// IsReadOnly reports whether err is Redis's READONLY reply.
-func IsReadOnly(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "READONLY")
 }

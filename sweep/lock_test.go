@@ -242,7 +242,7 @@ func TestReadOnlyReplica(t *testing.T) {
 	if !errors.Is(err, ErrReadOnly) {
 		t.Errorf("restore on a replica: %v, want ErrReadOnly", err)
 	}
-	if !IsReadOnly(replica.rdb.Set(f.ctx, "x", "y", 0).Err()) || IsReadOnly(redis.Nil) || IsReadOnly(nil) {
-		t.Error("IsReadOnly misjudges")
+	if !redis.IsReadOnlyError(replica.rdb.Set(f.ctx, "x", "y", 0).Err()) || redis.IsReadOnlyError(redis.Nil) || redis.IsReadOnlyError(nil) {
+		t.Error("redis.IsReadOnlyError misjudges a real replica's answer")
 	}
 }

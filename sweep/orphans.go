@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -10,13 +9,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/orphan"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
-
-//go:embed orphan_expire.lua
-var orphanExpireSrc string
-
-var orphanExpireScript = registerScript(redis.NewScript(orphanExpireSrc))
 
 // OrphanResult counts expiration keys whose job is in no queue and no
 // delayed bucket. No orphan is ever deleted: each is given a Redis TTL (see
@@ -135,9 +130,9 @@ func (r *run) handleOrphans(ctx context.Context, keys []string, hold time.Durati
 			ttl += deadline.Sub(now)
 		}
 		if !r.opts.DryRun {
-			n, err := orphanExpireScript.Run(ctx, r.s.rdb, []string{k}, val, max(ttl.Milliseconds(), 1)).Int()
+			n, err := orphan.Expire(k, val, ttl).Run(ctx, r.s.rdb).Int()
 			if err != nil {
-				if IsReadOnly(err) {
+				if redis.IsReadOnlyError(err) {
 					return ErrReadOnly
 				}
 				return fmt.Errorf("orphan %s: %w", k, err)

@@ -13,7 +13,7 @@ import (
 //go:embed restore_failed.lua
 var restoreFailedSrc string
 
-var restoreFailedScript = registerScript(redis.NewScript(restoreFailedSrc))
+var restoreFailedScript = luaScripts.Add(restoreFailedSrc)
 
 // restoreFailed puts an archived failure entry back on the failed list it
 // was removed from (restore_failed.lua). It answers 1 when it pushed the

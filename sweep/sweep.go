@@ -295,7 +295,7 @@ func (r *run) execute(ctx context.Context) error {
 		r.requests = once.NewRequests(r.s.layout.Requests(once.NewRunID()))
 		defer func() { _ = r.requests.Done(work, r.s.rdb) }()
 		if err := LoadScripts(work, r.s.rdb); err != nil {
-			if IsReadOnly(err) {
+			if redis.IsReadOnlyError(err) {
 				return ErrReadOnly
 			}
 			return err
@@ -632,7 +632,7 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 	codes, err := r.requests.Run(ctx, r.s.rdb, removeExpiredScript, keys, args...).Int64Slice()
 	lr.adapt(time.Since(t0), n)
 	if err != nil {
-		if IsReadOnly(err) {
+		if redis.IsReadOnlyError(err) {
 			return 0, ErrReadOnly
 		}
 		return 0, fmt.Errorf("remove expired jobs from %s: %w", c.List.Key, err)

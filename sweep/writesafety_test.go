@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 )
@@ -130,30 +131,6 @@ func TestLockTakenByARetriedSet(t *testing.T) {
 	}
 }
 
-// TestEnqueueWhenTheReplyIsLost: enqueue ran, its reply was lost, go-redis
-// sent it again: success, with exactly one job queued.
-func TestEnqueueWhenTheReplyIsLost(t *testing.T) {
-	t.Parallel()
-	f := newSweepFixture(t)
-	proxy := redistest.StartProxy(t, f.srv.Addr())
-	c := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3, MinRetryBackoff: time.Millisecond})
-	defer c.Close()
-	if err := LoadScripts(f.ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	proxy.LoseRepliesTo(enqueueScript.Hash(), 1)
-	res, err := Enqueue(f.ctx, c, f.layout, EnqueueRequest{Queue: "mail", Class: "Mailer", ID: "once", TTL: time.Hour})
-	if err != nil {
-		t.Fatalf("enqueue after a lost reply: %v", err)
-	}
-	if n := f.rdb.LLen(f.ctx, f.layout.Queue("mail")).Val(); n != 1 || res.ID != "once" {
-		t.Errorf("%d jobs queued (id %q), want exactly 1", n, res.ID)
-	}
-	if keys := f.rdb.Keys(f.ctx, "resque:resque-expire:*").Val(); len(keys) != 0 {
-		t.Errorf("left behind: %v", keys)
-	}
-}
-
 // TestSweepWaitsOutBusy: another client's long script makes Redis answer
 // BUSY; the sweep backs off and finishes, and leaves no lock behind.
 func TestSweepWaitsOutBusy(t *testing.T) {
@@ -206,7 +183,7 @@ func TestRemovalRefusesWithoutEveryPermission(t *testing.T) {
 			}
 			defer arch.Close()
 			_, _, err = f.sweep(Options{Delayed: true, ToFailed: true, Archive: arch}, nil)
-			var pe *PermissionError
+			var pe *preflight.PermissionError
 			if !errors.As(err, &pe) || !strings.Contains(err.Error(), strings.ToUpper(cmd)) {
 				t.Fatalf("sweep without %s: %v, want a permission error naming it", cmd, err)
 			}
@@ -331,31 +308,5 @@ func TestLargePayloadsAreRemovedExactly(t *testing.T) {
 	}
 	if n := f.rdb.LLen(f.ctx, f.layout.Queue("default")).Val(); n != 20 {
 		t.Errorf("%d left, want 20", n)
-	}
-}
-
-// TestBackfillRefusesWithoutPermission: a backfill whose user may not SET
-// fails naming it before it writes anything.
-func TestBackfillRefusesWithoutPermission(t *testing.T) {
-	t.Parallel()
-	f := newSweepFixture(t)
-	for i := 0; i < 5; i++ {
-		id := fmt.Sprintf("nd%d", i)
-		f.push("default", f.job(id, "X"), id, "")
-	}
-	if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-set").Err(); err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: f.srv.Addr(), Username: "t", Password: "pw"})
-	defer c.Close()
-	f.via = c
-	before := f.dump()
-	_, err := Backfill(f.ctx, f.scanner(nil), BackfillOptions{TTL: time.Hour})
-	var pe *PermissionError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "SET on") {
-		t.Fatalf("backfill without SET: %v, want a permission error naming it", err)
-	}
-	if after := f.dump(); !reflect.DeepEqual(before, after) {
-		t.Fatal("the refused backfill changed the database")
 	}
 }

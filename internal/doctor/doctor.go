@@ -19,6 +19,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resque-expire/resque-expire/audit"
+	"github.com/resque-expire/resque-expire/backfill"
+	"github.com/resque-expire/resque-expire/enqueue"
+	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/sweep"
@@ -261,7 +265,7 @@ func permissions(ctx context.Context, r *Report, rdb redis.UniversalClient, l re
 	// the archive journal, orphans.
 	needs := sweep.Needs(l, sweep.Options{Delayed: true, ToFailed: true, Archive: &sweep.Archive{}, Orphans: true})
 	err := sweep.CheckPermissions(ctx, rdb, needs)
-	var pe *sweep.PermissionError
+	var pe *preflight.PermissionError
 	switch {
 	case errors.As(err, &pe):
 		r.add("permissions", Fail, "%v", err)
@@ -280,8 +284,8 @@ func majorOf(v string) int {
 }
 
 func scripts(ctx context.Context, r *Report, rdb redis.UniversalClient, in info) {
-	if err := sweep.LoadScripts(ctx, rdb); err != nil {
-		if in["role"] == "slave" && sweep.IsReadOnly(err) {
+	if err := loadScripts(ctx, rdb); err != nil {
+		if in["role"] == "slave" && redis.IsReadOnlyError(err) {
 			r.add("scripts", Warn, "not loadable on a replica: %v", err)
 			return
 		}
@@ -289,6 +293,18 @@ func scripts(ctx context.Context, r *Report, rdb redis.UniversalClient, in info)
 		return
 	}
 	r.add("scripts", OK, "every Lua script loads (SCRIPT LOAD)")
+}
+
+// loadScripts loads the scripts of every package that writes.
+func loadScripts(ctx context.Context, rdb redis.Scripter) error {
+	for _, load := range []func(context.Context, redis.Scripter) error{
+		sweep.LoadScripts, backfill.LoadScripts, enqueue.LoadScripts, audit.LoadScripts,
+	} {
+		if err := load(ctx, rdb); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func namespace(ctx context.Context, r *Report, rdb redis.UniversalClient, o Options) {

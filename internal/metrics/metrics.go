@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/sweep"
 )
@@ -275,7 +276,7 @@ func (s *Set) observeQueues(rows []inspect.QueueSummary, now time.Time) {
 }
 
 // ObserveAudit replaces the audit gauges with an audit's findings.
-func (s *Set) ObserveAudit(rep *inspect.AuditReport) {
+func (s *Set) ObserveAudit(rep *audit.Report) {
 	s.idemKeys.Reset()
 	s.idemNoTTL.Reset()
 	s.idemStuck.Reset()

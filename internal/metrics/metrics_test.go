@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/sweep"
 )
@@ -91,13 +92,13 @@ func TestTextfile(t *testing.T) {
 // not sampled as (other), duplicates per queue with delayed jobs apart.
 func TestObserveAudit(t *testing.T) {
 	s := New(Options{Version: "test"})
-	fam := &inspect.FamilyReport{Name: "email_sent", Keys: 100, NoTTL: 3, Stuck: 2}
+	fam := &audit.FamilyReport{Name: "email_sent", Keys: 100, NoTTL: 3, Stuck: 2}
 	for i := 0; i < MaxValues+5; i++ {
-		fam.TopValues = append(fam.TopValues, inspect.ValueCount{Value: fmt.Sprintf("v%02d", i), Count: 2})
+		fam.TopValues = append(fam.TopValues, audit.ValueCount{Value: fmt.Sprintf("v%02d", i), Count: 2})
 	}
-	rep := &inspect.AuditReport{Families: []*inspect.FamilyReport{fam},
-		Deadlines: &inspect.FamilyReport{Orphans: &inspect.OrphanReport{Orphans: 4}},
-		Jobs: &inspect.JobsReport{Groups: []inspect.DuplicateGroup{
+	rep := &audit.Report{Families: []*audit.FamilyReport{fam},
+		Deadlines: &audit.FamilyReport{Orphans: &audit.OrphanReport{Orphans: 4}},
+		Jobs: &audit.JobsReport{Groups: []audit.DuplicateGroup{
 			{Queue: "mail", Class: "A", DuplicateIDs: 2, IdenticalPayloads: 1},
 			{Queue: "mail", Class: "B", IdenticalPayloads: 3},
 			{Queue: "mail", Delayed: true, Class: "A", DuplicateIDs: 1},

@@ -9,6 +9,12 @@ import (
 	"time"
 )
 
+// DefaultRetention is how long a deadline key outlives its deadline by
+// default (backfill, enqueue, restore): long enough for any sweep schedule
+// to see an expired job, short enough that keys of jobs workers already ran
+// do not pile up.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // Bounds of a believable deadline. Values outside are reported as invalid
 // rather than guessed at: a deadline of 0 or -5 is a bug in the writer, not a
 // reason to delete a job.

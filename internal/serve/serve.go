@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/internal/resque"
@@ -45,7 +46,7 @@ type Options struct {
 	Interval time.Duration
 	Jitter   float64
 	// Audit, when set, runs every AuditInterval, after that cycle's sweep.
-	Audit         func(ctx context.Context, s *inspect.Scanner) (*inspect.AuditReport, error)
+	Audit         func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error)
 	AuditInterval time.Duration
 	// Listen is the HTTP address of /metrics, /healthz and /readyz;
 	// Listener, when set, is used instead (tests).

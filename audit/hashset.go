@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 // hashSet is a set of 64-bit hashes in one flat table (open addressing,
 // linear probing, at most 3/4 full): 11 to 21 bytes per entry, where a Go

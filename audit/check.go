@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import "time"
 
@@ -7,7 +7,7 @@ import "time"
 type Thresholds struct {
 	// Jobs by state, over every queue and the delayed schedule.
 	MaxExpired, MaxMissing, MaxInvalid *int64
-	// MaxOrphans limits AuditReport.Orphans.
+	// MaxOrphans limits Report.Orphans.
 	MaxOrphans *int64
 	// MaxNoTTL and MaxStuck limit the key families' keys without TTL and
 	// stuck keys.
@@ -23,10 +23,10 @@ type Thresholds struct {
 // Any reports whether any limit is set.
 func (t Thresholds) Any() bool { return len(t.limits()) > 0 }
 
-// AuditOptions returns the options of the audit that the set limits need,
+// Options returns the options of the audit that the set limits need,
 // reading families for the key-family limits and nothing more.
-func (t Thresholds) AuditOptions(families []Family) AuditOptions {
-	var o AuditOptions
+func (t Thresholds) Options(families []Family) Options {
+	var o Options
 	for _, l := range t.limits() {
 		switch l.name {
 		case "no-ttl", "stuck":
@@ -56,11 +56,11 @@ type limit struct {
 	name  string
 	limit int64
 	unit  string
-	value func(r *AuditReport) (int64, string)
+	value func(r *Report) (int64, string)
 }
 
 // Evaluate holds every set limit against r, in a fixed order.
-func (t Thresholds) Evaluate(r *AuditReport) []ThresholdResult {
+func (t Thresholds) Evaluate(r *Report) []ThresholdResult {
 	out := []ThresholdResult{}
 	for _, l := range t.limits() {
 		v, detail := l.value(r)
@@ -70,28 +70,28 @@ func (t Thresholds) Evaluate(r *AuditReport) []ThresholdResult {
 }
 
 func (t Thresholds) limits() []limit {
-	jobs := func(r *AuditReport) *JobsReport {
+	jobs := func(r *Report) *JobsReport {
 		if r.Jobs == nil {
 			return &JobsReport{}
 		}
 		return r.Jobs
 	}
-	count := func(f func(r *AuditReport) int64) func(r *AuditReport) (int64, string) {
-		return func(r *AuditReport) (int64, string) { return f(r), "" }
+	count := func(f func(r *Report) int64) func(r *Report) (int64, string) {
+		return func(r *Report) (int64, string) { return f(r), "" }
 	}
 	all := []struct {
 		name string
 		lim  *int64
-		val  func(r *AuditReport) (int64, string)
+		val  func(r *Report) (int64, string)
 	}{
-		{"expired", t.MaxExpired, count(func(r *AuditReport) int64 { return jobs(r).States.Expired })},
-		{"missing", t.MaxMissing, count(func(r *AuditReport) int64 { return jobs(r).States.Missing })},
-		{"invalid", t.MaxInvalid, count(func(r *AuditReport) int64 { return jobs(r).States.Invalid })},
-		{"orphans", t.MaxOrphans, count((*AuditReport).Orphans)},
-		{"no-ttl", t.MaxNoTTL, count((*AuditReport).NoTTL)},
-		{"stuck", t.MaxStuck, count((*AuditReport).Stuck)},
-		{"duplicates", t.MaxDuplicates, count(func(r *AuditReport) int64 { return jobs(r).DuplicateJobs })},
-		{"queue-length", t.MaxQueueLength, func(r *AuditReport) (int64, string) {
+		{"expired", t.MaxExpired, count(func(r *Report) int64 { return jobs(r).States.Expired })},
+		{"missing", t.MaxMissing, count(func(r *Report) int64 { return jobs(r).States.Missing })},
+		{"invalid", t.MaxInvalid, count(func(r *Report) int64 { return jobs(r).States.Invalid })},
+		{"orphans", t.MaxOrphans, count((*Report).Orphans)},
+		{"no-ttl", t.MaxNoTTL, count((*Report).NoTTL)},
+		{"stuck", t.MaxStuck, count((*Report).Stuck)},
+		{"duplicates", t.MaxDuplicates, count(func(r *Report) int64 { return jobs(r).DuplicateJobs })},
+		{"queue-length", t.MaxQueueLength, func(r *Report) (int64, string) {
 			j := jobs(r)
 			if j.LongestQueue == "" {
 				return 0, ""
@@ -107,7 +107,7 @@ func (t Thresholds) limits() []limit {
 	}
 	if t.MaxOverdue != nil {
 		out = append(out, limit{name: "overdue", limit: int64(*t.MaxOverdue / time.Second), unit: "seconds",
-			value: func(r *AuditReport) (int64, string) {
+			value: func(r *Report) (int64, string) {
 				o := jobs(r).MostOverdue
 				if o == nil {
 					return 0, ""

@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"bytes"
@@ -12,20 +12,20 @@ import (
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
-// LoadFamilies reads an audit --config file (see ParseFamilies).
+// LoadFamilies reads an audit --config file (see parseFamilies).
 func LoadFamilies(path string) ([]Family, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	fs, err := ParseFamilies(data)
+	fs, err := parseFamilies(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return fs, nil
 }
 
-// ParseFamilies parses the YAML list of key families of an audit --config
+// parseFamilies parses the YAML list of key families of an audit --config
 // file, either as the document itself or under a "families" key:
 //
 //	families:
@@ -39,7 +39,7 @@ func LoadFamilies(path string) ([]Family, error) {
 //
 // Durations are Go durations ("90m", "168h"), whole seconds, or with day
 // and week units ("7d", "2w", "1d12h"). Unknown fields are errors.
-func ParseFamilies(data []byte) ([]Family, error) {
+func parseFamilies(data []byte) ([]Family, error) {
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("not YAML: %w", err)
@@ -73,7 +73,7 @@ func ParseFamilies(data []byte) ([]Family, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := f.Validate(); err != nil {
+		if err := f.validate(); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n.Line, err)
 		}
 		out = append(out, f)

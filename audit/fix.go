@@ -1,27 +1,17 @@
-package sweep
+package audit
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
-)
-
-var (
-	//go:embed fix_delete.lua
-	fixDeleteSrc    string
-	fixDeleteScript = registerScript(redis.NewScript(fixDeleteSrc))
-
-	//go:embed fix_ttl.lua
-	fixTTLSrc    string
-	fixTTLScript = registerScript(redis.NewScript(fixTTLSrc))
+	"github.com/resque-expire/resque-expire/internal/orphan"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
 // Fix actions.
@@ -45,7 +35,7 @@ const (
 // FixOptions say what Fix repairs. Every action is a dry run unless Apply.
 type FixOptions struct {
 	// Audit selects what is read; its OnFindings is Fix's own.
-	Audit inspect.AuditOptions
+	Audit Options
 	// TTL, when > 0, is given to every key of the families that has none
 	// (not deadline keys or loner markers, whose TTL is optional).
 	TTL time.Duration
@@ -98,8 +88,8 @@ func (c *FixCount) count(outcome string) {
 
 // FixResult is the audit and what was done about it.
 type FixResult struct {
-	DryRun bool                 `json:"dry_run"`
-	Audit  *inspect.AuditReport `json:"audit"`
+	DryRun bool    `json:"dry_run"`
+	Audit  *Report `json:"audit"`
 	// One count per action asked for.
 	TTL             *FixCount `json:"ttl,omitempty"`
 	TTLSeconds      float64   `json:"ttl_seconds,omitempty"`
@@ -136,16 +126,13 @@ func Fix(ctx context.Context, s *inspect.Scanner, opts FixOptions) (*FixResult, 
 	rdb := s.Client()
 	if opts.Apply {
 		if err := LoadScripts(ctx, rdb); err != nil {
-			if IsReadOnly(err) {
-				return res, ErrReadOnly
-			}
-			return res, err
+			return res, scripts.ReadOnly(err)
 		}
 	}
 	f := &repairer{rdb: rdb, opts: opts, res: res}
 	audit := opts.Audit
 	audit.OnFindings = f.handle
-	rep, err := s.Audit(ctx, audit)
+	rep, err := Run(ctx, s, audit)
 	res.Audit = rep
 	return res, err
 }
@@ -158,16 +145,15 @@ type repairer struct {
 
 // repairOp is one action on one key.
 type repairOp struct {
-	act    FixAction
-	count  *FixCount
-	script *redis.Script
-	args   []any
+	act   FixAction
+	count *FixCount
+	call  scripts.Call
 }
 
 // plan turns a finding into the action the options ask for, if any. A
 // stuck key without TTL is deleted rather than given a TTL when both are
 // asked for.
-func (f *repairer) plan(fd inspect.Finding) (repairOp, bool) {
+func (f *repairer) plan(fd Finding) (repairOp, bool) {
 	ttl := -1.0
 	if !fd.NoTTL {
 		ttl = fd.TTL.Seconds()
@@ -175,19 +161,18 @@ func (f *repairer) plan(fd inspect.Finding) (repairOp, bool) {
 	op := repairOp{act: FixAction{Family: fd.Family, Key: fd.Key, Value: fd.Value, TTLSeconds: ttl}}
 	o := f.opts
 	switch {
-	case fd.Kind == inspect.KindKeys && fd.Stuck && o.Stuck:
+	case fd.Kind == KindKeys && fd.Stuck && o.Stuck:
 		cond := "none"
 		if !fd.NoTTL {
 			cond = strconv.FormatInt(fd.TTL.Milliseconds(), 10)
 		}
-		op.act.Action, op.count, op.script, op.args = ActionDeleteStuck, f.res.Stuck, fixDeleteScript, []any{fd.Value, cond}
-	case fd.Kind == inspect.KindKeys && fd.NoTTL && o.TTL > 0:
-		op.act.Action, op.count, op.script, op.args = ActionExpire, f.res.TTL, fixTTLScript, []any{o.TTL.Milliseconds()}
-	case fd.Kind == inspect.KindLoners && fd.Orphan && fd.NoTTL && fd.HasValue && o.Orphans:
-		op.act.Action, op.count, op.script, op.args = ActionDeleteLoner, f.res.LonerOrphans, fixDeleteScript, []any{fd.Value, "none"}
-	case fd.Kind == inspect.KindDeadlines && fd.Orphan && fd.Expired && !fd.Held && fd.HasValue && o.Orphans:
-		op.act.Action, op.count, op.script, op.args = ActionExpireDeadline, f.res.DeadlineOrphans, orphanExpireScript,
-			[]any{fd.Value, inspect.OrphanHold.Milliseconds()}
+		op.act.Action, op.count, op.call = ActionDeleteStuck, f.res.Stuck, fixDelete(fd.Key, fd.Value, cond)
+	case fd.Kind == KindKeys && fd.NoTTL && o.TTL > 0:
+		op.act.Action, op.count, op.call = ActionExpire, f.res.TTL, fixTTL(fd.Key, o.TTL)
+	case fd.Kind == KindLoners && fd.Orphan && fd.NoTTL && fd.HasValue && o.Orphans:
+		op.act.Action, op.count, op.call = ActionDeleteLoner, f.res.LonerOrphans, fixDelete(fd.Key, fd.Value, "none")
+	case fd.Kind == KindDeadlines && fd.Orphan && fd.Expired && !fd.Held && fd.HasValue && o.Orphans:
+		op.act.Action, op.count, op.call = ActionExpireDeadline, f.res.DeadlineOrphans, orphan.Expire(fd.Key, fd.Value, inspect.OrphanHold)
 	default:
 		return op, false
 	}
@@ -195,7 +180,7 @@ func (f *repairer) plan(fd inspect.Finding) (repairOp, bool) {
 }
 
 // handle acts on one page of findings: one pipeline of scripts.
-func (f *repairer) handle(ctx context.Context, fs []inspect.Finding) error {
+func (f *repairer) handle(ctx context.Context, fs []Finding) error {
 	var ops []repairOp
 	for _, fd := range fs {
 		if op, ok := f.plan(fd); ok {
@@ -217,18 +202,18 @@ func (f *repairer) handle(ctx context.Context, fs []inspect.Finding) error {
 	pipe := f.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(ops))
 	for i, op := range ops {
-		cmds[i] = op.script.EvalSha(work, pipe, []string{op.act.Key}, op.args...)
+		cmds[i] = op.call.EvalSha(work, pipe)
 	}
 	_, _ = pipe.Exec(work) // per-command errors are read below
 	for i, op := range ops {
 		n, err := cmds[i].Int()
-		if err != nil && isNoScriptErr(err) {
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script cache was flushed meanwhile: Run loads it again.
-			n, err = op.script.Run(work, f.rdb, []string{op.act.Key}, op.args...).Int()
+			n, err = op.call.Run(work, f.rdb).Int()
 		}
 		if err != nil {
-			if IsReadOnly(err) {
-				return ErrReadOnly
+			if redis.IsReadOnlyError(err) {
+				return scripts.ErrReadOnly
 			}
 			return fmt.Errorf("%s %s: %w", op.act.Action, op.act.Key, err)
 		}
@@ -250,9 +235,4 @@ func (f *repairer) done(op repairOp, outcome string) {
 	if f.opts.OnAction != nil {
 		f.opts.OnAction(op.act)
 	}
-}
-
-func isNoScriptErr(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
 }

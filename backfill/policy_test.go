@@ -1,4 +1,4 @@
-package sweep
+package backfill
 
 import (
 	"os"
@@ -38,7 +38,7 @@ const examplePolicy = `# TTLs by queue and class; the first match wins.
 `
 
 func TestParsePolicy(t *testing.T) {
-	p, err := ParsePolicy("policy.yaml", []byte(examplePolicy))
+	p, err := parsePolicy("policy.yaml", []byte(examplePolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +64,13 @@ func TestParsePolicy(t *testing.T) {
 			t.Errorf("rule %d = %+v, want %+v", i, got, w)
 		}
 	}
-	if p.Rules[2].TTLString() != "1d12h" {
-		t.Errorf("TTLString = %q, want the text as written", p.Rules[2].TTLString())
+	if p.Rules[2].ttlString() != "1d12h" {
+		t.Errorf("ttlString = %q, want the text as written", p.Rules[2].ttlString())
 	}
 }
 
 func TestPolicyMatchFirstRuleWins(t *testing.T) {
-	p, err := ParsePolicy("policy.yaml", []byte(examplePolicy))
+	p, err := parsePolicy("policy.yaml", []byte(examplePolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"yaml syntax", "- {queue: a, ttl: 1h}\n- {queue: b ttl: 1h\n", `policy.yaml line `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePolicy("policy.yaml", []byte(tc.src))
+			p, err := parsePolicy("policy.yaml", []byte(tc.src))
 			if err == nil {
 				t.Fatalf("no error; rules %+v", p.Rules)
 			}

@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
@@ -85,7 +86,7 @@ func (a *auditRun) judgeKey(acc *familyAcc, key string, st keyState) (Finding, b
 			flagged = true
 		}
 	case KindLoners:
-		if q, _, ok := parseLoner(a.s.layout, key); !ok {
+		if q, _, ok := parseLoner(a.s.Layout(), key); !ok {
 			fr.Unreadable++
 			a.example(fr, ExampleUnreadable, st.example(key, "not <ns>:loners:queue:<queue>:job:<digest>"))
 		} else if a.lonersBefore != nil {
@@ -118,8 +119,8 @@ func (a *auditRun) judgeDeadline(fr *FamilyReport, key string, st keyState, fd *
 	if !o.Judged {
 		return false
 	}
-	id, ok := a.s.layout.ExpirationID(key)
-	if !ok || a.s.layout.Reserved(key) {
+	id, ok := a.s.Layout().ExpirationID(key)
+	if !ok || a.s.Layout().Reserved(key) {
 		return false
 	}
 	o.Checked++
@@ -133,16 +134,16 @@ func (a *auditRun) judgeDeadline(fr *FamilyReport, key string, st keyState, fd *
 	case !readable:
 		o.Unreadable++
 		detail = "not a deadline; left alone"
-	case !deadline.After(a.s.now()):
+	case !deadline.After(a.s.Now()):
 		o.Expired++
 		fd.Expired = true
 		detail = "deadline passed " + deadline.UTC().Format(time.RFC3339)
-		if !st.noTTL() && st.ttl <= OrphanHold {
+		if !st.noTTL() && st.ttl <= inspect.OrphanHold {
 			// Already on its way out (a sweep or a fix gave it the hold):
 			// nothing left to fix.
 			o.Held++
 			fd.Held = true
-			detail += "; vanishes within " + OrphanHold.String()
+			detail += "; vanishes within " + inspect.OrphanHold.String()
 		} else {
 			o.Fixable++
 		}
@@ -308,7 +309,7 @@ func (v *valueCounter) add(s string) {
 	v.other++
 }
 
-// top returns the n most frequent values (then OtherValue, when values
+// top returns the n most frequent values (then otherValue, when values
 // went uncounted) and the number told apart.
 func (v *valueCounter) top(n int) ([]ValueCount, int) {
 	out := make([]ValueCount, 0, len(v.counts))
@@ -326,7 +327,7 @@ func (v *valueCounter) top(n int) ([]ValueCount, int) {
 		out = out[:n]
 	}
 	if v.other > 0 {
-		out = append(out, ValueCount{Value: OtherValue, Count: v.other})
+		out = append(out, ValueCount{Value: otherValue, Count: v.other})
 	}
 	return out, distinct
 }

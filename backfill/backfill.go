@@ -1,10 +1,10 @@
-package sweep
+package backfill
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -12,21 +12,13 @@ import (
 
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/once"
+	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
-//go:embed backfill_page.lua
-var backfillPageSrc string
-
-var backfillPageScript = registerOnce(once.New(backfillPageSrc))
-
-// DefaultRetention is how long a deadline key outlives its deadline by
-// default: long enough for any sweep schedule to see an expired job, short
-// enough that keys of jobs workers already ran do not pile up.
-const DefaultRetention = 7 * 24 * time.Hour
-
-// DefaultSampleSize is how many deadlines Backfill samples per rule.
-const DefaultSampleSize = 3
+// defaultSampleSize is how many deadlines Run samples per rule.
+const defaultSampleSize = 3
 
 // maxBackfillEntries bounds the entries of one backfill script call (one
 // page at the default --batch).
@@ -53,8 +45,8 @@ func ParseFrom(s string) (From, error) {
 	return "", fmt.Errorf("want enqueued or now, got %q", s)
 }
 
-// BackfillOptions configure Backfill.
-type BackfillOptions struct {
+// Options configure Run.
+type Options struct {
 	// TTL gives every job the Policy does not match the deadline base + TTL
 	// (a default rule after the policy's rules). 0 means no such default.
 	TTL time.Duration
@@ -66,7 +58,7 @@ type BackfillOptions struct {
 	From From
 	// Retention: every key written expires (Redis TTL) at deadline +
 	// Retention, or Retention from now when that is later (default
-	// DefaultRetention).
+	// resque.DefaultRetention).
 	Retention time.Duration
 	// Delayed includes resque-scheduler's delayed buckets.
 	Delayed bool
@@ -79,7 +71,7 @@ type BackfillOptions struct {
 	// EXPIREAT ... NX so a TTL someone set is kept.
 	FixKeyTTL bool
 	// SampleSize is how many deadlines to keep per rule (default
-	// DefaultSampleSize; negative for none).
+	// defaultSampleSize; negative for none).
 	SampleSize int
 	// Progress, when set, is told the amount of work and each page.
 	Progress inspect.Progress
@@ -92,8 +84,8 @@ type BackfillOptions struct {
 	beforeWrite func(ctx context.Context, c *inspect.Chunk)
 }
 
-// BackfillCounts counts what Backfill did to the jobs of one queue, or all.
-type BackfillCounts struct {
+// Counts counts what Run did to the jobs of one queue, or all.
+type Counts struct {
 	// Scanned jobs read; Skipped of those left out by the class filter.
 	Scanned int64 `json:"scanned"`
 	Skipped int64 `json:"skipped"`
@@ -113,7 +105,7 @@ type BackfillCounts struct {
 	TTLFixed int64 `json:"ttl_fixed"`
 }
 
-func (c *BackfillCounts) add(o BackfillCounts) {
+func (c *Counts) add(o Counts) {
 	c.Scanned += o.Scanned
 	c.Skipped += o.Skipped
 	c.Missing += o.Missing
@@ -124,14 +116,14 @@ func (c *BackfillCounts) add(o BackfillCounts) {
 	c.TTLFixed += o.TTLFixed
 }
 
-// BackfillQueue counts one queue, or the delayed jobs ("(delayed)").
-type BackfillQueue struct {
+// QueueCounts counts one queue, or the delayed jobs ("(delayed)").
+type QueueCounts struct {
 	Queue string `json:"queue"`
-	BackfillCounts
+	Counts
 }
 
-// BackfillRule counts the missing jobs one rule matched.
-type BackfillRule struct {
+// RuleCounts counts the missing jobs one rule matched.
+type RuleCounts struct {
 	// Rule names it ("queue=mailers", "default", "--ttl").
 	Rule       string  `json:"rule"`
 	Queue      string  `json:"queue,omitempty"`
@@ -147,7 +139,7 @@ type BackfillRule struct {
 	Sample []DeadlineSample `json:"sample"`
 }
 
-// DeadlineSample describes one deadline Backfill set.
+// DeadlineSample describes one deadline Run set.
 type DeadlineSample struct {
 	Queue string `json:"queue"`
 	ID    string `json:"id"`
@@ -163,19 +155,19 @@ type DeadlineSample struct {
 	DryRun       bool      `json:"dry_run,omitempty"`
 }
 
-// BackfillResult is the summary of a backfill. The embedded counts are the
+// Result is the summary of a backfill. The embedded counts are the
 // totals.
-type BackfillResult struct {
+type Result struct {
 	DryRun           bool    `json:"dry_run"`
 	From             From    `json:"from"`
 	RetentionSeconds float64 `json:"retention_seconds"`
 	// Retention is RetentionSeconds as a duration.
 	Retention time.Duration `json:"-"`
 	FixKeyTTL bool          `json:"fix_key_ttl"`
-	BackfillCounts
-	Queues  []BackfillQueue `json:"queues"`
-	Delayed *BackfillQueue  `json:"delayed,omitempty"`
-	Rules   []BackfillRule  `json:"rules"`
+	Counts
+	Queues  []QueueCounts `json:"queues"`
+	Delayed *QueueCounts  `json:"delayed,omitempty"`
+	Rules   []RuleCounts  `json:"rules"`
 	// Stopped says why the run ended early: "limit", "interrupted",
 	// "error"; "" when it finished.
 	Stopped   string            `json:"stopped,omitempty"`
@@ -184,13 +176,16 @@ type BackfillResult struct {
 	StartedAt time.Time         `json:"started_at"`
 }
 
-// Complete reports whether the run went through everything.
-func (r *BackfillResult) Complete() bool { return r.Stopped == "" }
+// Errors that end a run early; Run turns them into a Stopped reason.
+var (
+	errLimit   = errors.New("limit reached")
+	errStopped = errors.New("interrupted")
+)
 
-// ErrNoTTL is returned by Backfill when neither a TTL nor a policy is given.
+// ErrNoTTL is returned by Run when neither a TTL nor a policy is given.
 var ErrNoTTL = errors.New("backfill needs a TTL: --ttl, or a --policy file")
 
-// Backfill gives every job that has an id but no deadline (state missing)
+// Run gives every job that has an id but no deadline (state missing)
 // an expiration key: deadline = base + TTL, where the TTL comes from the
 // first matching policy rule (else opts.TTL) and base is the job's enqueue
 // time or now (opts.From). It walks the queues and delayed buckets the
@@ -212,19 +207,19 @@ var ErrNoTTL = errors.New("backfill needs a TTL: --ttl, or a --policy file")
 // Jobs in every other state (live, expired, unidentified, invalid) are left
 // as they are. A dry run writes nothing (it only reads, so it is safe
 // against a replica). On an error it returns the partial result with it.
-func Backfill(ctx context.Context, scanner *inspect.Scanner, opts BackfillOptions) (*BackfillResult, error) {
+func Run(ctx context.Context, scanner *inspect.Scanner, opts Options) (*Result, error) {
 	start := time.Now()
 	if opts.From == "" {
 		opts.From = FromEnqueued
 	}
 	if opts.Retention <= 0 {
-		opts.Retention = DefaultRetention
+		opts.Retention = resque.DefaultRetention
 	}
 	if opts.SampleSize == 0 {
-		opts.SampleSize = DefaultSampleSize
+		opts.SampleSize = defaultSampleSize
 	}
-	res := &BackfillResult{DryRun: opts.DryRun, From: opts.From, RetentionSeconds: opts.Retention.Seconds(), Retention: opts.Retention,
-		FixKeyTTL: opts.FixKeyTTL, Queues: []BackfillQueue{}, Rules: []BackfillRule{}, Problems: []inspect.Problem{},
+	res := &Result{DryRun: opts.DryRun, From: opts.From, RetentionSeconds: opts.Retention.Seconds(), Retention: opts.Retention,
+		FixKeyTTL: opts.FixKeyTTL, Queues: []QueueCounts{}, Rules: []RuleCounts{}, Problems: []inspect.Problem{},
 		StartedAt: start.UTC()}
 	if _, err := ParseFrom(string(opts.From)); err != nil {
 		return res, fmt.Errorf("from: %w", err)
@@ -238,7 +233,7 @@ func Backfill(ctx context.Context, scanner *inspect.Scanner, opts BackfillOption
 		rules.Rules = append(rules.Rules, opts.Policy.Rules...)
 	}
 	if opts.TTL > 0 {
-		r, _ := NewRule("", "", opts.TTL)
+		r, _ := newRule("", "", opts.TTL)
 		rules.Rules = append(rules.Rules, r)
 	}
 	if len(rules.Rules) == 0 {
@@ -249,7 +244,7 @@ func Backfill(ctx context.Context, scanner *inspect.Scanner, opts BackfillOption
 		if opts.TTL > 0 && i == len(rules.Rules)-1 {
 			name = "--ttl"
 		}
-		res.Rules = append(res.Rules, BackfillRule{Rule: name, Queue: r.Queue, Class: r.Class, TTL: r.TTLString(),
+		res.Rules = append(res.Rules, RuleCounts{Rule: name, Queue: r.Queue, Class: r.Class, TTL: r.ttlString(),
 			TTLSeconds: r.TTL.Seconds(), Line: r.Line, Sample: []DeadlineSample{}})
 	}
 	b := &backfill{scanner: scanner, rdb: scanner.Client(), opts: opts, rules: rules, res: res}
@@ -270,10 +265,10 @@ func Backfill(ctx context.Context, scanner *inspect.Scanner, opts BackfillOption
 type backfill struct {
 	scanner   *inspect.Scanner
 	rdb       redis.UniversalClient
-	opts      BackfillOptions
+	opts      Options
 	rules     *Policy
-	res       *BackfillResult
-	current   *BackfillQueue
+	res       *Result
+	current   *QueueCounts
 	interrupt context.Context
 	setSoFar  int64
 	requests  *once.Requests
@@ -285,14 +280,11 @@ func (b *backfill) execute(ctx context.Context) error {
 	b.interrupt = ctx
 	work := context.WithoutCancel(ctx)
 	if !b.opts.DryRun {
-		if err := CheckPermissions(work, b.rdb, backfillNeeds(b.scanner.Layout())); err != nil {
+		if err := preflight.Check(work, b.rdb, needs(b.scanner.Layout())); err != nil {
 			return err
 		}
-		if err := LoadScripts(work, b.rdb); err != nil {
-			if IsReadOnly(err) {
-				return ErrReadOnly
-			}
-			return err
+		if err := luaScripts.Load(work, b.rdb); err != nil {
+			return scripts.ReadOnly(err)
 		}
 		b.requests = once.NewRequests(b.scanner.Layout().Requests(once.NewRunID()))
 		defer func() { _ = b.requests.Done(work, b.rdb) }()
@@ -313,10 +305,10 @@ func (b *backfill) execute(ctx context.Context) error {
 		if !q.Readable() {
 			continue
 		}
-		b.res.Queues = append(b.res.Queues, BackfillQueue{Queue: q.Name})
+		b.res.Queues = append(b.res.Queues, QueueCounts{Queue: q.Name})
 		b.current = &b.res.Queues[len(b.res.Queues)-1]
 		_, err := b.scanner.ScanList(work, inspect.ListRef{Key: q.Key, Queue: q.Name}, b.visit)
-		b.res.add(b.current.BackfillCounts)
+		b.res.add(b.current.Counts)
 		if err != nil {
 			if inspect.IsWrongType(err) {
 				b.res.Problems = append(b.res.Problems, inspect.WrongTypeProblem(q.Key, err))
@@ -326,10 +318,10 @@ func (b *backfill) execute(ctx context.Context) error {
 		}
 	}
 	if b.opts.Delayed {
-		b.res.Delayed = &BackfillQueue{Queue: "(delayed)"}
+		b.res.Delayed = &QueueCounts{Queue: "(delayed)"}
 		b.current = b.res.Delayed
 		problems, err := b.scanner.ScanDelayed(work, b.visit, nil)
-		b.res.add(b.current.BackfillCounts)
+		b.res.add(b.current.Counts)
 		b.res.Problems = append(b.res.Problems, problems...)
 		if err != nil {
 			return err
@@ -441,7 +433,7 @@ func wrapperClass(j *inspect.Job) func() string {
 // room is how many more keys may be set under the limit.
 func (b *backfill) room() int64 {
 	if b.opts.Limit <= 0 {
-		return int64(^uint64(0) >> 1)
+		return math.MaxInt64
 	}
 	return b.opts.Limit - b.setSoFar
 }
@@ -488,22 +480,9 @@ func (b *backfill) write(ctx context.Context, c *inspect.Chunk, sets []setOp, fi
 		if n == 0 && m == 0 {
 			return nil
 		}
-		keys := make([]string, 0, int(n)+m)
-		args := make([]any, 0, 3*(int(n)+m))
-		for _, op := range sets[:n] {
-			keys = append(keys, op.job.ExpirationKey)
-			args = append(args, "set", resque.FormatDeadline(op.deadline), op.keyAt.Unix())
-		}
-		for _, f := range fixes[:m] {
-			keys = append(keys, f.job.ExpirationKey)
-			args = append(args, "fix", f.job.DeadlineRaw, f.keyAt.Unix())
-		}
-		codes, err := b.requests.Run(ctx, b.rdb, backfillPageScript, keys, args...).Int64Slice()
+		codes, err := backfillPage(ctx, b.requests, b.rdb, c.List.Key, sets[:n], fixes[:m])
 		if err != nil {
-			return scriptError(err, c.List.Key)
-		}
-		if len(codes) != len(keys) {
-			return fmt.Errorf("backfill %s: script answered %d codes for %d keys", c.List.Key, len(codes), len(keys))
+			return err
 		}
 		for k, op := range sets[:n] {
 			if codes[k] == 1 {
@@ -521,17 +500,6 @@ func (b *backfill) write(ctx context.Context, c *inspect.Chunk, sets []setOp, fi
 		sets, fixes = sets[n:], fixes[m:]
 	}
 	return nil
-}
-
-func scriptError(err error, list string) error {
-	if IsReadOnly(err) {
-		return ErrReadOnly
-	}
-	msg := err.Error()
-	if strings.Contains(msg, "syntax error") || strings.Contains(msg, "wrong number of arguments") {
-		return fmt.Errorf("backfill %s: %w (backfill needs Redis 6.2 or later, 7.0 or later for --fix-key-ttl)", list, err)
-	}
-	return fmt.Errorf("backfill %s: %w", list, err)
 }
 
 // applied counts a deadline set (or that would be set) and samples it.

@@ -1,4 +1,4 @@
-package sweep
+package audit
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/redisserver"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
 var fxNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -79,8 +80,8 @@ func fxScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
 	return s
 }
 
-func fxAudit() inspect.AuditOptions {
-	return inspect.AuditOptions{Families: inspect.DefaultFamilies(), Jobs: true, Deadlines: true, Loners: true, ScanCount: 3}
+func fxAudit() Options {
+	return Options{Families: DefaultFamilies(), Jobs: true, Deadlines: true, Loners: true, ScanCount: 3}
 }
 
 // fxKey is one key as dumped: type, serialized value, TTL.
@@ -214,7 +215,7 @@ func TestFixApplyChangesExactlyTheReportedKeys(t *testing.T) {
 	}
 
 	// A second audit finds nothing left to fix.
-	rep, err := fxScanner(t, rdb).Audit(context.Background(), fxAudit())
+	rep, err := Run(context.Background(), fxScanner(t, rdb), fxAudit())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,16 +250,16 @@ func TestFixKeepsKeysChangedSinceJudged(t *testing.T) {
 	// A key given a TTL by someone else.
 	set("k:ttl", "true", time.Minute)
 
-	stuck := func(key string, ttl time.Duration) inspect.Finding {
-		return inspect.Finding{Kind: inspect.KindKeys, Key: key, Type: "string", Value: "in_progress", HasValue: true,
+	stuck := func(key string, ttl time.Duration) Finding {
+		return Finding{Kind: KindKeys, Key: key, Type: "string", Value: "in_progress", HasValue: true,
 			TTL: ttl, NoTTL: ttl < 0, Stuck: true}
 	}
-	fs := []inspect.Finding{
+	fs := []Finding{
 		stuck("p:value", -1), stuck("p:ttl", -1), stuck("p:renewed", time.Hour), stuck("p:old", time.Hour), stuck("p:gone", -1),
-		{Kind: inspect.KindLoners, Key: "m:ttl", Type: "string", Value: "1", HasValue: true, TTL: -1, NoTTL: true, Orphan: true},
-		{Kind: inspect.KindDeadlines, Key: "d:value", Type: "string", Value: "1000000000", HasValue: true, TTL: -1, NoTTL: true, Orphan: true, Expired: true},
-		{Kind: inspect.KindKeys, Key: "k:ttl", Type: "string", Value: "true", HasValue: true, TTL: -1, NoTTL: true},
-		{Kind: inspect.KindKeys, Key: "k:gone", Type: "string", Value: "true", HasValue: true, TTL: -1, NoTTL: true},
+		{Kind: KindLoners, Key: "m:ttl", Type: "string", Value: "1", HasValue: true, TTL: -1, NoTTL: true, Orphan: true},
+		{Kind: KindDeadlines, Key: "d:value", Type: "string", Value: "1000000000", HasValue: true, TTL: -1, NoTTL: true, Orphan: true, Expired: true},
+		{Kind: KindKeys, Key: "k:ttl", Type: "string", Value: "true", HasValue: true, TTL: -1, NoTTL: true},
+		{Kind: KindKeys, Key: "k:gone", Type: "string", Value: "true", HasValue: true, TTL: -1, NoTTL: true},
 	}
 	got := map[string]string{}
 	r := &repairer{rdb: rdb, opts: FixOptions{TTL: time.Hour, Stuck: true, Orphans: true, Apply: true,
@@ -313,7 +314,7 @@ func TestFixOnReplica(t *testing.T) {
 		t.Errorf("dry run on a replica: %d actions", len(acts))
 	}
 	opts := FixOptions{Audit: fxAudit(), Stuck: true, Apply: true}
-	if _, err := Fix(ctx, fxScanner(t, replica), opts); !errors.Is(err, ErrReadOnly) {
+	if _, err := Fix(ctx, fxScanner(t, replica), opts); !errors.Is(err, scripts.ErrReadOnly) {
 		t.Errorf("apply on a replica: %v, want ErrReadOnly", err)
 	}
 	if changed := fxChanged(before, fxDump(t, rdb)); len(changed) != 0 {
@@ -331,38 +332,10 @@ func TestFixOptionErrors(t *testing.T) {
 	for _, o := range []FixOptions{
 		{Audit: fxAudit()},
 		{Audit: fxAudit(), TTL: -time.Second},
-		{Audit: inspect.AuditOptions{Deadlines: true}, Orphans: true},
+		{Audit: Options{Deadlines: true}, Orphans: true},
 	} {
 		if _, err := Fix(context.Background(), s, o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
-	}
-}
-
-// TestFixOrphansPromotedMidRun: audit --fix-orphans --apply while
-// resque-scheduler promotes an expired delayed job into an already-read
-// queue keeps the job's deadline key (given a TTL), so that the next sweep
-// removes the job.
-func TestFixOrphansPromotedMidRun(t *testing.T) {
-	t.Parallel()
-	f, hook, _ := promotionFixture(t)
-	key := f.layout.Expiration("promoted")
-	audit := inspect.AuditOptions{Jobs: true, Deadlines: true, Progress: hook}
-	res, err := Fix(f.ctx, f.scanner(nil), FixOptions{Audit: audit, Orphans: true, Apply: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.DeadlineOrphans.Candidates != 1 {
-		t.Fatalf("the promotion did not happen between the lists: %+v", *res.DeadlineOrphans)
-	}
-	if !f.exists(key) {
-		t.Fatal("the deadline key of a job promoted during the audit was deleted: the stale job is queued without a deadline")
-	}
-	if pttl := f.rdb.PTTL(f.ctx, key).Val(); pttl <= 0 || pttl > time.Hour {
-		t.Errorf("the held orphan's TTL is %v, want at most 1h", pttl)
-	}
-	_, removed := f.mustSweep(Options{Delayed: true}, nil)
-	if got := removedIDs(removed); !equalStrings(got, []string{"promoted"}) {
-		t.Errorf("the next sweep removed %v, want [promoted]", got)
 	}
 }

@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"encoding/hex"
@@ -21,8 +21,8 @@ func FuzzLonerDigests(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
-		got := lonerDigests(payload)
-		if again := lonerDigests(payload); !slices.Equal(got, again) {
+		got := new(lonerDigester).digests([]byte(payload))
+		if again := new(lonerDigester).digests([]byte(payload)); !slices.Equal(got, again) {
 			t.Fatalf("two answers for %q: %v and %v", payload, got, again)
 		}
 		for _, d := range got {

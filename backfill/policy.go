@@ -1,4 +1,4 @@
-package sweep
+package backfill
 
 import (
 	"fmt"
@@ -31,8 +31,8 @@ type Rule struct {
 	queue, class *glob.Pattern
 }
 
-// NewRule builds a rule, compiling its globs. ttl must be positive.
-func NewRule(queue, class string, ttl time.Duration) (Rule, error) {
+// newRule builds a rule, compiling its globs. ttl must be positive.
+func newRule(queue, class string, ttl time.Duration) (Rule, error) {
 	r := Rule{Queue: queue, Class: class, TTL: ttl}
 	if ttl <= 0 {
 		return r, fmt.Errorf("ttl must be positive, got %s", ttl)
@@ -67,8 +67,8 @@ func (r Rule) Name() string {
 	return strings.Join(parts, " ")
 }
 
-// TTLString is the TTL as written in the policy, or formatted.
-func (r Rule) TTLString() string {
+// ttlString is the TTL as written in the policy, or formatted.
+func (r Rule) ttlString() string {
 	if r.TTLText != "" {
 		return r.TTLText
 	}
@@ -80,10 +80,10 @@ func (r Rule) MatchesEverything() bool {
 	return (r.Queue == "" || r.Queue == "*") && (r.Class == "" || r.Class == "*")
 }
 
-// Matches reports whether the rule selects a job of queue whose class is
+// matches reports whether the rule selects a job of queue whose class is
 // class; wrapper, when not nil, returns the class as Resque stores it (the
 // ActiveJob wrapper), and is only called when class alone does not match.
-func (r Rule) Matches(queue, class string, wrapper func() string) bool {
+func (r Rule) matches(queue, class string, wrapper func() string) bool {
 	if r.queue != nil && !r.queue.Match(queue) {
 		return false
 	}
@@ -111,25 +111,25 @@ func (p *Policy) Match(queue, class string, wrapper func() string) int {
 		return -1
 	}
 	for i := range p.Rules {
-		if p.Rules[i].Matches(queue, class, wrapper) {
+		if p.Rules[i].matches(queue, class, wrapper) {
 			return i
 		}
 	}
 	return -1
 }
 
-// LoadPolicy reads and validates a policy file (see ParsePolicy).
+// LoadPolicy reads and validates a policy file (see parsePolicy).
 func LoadPolicy(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
-	return ParsePolicy(path, data)
+	return parsePolicy(path, data)
 }
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// ParsePolicy parses a YAML policy: a list of rules, each a mapping with an
+// parsePolicy parses a YAML policy: a list of rules, each a mapping with an
 // optional queue glob, an optional class glob and a required ttl, as in
 //
 //	# policy.yaml
@@ -141,7 +141,7 @@ var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): `)
 // Unknown keys, bad globs, bad or non-positive TTLs, an empty list and rules
 // that can never match (after a rule matching every job, or repeating an
 // earlier rule's queue and class) are errors naming source and the line.
-func ParsePolicy(source string, data []byte) (*Policy, error) {
+func parsePolicy(source string, data []byte) (*Policy, error) {
 	if source == "" {
 		source = "policy"
 	}
@@ -169,52 +169,10 @@ func ParsePolicy(source string, data []byte) (*Policy, error) {
 	}
 	p := &Policy{Source: source}
 	for _, item := range root.Content {
-		if item.Kind != yaml.MappingNode {
-			return nil, fail(item.Line, "a rule must be a mapping with queue, class and ttl keys, got %s", nodeKind(item))
-		}
-		var queue, class, ttlText string
-		hasTTL := false
-		seen := map[string]bool{}
-		for k := 0; k+1 < len(item.Content); k += 2 {
-			key, val := item.Content[k], item.Content[k+1]
-			name := key.Value
-			if seen[name] {
-				return nil, fail(key.Line, "key %q given twice", name)
-			}
-			seen[name] = true
-			switch name {
-			case "queue", "class", "ttl":
-			default:
-				return nil, fail(key.Line, "unknown key %q (want queue, class, ttl)", name)
-			}
-			if val.Kind != yaml.ScalarNode || val.Tag == "!!null" {
-				return nil, fail(val.Line, "%s must be a string, got %s", name, nodeKind(val))
-			}
-			switch name {
-			case "queue":
-				if queue = val.Value; queue == "" {
-					return nil, fail(val.Line, "queue is empty; leave the key out to match every queue")
-				}
-			case "class":
-				if class = val.Value; class == "" {
-					return nil, fail(val.Line, "class is empty; leave the key out to match every class")
-				}
-			case "ttl":
-				ttlText, hasTTL = val.Value, true
-			}
-		}
-		if !hasTTL {
-			return nil, fail(item.Line, "rule has no ttl")
-		}
-		ttl, err := resque.ParseDuration(ttlText)
+		r, err := parseRule(item, fail)
 		if err != nil {
-			return nil, fail(item.Line, "bad ttl %q: %v", ttlText, err)
+			return nil, err
 		}
-		r, err := NewRule(queue, class, ttl)
-		if err != nil {
-			return nil, fail(item.Line, "%v", err)
-		}
-		r.TTLText, r.Line = ttlText, item.Line
 		for _, prev := range p.Rules {
 			if prev.MatchesEverything() {
 				return nil, fail(item.Line, "rule can never match: the rule on line %d matches every job; put the default last", prev.Line)
@@ -226,6 +184,58 @@ func ParsePolicy(source string, data []byte) (*Policy, error) {
 		p.Rules = append(p.Rules, r)
 	}
 	return p, nil
+}
+
+// parseRule parses one rule of a policy, a mapping with queue, class and
+// ttl keys; fail names the file and the line.
+func parseRule(item *yaml.Node, fail func(line int, format string, args ...any) error) (Rule, error) {
+	if item.Kind != yaml.MappingNode {
+		return Rule{}, fail(item.Line, "a rule must be a mapping with queue, class and ttl keys, got %s", nodeKind(item))
+	}
+	var queue, class, ttlText string
+	hasTTL := false
+	seen := map[string]bool{}
+	for k := 0; k+1 < len(item.Content); k += 2 {
+		key, val := item.Content[k], item.Content[k+1]
+		name := key.Value
+		if seen[name] {
+			return Rule{}, fail(key.Line, "key %q given twice", name)
+		}
+		seen[name] = true
+		switch name {
+		case "queue", "class", "ttl":
+		default:
+			return Rule{}, fail(key.Line, "unknown key %q (want queue, class, ttl)", name)
+		}
+		if val.Kind != yaml.ScalarNode || val.Tag == "!!null" {
+			return Rule{}, fail(val.Line, "%s must be a string, got %s", name, nodeKind(val))
+		}
+		switch name {
+		case "queue":
+			if queue = val.Value; queue == "" {
+				return Rule{}, fail(val.Line, "queue is empty; leave the key out to match every queue")
+			}
+		case "class":
+			if class = val.Value; class == "" {
+				return Rule{}, fail(val.Line, "class is empty; leave the key out to match every class")
+			}
+		case "ttl":
+			ttlText, hasTTL = val.Value, true
+		}
+	}
+	if !hasTTL {
+		return Rule{}, fail(item.Line, "rule has no ttl")
+	}
+	ttl, err := resque.ParseDuration(ttlText)
+	if err != nil {
+		return Rule{}, fail(item.Line, "bad ttl %q: %v", ttlText, err)
+	}
+	r, err := newRule(queue, class, ttl)
+	if err != nil {
+		return Rule{}, fail(item.Line, "%v", err)
+	}
+	r.TTLText, r.Line = ttlText, item.Line
+	return r, nil
 }
 
 func nodeKind(n *yaml.Node) string {

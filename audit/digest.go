@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"bytes"
@@ -8,17 +8,6 @@ import (
 	"errors"
 	"sort"
 )
-
-// lonerDigests returns the hex digests resque-loner may have given a job
-// with this payload: Digest::MD5.hexdigest(Resque.encode(class: ...,
-// args: ...)) with Hash arguments as their sorted [key, value] pairs
-// (resque-loner 1.x) and, when that differs, as they are (older versions).
-// It returns nil for a payload resque-loner could not have enqueued (no
-// args array).
-func lonerDigests(raw string) []string {
-	var d lonerDigester
-	return d.digests([]byte(raw))
-}
 
 // lonerDigester computes loner digests, reusing its buffers: it re-encodes
 // with a byte-level scanner rather than encoding/json, which is several
@@ -33,6 +22,11 @@ type lonerPair struct {
 	from, to int // the value, in val
 }
 
+// digests returns the hex digests resque-loner may have given a job with
+// this payload: Digest::MD5.hexdigest(Resque.encode(class: ..., args: ...))
+// with Hash arguments as their sorted [key, value] pairs (resque-loner 1.x)
+// and, when that differs, as they are (older versions). It returns nil for
+// a payload resque-loner could not have enqueued (no args array).
 func (d *lonerDigester) digests(raw []byte) []string {
 	class, args, ok := topClassArgs(raw)
 	if !ok || len(args) == 0 || args[0] != '[' {

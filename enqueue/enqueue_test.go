@@ -1,4 +1,4 @@
-package sweep
+package enqueue
 
 import (
 	"context"
@@ -10,14 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/sweep"
 )
 
 func enqArgs(ss ...string) []json.RawMessage { return ParseArgs(ss) }
 
 // enqJudge returns the jobs of list as the scanner judges them.
-func (f *bfFixture) enqJudge(list inspect.ListRef) []inspect.Job {
+func (f *fixture) enqJudge(list inspect.ListRef) []inspect.Job {
 	f.t.Helper()
 	var jobs []inspect.Job
 	if _, err := f.scanner(nil).ScanList(f.ctx, list, func(_ context.Context, c *inspect.Chunk) error {
@@ -50,8 +54,8 @@ func TestParseArg(t *testing.T) {
 		"0x10":          `"0x10"`,
 		"[1,2] trailer": `"[1,2] trailer"`,
 	} {
-		if got := string(ParseArg(in)); got != want {
-			t.Errorf("ParseArg(%q) = %s, want %s", in, got, want)
+		if got := string(parseArg(in)); got != want {
+			t.Errorf("parseArg(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
@@ -61,8 +65,8 @@ func TestParseArg(t *testing.T) {
 // its key TTL; the scanner then sees the job live, under that id.
 func TestEnqueuePlain(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
-	res, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{
+	f := newFixture(t)
+	res, err := Run(f.ctx, f.rdb, f.layout, Job{
 		Queue: "mailers", Class: "Mailer", Args: enqArgs("42", "x", `{"to":"<a@b>"}`), ID: "job-1",
 		TTL: 90 * time.Minute, Retention: time.Hour, Now: f.clock,
 	})
@@ -71,7 +75,7 @@ func TestEnqueuePlain(t *testing.T) {
 	}
 	wantPayload := `{"class":"Mailer","args":[42,"x",{"to":"<a@b>"}],"id":"job-1"}`
 	deadline := f.now.Add(90 * time.Minute)
-	want := EnqueueResult{ID: "job-1", Queue: "mailers", Class: "Mailer", List: "resque:queue:mailers",
+	want := Result{ID: "job-1", Queue: "mailers", Class: "Mailer", List: "resque:queue:mailers",
 		ExpirationKey: "resque:job:job-1:expiration", Deadline: deadline, KeyExpiresAt: deadline.Add(time.Hour), Payload: wantPayload}
 	if res != want {
 		t.Errorf("result\n  %+v\nwant\n  %+v", res, want)
@@ -100,13 +104,13 @@ func TestEnqueuePlain(t *testing.T) {
 // the tool cannot find it fail with ErrInvalidRequest, writing nothing.
 func TestEnqueueIDs(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
+	f := newFixture(t)
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", TTL: time.Hour})
+	a, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", TTL: time.Hour})
+	b, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +121,7 @@ func TestEnqueueIDs(t *testing.T) {
 		t.Errorf("payload %s", a.Payload)
 	}
 
-	jid, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", ID: "s1", IDPaths: []string{"jid", "id"}, TTL: time.Hour})
+	jid, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "s1", IDPaths: []string{"jid", "id"}, TTL: time.Hour})
 	if err != nil || jid.Payload != `{"class":"C","args":[],"jid":"s1"}` {
 		t.Errorf("jid: %s, %v", jid.Payload, err)
 	}
@@ -125,18 +129,18 @@ func TestEnqueueIDs(t *testing.T) {
 	before := f.dump()
 	for _, tc := range []struct {
 		name string
-		req  EnqueueRequest
+		req  Job
 		want string
 	}{
-		{"nested path", EnqueueRequest{IDPaths: []string{"args.0.job_id", "id"}}, "a plain payload keeps its id at a top-level key"},
-		{"reserved key", EnqueueRequest{IDPaths: []string{"class"}}, `the id cannot go at "class"`},
-		{"activejob unreachable", EnqueueRequest{ActiveJob: true, IDPaths: []string{"id", "jid"}}, "would not find the id"},
-		{"no queue", EnqueueRequest{Queue: "-"}, "a queue is required"},
-		{"no class", EnqueueRequest{Class: "-"}, "a class is required"},
-		{"no ttl", EnqueueRequest{TTL: -1}, "the TTL must be positive"},
-		{"bad arg", EnqueueRequest{Args: []json.RawMessage{json.RawMessage(`{nope`)}}, "argument 1 is not a JSON value"},
-		{"past deadline", EnqueueRequest{At: f.now.Add(-2 * time.Hour)}, "is already past"},
-		{"bad path", EnqueueRequest{IDPaths: []string{"a..b"}}, "empty segment"},
+		{"nested path", Job{IDPaths: []string{"args.0.job_id", "id"}}, "a plain payload keeps its id at a top-level key"},
+		{"reserved key", Job{IDPaths: []string{"class"}}, `the id cannot go at "class"`},
+		{"activejob unreachable", Job{ActiveJob: true, IDPaths: []string{"id", "jid"}}, "would not find the id"},
+		{"no queue", Job{Queue: "-"}, "a queue is required"},
+		{"no class", Job{Class: "-"}, "a class is required"},
+		{"no ttl", Job{TTL: -1}, "the TTL must be positive"},
+		{"bad arg", Job{Args: []json.RawMessage{json.RawMessage(`{nope`)}}, "argument 1 is not a JSON value"},
+		{"past deadline", Job{At: f.now.Add(-2 * time.Hour)}, "is already past"},
+		{"bad path", Job{IDPaths: []string{"a..b"}}, "empty segment"},
 	} {
 		req := tc.req
 		if req.Queue == "" {
@@ -153,7 +157,7 @@ func TestEnqueueIDs(t *testing.T) {
 			req.TTL = time.Hour
 		}
 		req.Now = f.clock
-		_, err := Enqueue(f.ctx, f.rdb, f.layout, req)
+		_, err := Run(f.ctx, f.rdb, f.layout, req)
 		if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want ErrInvalidRequest with %q", tc.name, err, tc.want)
 		}
@@ -165,9 +169,9 @@ func TestEnqueueIDs(t *testing.T) {
 // writes, with the id as job_id where the default id paths find it.
 func TestEnqueueActiveJob(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
+	f := newFixture(t)
 	now := f.now.Add(123456789 * time.Nanosecond)
-	res, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{
+	res, err := Run(f.ctx, f.rdb, f.layout, Job{
 		Queue: "default", Class: "Reports::Daily", Args: enqArgs("7", "full"), ID: "aj-1", ActiveJob: true,
 		TTL: time.Hour, Now: func() time.Time { return now },
 	})
@@ -207,10 +211,10 @@ func TestEnqueueDelayed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := newBFFixture(t)
+			f := newFixture(t)
 			at := f.now.Add(2*time.Hour + 500*time.Millisecond)
 			ts := at.Unix()
-			res, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{
+			res, err := Run(f.ctx, f.rdb, f.layout, Job{
 				Queue: "low", Class: "Cleanup", Args: enqArgs("1"), ID: "d-1", ActiveJob: aj,
 				TTL: 30 * time.Minute, At: at, Now: f.clock,
 			})
@@ -245,7 +249,7 @@ func TestEnqueueDelayed(t *testing.T) {
 			if f.deadline("d-1") != f.unix(2*time.Hour+30*time.Minute+time.Second) {
 				t.Errorf("deadline %q", f.deadline("d-1"))
 			}
-			f.wantKeyExpiresAt("d-1", f.now.Add(2*time.Hour+30*time.Minute+time.Second+DefaultRetention))
+			f.wantKeyExpiresAt("d-1", f.now.Add(2*time.Hour+30*time.Minute+time.Second+resque.DefaultRetention))
 			if n := f.rdb.Exists(f.ctx, f.layout.Queue("low"), f.layout.Queues()).Val(); n != 0 {
 				t.Errorf("a delayed job touched the queue (%d keys)", n)
 			}
@@ -261,25 +265,25 @@ func TestEnqueueDelayed(t *testing.T) {
 // the wrong type, the script writes nothing at all.
 func TestEnqueueAtomic(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
+	f := newFixture(t)
 	f.setDeadline("dup", f.unix(time.Minute), 0)
 	f.rdb.Set(f.ctx, f.layout.Queue("stringy"), "x", 0)
 	f.rdb.Set(f.ctx, f.layout.DelayedSchedule(), "x", 0)
 	before := f.dump()
 
-	_, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour})
+	_, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour})
 	if !errors.Is(err, ErrIDExists) {
 		t.Errorf("duplicate id: %v", err)
 	}
-	_, err = Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour, At: f.now.Add(time.Hour)})
+	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour, At: f.now.Add(time.Hour)})
 	if !errors.Is(err, ErrIDExists) && (err == nil || !strings.Contains(err.Error(), "WRONGTYPE")) {
 		t.Errorf("duplicate delayed id: %v", err)
 	}
-	_, err = Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "stringy", Class: "C", ID: "new1", TTL: time.Hour})
+	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "stringy", Class: "C", ID: "new1", TTL: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE resque:queue:stringy holds a string, not a list") {
 		t.Errorf("wrong-type queue: %v", err)
 	}
-	_, err = Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "q", Class: "C", ID: "new2", TTL: time.Hour, At: f.now.Add(time.Hour)})
+	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "new2", TTL: time.Hour, At: f.now.Add(time.Hour)})
 	if err == nil || !strings.Contains(err.Error(), "not a zset") {
 		t.Errorf("wrong-type schedule: %v", err)
 	}
@@ -291,16 +295,16 @@ func TestEnqueueAtomic(t *testing.T) {
 // and a job with a long TTL is left alone.
 func TestEnqueueThenSweep(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
-	keep, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "canary", Class: "Canary", TTL: time.Hour})
+	f := newFixture(t)
+	keep, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	canary, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "canary", Class: "Canary", TTL: time.Second})
+	canary, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	delayed, err := Enqueue(f.ctx, f.rdb, f.layout, EnqueueRequest{Queue: "canary", Class: "Canary", TTL: time.Second,
+	delayed, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second,
 		At: time.Now().Add(-time.Second / 2)})
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +324,7 @@ func TestEnqueueThenSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	var removed []string
-	res, err := New(s).Run(f.ctx, Options{Delayed: true, OnRemoved: func(r Removal) { removed = append(removed, r.ID) }})
+	res, err := sweep.New(s).Run(f.ctx, sweep.Options{Delayed: true, OnRemoved: func(r sweep.Removal) { removed = append(removed, r.ID) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +351,7 @@ func TestEnqueueDocsShowTheScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(doc), enqueueSrc) {
-		t.Error("docs/enqueue.md does not contain sweep/enqueue.lua verbatim; copy the script into the Ruby recipe")
+		t.Error("docs/enqueue.md does not contain enqueue/enqueue.lua verbatim; copy the script into the Ruby recipe")
 	}
 }
 
@@ -355,7 +359,7 @@ func TestEnqueueDocsShowTheScript(t *testing.T) {
 // out by hand as the Ruby recipe in docs/enqueue.md does.
 func TestEnqueueRawScript(t *testing.T) {
 	t.Parallel()
-	f := newBFFixture(t)
+	f := newFixture(t)
 	payload := `{"class":"Mailer","args":[1],"id":"r1"}`
 	deadline := f.now.Add(time.Hour).Unix()
 	n, err := f.rdb.Eval(f.ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
@@ -371,5 +375,29 @@ func TestEnqueueRawScript(t *testing.T) {
 	jobs := f.enqJudge(inspect.ListRef{Key: "resque:queue:mail", Queue: "mail"})
 	if len(jobs) != 1 || jobs[0].State != inspect.StateLive || jobs[0].DeadlineRaw != resque.FormatDeadline(time.Unix(deadline, 0)) {
 		t.Errorf("scanner sees %+v", jobs)
+	}
+}
+
+// TestRunWhenTheReplyIsLost: enqueue ran, its reply was lost, go-redis sent
+// it again: success, with exactly one job queued.
+func TestRunWhenTheReplyIsLost(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	proxy := redistest.StartProxy(t, f.rdb.Options().Addr)
+	c := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3, MinRetryBackoff: time.Millisecond})
+	defer c.Close()
+	if err := luaScripts.Load(f.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	proxy.LoseRepliesTo(enqueueScript.Hash(), 1)
+	res, err := Run(f.ctx, c, f.layout, Job{Queue: "mail", Class: "Mailer", ID: "once", TTL: time.Hour})
+	if err != nil {
+		t.Fatalf("enqueue after a lost reply: %v", err)
+	}
+	if n := f.rdb.LLen(f.ctx, f.layout.Queue("mail")).Val(); n != 1 || res.ID != "once" {
+		t.Errorf("%d jobs queued (id %q), want exactly 1", n, res.ID)
+	}
+	if keys := f.rdb.Keys(f.ctx, "resque:resque-expire:*").Val(); len(keys) != 0 {
+		t.Errorf("left behind: %v", keys)
 	}
 }

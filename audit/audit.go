@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/inspect"
 )
 
 // Audit defaults and bounds.
@@ -18,7 +20,7 @@ const (
 	// ttlSampleSize bounds the reservoir of TTLs the percentiles come from.
 	ttlSampleSize = 10000
 	// valueCap bounds the distinct values counted per family; further
-	// distinct values are counted together as OtherValue.
+	// distinct values are counted together as otherValue.
 	valueCap = 1000
 	// valueDisplayLen truncates values kept for counting and examples.
 	valueDisplayLen = 100
@@ -28,8 +30,8 @@ const (
 	dupGroupCap = 1000
 )
 
-// OtherValue stands for the values beyond the distinct-value cap.
-const OtherValue = "(other)"
+// otherValue stands for the values beyond the distinct-value cap.
+const otherValue = "(other)"
 
 // Family kinds.
 const (
@@ -83,8 +85,8 @@ func (f Family) wantType() string {
 	return f.Type
 }
 
-// Validate reports what is wrong with a family definition.
-func (f Family) Validate() error {
+// validate reports what is wrong with a family definition.
+func (f Family) validate() error {
 	switch {
 	case f.Pattern == "":
 		return fmt.Errorf("family %q: pattern is required", f.Name)
@@ -117,8 +119,8 @@ func DefaultFamilies() []Family {
 	}
 }
 
-// AuditOptions says what Audit looks at.
-type AuditOptions struct {
+// Options says what Run looks at.
+type Options struct {
 	// Families are the key families to audit (see DefaultFamilies).
 	Families []Family
 	// Jobs reads every queue and delayed bucket: job states, duplicate jobs,
@@ -146,7 +148,7 @@ type AuditOptions struct {
 	// stops the audit.
 	OnFindings func(ctx context.Context, fs []Finding) error
 	// Progress, when set, is told the number of jobs and each page read.
-	Progress Progress
+	Progress inspect.Progress
 }
 
 // Finding is one key that the audit found something wrong with.
@@ -176,24 +178,24 @@ type Finding struct {
 	Held    bool
 }
 
-// AuditReport is the result of Audit.
-type AuditReport struct {
+// Report is the result of Run.
+type Report struct {
 	At      time.Time `json:"at"`
 	Elapsed float64   `json:"elapsed_seconds"`
 	// Partial is set when a bound or an interrupt stopped a section early;
 	// Stopped says which.
-	Partial   bool            `json:"partial"`
-	Stopped   string          `json:"stopped,omitempty"`
-	Families  []*FamilyReport `json:"families"`
-	Deadlines *FamilyReport   `json:"deadline_keys,omitempty"`
-	Loners    *FamilyReport   `json:"loner_markers,omitempty"`
-	Jobs      *JobsReport     `json:"jobs,omitempty"`
-	Problems  []Problem       `json:"problems"`
+	Partial   bool              `json:"partial"`
+	Stopped   string            `json:"stopped,omitempty"`
+	Families  []*FamilyReport   `json:"families"`
+	Deadlines *FamilyReport     `json:"deadline_keys,omitempty"`
+	Loners    *FamilyReport     `json:"loner_markers,omitempty"`
+	Jobs      *JobsReport       `json:"jobs,omitempty"`
+	Problems  []inspect.Problem `json:"problems"`
 }
 
 // NoTTL sums the keys without TTL of the key families (not deadlines or
 // loner markers, whose TTL is optional).
-func (r *AuditReport) NoTTL() int64 {
+func (r *Report) NoTTL() int64 {
 	var n int64
 	for _, f := range r.Families {
 		n += f.NoTTL
@@ -202,7 +204,7 @@ func (r *AuditReport) NoTTL() int64 {
 }
 
 // Stuck sums the stuck keys of the key families.
-func (r *AuditReport) Stuck() int64 {
+func (r *Report) Stuck() int64 {
 	var n int64
 	for _, f := range r.Families {
 		n += f.Stuck
@@ -214,7 +216,7 @@ func (r *AuditReport) Stuck() int64 {
 // --fix-orphans acts on: loner markers with no TTL whose job is not in
 // their queue, and deadline keys of no job whose deadline has passed and
 // that are not yet set to vanish within OrphanHold.
-func (r *AuditReport) Orphans() int64 {
+func (r *Report) Orphans() int64 {
 	var n int64
 	for _, f := range []*FamilyReport{r.Deadlines, r.Loners} {
 		if f != nil && f.Orphans != nil {
@@ -248,7 +250,7 @@ type FamilyReport struct {
 	WrongType int64 `json:"wrong_type"`
 	// TopValues are the most frequent values (strings only, truncated to
 	// 100 bytes); DistinctValues is how many were told apart, at most 1000,
-	// after which further values count as OtherValue.
+	// after which further values count as otherValue.
 	TopValues      []ValueCount `json:"top_values,omitempty"`
 	DistinctValues int          `json:"distinct_values"`
 	// Unexpected counts values not among ExpectedValues.
@@ -298,14 +300,6 @@ type ValueCount struct {
 	Count int64  `json:"count"`
 }
 
-// OrphanHold is the least time an orphaned deadline key whose deadline has
-// passed is kept before it vanishes: sweep --orphans and audit --fix-orphans
-// never delete one, they give it a TTL of at least this, because its job may
-// only have been between two lists (a delayed job resque-scheduler was moving
-// to a queue) while the jobs were read. A sweep within the hold finds the job
-// with its deadline.
-const OrphanHold = time.Hour
-
 // OrphanReport says which deadline keys or loner markers belong to no job.
 type OrphanReport struct {
 	// Judged is false when orphans could not be told (NotJudged says why):
@@ -335,15 +329,15 @@ type OrphanReport struct {
 	Examples []KeyExample `json:"examples"`
 }
 
-// Audit reads the key families, the jobs, the deadline keys and the loner
+// Run reads the key families, the jobs, the deadline keys and the loner
 // markers that opts selects, and reports what is rotten. It never writes;
 // opts.OnFindings may. Memory stays bounded whatever the number of keys:
 // families are counted and sampled, and jobs are remembered as 64-bit
 // hashes (see docs/audit.md). On an error it returns the partial report with
 // the error.
-func (s *Scanner) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error) {
+func Run(ctx context.Context, s *inspect.Scanner, opts Options) (*Report, error) {
 	for _, f := range opts.Families {
-		if err := f.Validate(); err != nil {
+		if err := f.validate(); err != nil {
 			return nil, err
 		}
 	}
@@ -356,7 +350,7 @@ func (s *Scanner) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, e
 		opts.Examples = 0
 	}
 	start := time.Now()
-	a := &auditRun{s: s, opts: opts, rep: &AuditReport{At: s.now().UTC(), Families: []*FamilyReport{}, Problems: []Problem{}}}
+	a := &auditRun{s: s, opts: opts, rep: &Report{At: s.Now().UTC(), Families: []*FamilyReport{}, Problems: []inspect.Problem{}}}
 	if opts.MaxDuration > 0 {
 		a.deadline = start.Add(opts.MaxDuration)
 	}
@@ -373,9 +367,9 @@ func (s *Scanner) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, e
 }
 
 type auditRun struct {
-	s        *Scanner
-	opts     AuditOptions
-	rep      *AuditReport
+	s        *inspect.Scanner
+	opts     Options
+	rep      *Report
 	deadline time.Time
 	// jobs holds the hash sets of the job scan; nil until it completed.
 	jobs *jobSets
@@ -405,7 +399,7 @@ func (a *auditRun) run(ctx context.Context) error {
 	}
 	var loners *FamilyReport
 	if a.opts.Loners {
-		f := Family{Name: "loner markers", Pattern: a.s.layout.LonerPattern(), Values: []string{"1"}}
+		f := Family{Name: "loner markers", Pattern: a.s.Layout().LonerPattern(), Values: []string{"1"}}
 		loners = newFamilyReport(f, KindLoners)
 		loners.Orphans = &OrphanReport{Examples: []KeyExample{}}
 		a.rep.Loners = loners
@@ -422,7 +416,7 @@ func (a *auditRun) run(ctx context.Context) error {
 		}
 	}
 	if a.opts.Deadlines {
-		f := Family{Name: "deadline keys", Pattern: a.s.layout.ExpirationPattern()}
+		f := Family{Name: "deadline keys", Pattern: a.s.Layout().ExpirationPattern()}
 		fr := newFamilyReport(f, KindDeadlines)
 		fr.Orphans = &OrphanReport{Examples: []KeyExample{}}
 		a.rep.Deadlines = fr
@@ -516,7 +510,7 @@ func (a *auditRun) scanKeys(ctx context.Context, pattern string, limited bool, p
 		if err := ctx.Err(); err != nil {
 			return StopInterrupted, err
 		}
-		keys, next, err := a.s.rdb.Scan(ctx, cursor, pattern, a.opts.ScanCount).Result()
+		keys, next, err := a.s.Client().Scan(ctx, cursor, pattern, a.opts.ScanCount).Result()
 		if err != nil {
 			return StopError, fmt.Errorf("scan %s: %w", pattern, err)
 		}
@@ -566,7 +560,7 @@ func (k keyState) example(key, detail string) KeyExample {
 // readKeys reads the type, remaining TTL and (for strings) value of keys
 // with one pipeline. A key of type "none" is gone.
 func (a *auditRun) readKeys(ctx context.Context, keys []string) ([]keyState, error) {
-	pipe := a.s.rdb.Pipeline()
+	pipe := a.s.Client().Pipeline()
 	types := make([]*redis.StatusCmd, len(keys))
 	ttls := make([]*redis.DurationCmd, len(keys))
 	gets := make([]*redis.StringCmd, len(keys))
@@ -599,7 +593,8 @@ func (a *auditRun) readKeys(ctx context.Context, keys []string) ([]keyState, err
 }
 
 // isReply reports whether err is a reply of Redis to one command (nil,
-// WRONGTYPE, ...) rather than a failure to talk to it.
+// WRONGTYPE, ...) rather than a failure to talk to it. go-redis exports no
+// such test (its isRedisError is unexported; HasErrorPrefix needs a prefix).
 func isReply(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re)

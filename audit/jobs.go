@@ -1,11 +1,14 @@
-package inspect
+package audit
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"hash/fnv"
 	"sort"
+
+	"github.com/resque-expire/resque-expire/inspect"
 )
 
 // JobsReport is what the audit found in the queues and delayed buckets.
@@ -16,8 +19,8 @@ type JobsReport struct {
 	Buckets int   `json:"delayed_buckets"`
 	// States counts every job by state (as inspect does); MostOverdue is
 	// the job whose deadline passed longest ago.
-	States      Counts  `json:"states"`
-	MostOverdue *JobRef `json:"most_overdue,omitempty"`
+	States      inspect.Counts  `json:"states"`
+	MostOverdue *inspect.JobRef `json:"most_overdue,omitempty"`
 	// LongestQueue is the queue with the most jobs when the audit began.
 	LongestQueue       string `json:"longest_queue,omitempty"`
 	LongestQueueLength int64  `json:"longest_queue_length"`
@@ -97,7 +100,7 @@ type jobAcc struct {
 	digester            lonerDigester
 }
 
-func (acc *jobAcc) add(j *Job, ref ListRef) {
+func (acc *jobAcc) add(j *inspect.Job, ref inspect.ListRef) {
 	var dupID, dupPayload bool
 	if j.ID != "" {
 		if h := idHash(j.ID); !acc.sets.ids.add(h) {
@@ -142,7 +145,7 @@ func (acc *jobAcc) group(k groupKey) *DuplicateGroup {
 		return g
 	}
 	if len(acc.groups) >= dupGroupCap {
-		k = groupKey{queue: OtherValue, class: OtherValue}
+		k = groupKey{queue: otherValue, class: otherValue}
 		if g, ok := acc.groups[k]; ok {
 			return g
 		}
@@ -185,7 +188,7 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 	}
 	acc := &jobAcc{a: a, rep: r, sets: sets, groups: map[groupKey]*DuplicateGroup{}}
 	defer acc.finish()
-	var totals QueueSummary
+	var totals inspect.QueueSummary
 	defer func() { r.States, r.MostOverdue = totals.Counts, totals.MostOverdue }()
 
 	stopped := func(reason string) error {
@@ -201,6 +204,44 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 		return err
 	}
 	a.rep.Problems = append(a.rep.Problems, problems...)
+	a.discovered(queues, r, sets)
+	visit := a.jobVisitor(acc)
+	for _, q := range queues {
+		if !q.Readable() {
+			continue
+		}
+		r.Queues++
+		qs := inspect.QueueSummary{Queue: q.Name}
+		st, err := a.s.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, visit(&qs, &r.Jobs))
+		r.Resyncs += st.Resyncs
+		totals.Merge(&qs)
+		switch {
+		case err == errAuditTime:
+			return stopped(StopMaxDuration)
+		case inspect.IsWrongType(err): // the key changed type under us
+			a.rep.Problems = append(a.rep.Problems, inspect.WrongTypeProblem(q.Key, err))
+		case err != nil:
+			return err
+		}
+	}
+	var ds inspect.QueueSummary
+	problems, err = a.s.ScanDelayed(ctx, visit(&ds, &r.Delayed), func(inspect.Bucket) { r.Buckets++ })
+	a.rep.Problems = append(a.rep.Problems, problems...)
+	totals.Merge(&ds)
+	r.Jobs += r.Delayed
+	switch {
+	case err == errAuditTime:
+		return stopped(StopMaxDuration)
+	case err != nil:
+		return err
+	}
+	a.jobs = sets
+	return nil
+}
+
+// discovered notes the queues discovery found: their names for orphan
+// judgement, the longest, and the work ahead for the progress bar.
+func (a *auditRun) discovered(queues []inspect.QueueInfo, r *JobsReport, sets *jobSets) {
 	var total int64
 	for _, q := range queues {
 		sets.queues[q.Name] = true
@@ -212,13 +253,19 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 	if a.opts.Progress != nil {
 		a.opts.Progress.SetTotal(total)
 	}
-	visit := func(sum *QueueSummary, n *int64) Visitor {
-		return func(_ context.Context, c *Chunk) error {
+}
+
+// jobVisitor returns the visitor of one list's pages: it counts the jobs
+// into sum and n and hands them to acc, and stops the scan when the audit
+// runs out of time.
+func (a *auditRun) jobVisitor(acc *jobAcc) func(sum *inspect.QueueSummary, n *int64) inspect.Visitor {
+	return func(sum *inspect.QueueSummary, n *int64) inspect.Visitor {
+		return func(_ context.Context, c *inspect.Chunk) error {
 			if a.outOfTime() {
 				return errAuditTime
 			}
 			for i := range c.Jobs {
-				sum.add(&c.Jobs[i], c.Now)
+				sum.Add(&c.Jobs[i], c.Now)
 				acc.add(&c.Jobs[i], c.List)
 			}
 			*n += int64(len(c.Jobs))
@@ -228,37 +275,6 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 			return nil
 		}
 	}
-	for _, q := range queues {
-		if !q.Readable() {
-			continue
-		}
-		r.Queues++
-		qs := QueueSummary{Queue: q.Name}
-		st, err := a.s.ScanList(ctx, ListRef{Key: q.Key, Queue: q.Name}, visit(&qs, &r.Jobs))
-		r.Resyncs += st.Resyncs
-		totals.merge(&qs)
-		switch {
-		case err == errAuditTime:
-			return stopped(StopMaxDuration)
-		case IsWrongType(err): // the key changed type under us
-			a.rep.Problems = append(a.rep.Problems, WrongTypeProblem(q.Key, err))
-		case err != nil:
-			return err
-		}
-	}
-	var ds QueueSummary
-	problems, err = a.s.ScanDelayed(ctx, visit(&ds, &r.Delayed), func(Bucket) { r.Buckets++ })
-	a.rep.Problems = append(a.rep.Problems, problems...)
-	totals.merge(&ds)
-	r.Jobs += r.Delayed
-	switch {
-	case err == errAuditTime:
-		return stopped(StopMaxDuration)
-	case err != nil:
-		return err
-	}
-	a.jobs = sets
-	return nil
 }
 
 // wantDigests reports whether the jobs of queue need their loner digest:
@@ -271,7 +287,7 @@ func (a *auditRun) wantDigests(queue string) bool {
 	return ok
 }
 
-const errAuditTime = errorString("audit ran out of time")
+var errAuditTime = errors.New("audit ran out of time")
 
 func idHash(id string) uint64 {
 	h := fnv.New64a()

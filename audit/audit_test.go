@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
@@ -20,9 +21,9 @@ import (
 // auditNow is the clock of the audit tests' scanners.
 var auditNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func auditScanner(t *testing.T, rdb redis.UniversalClient) *Scanner {
+func auditScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
 	t.Helper()
-	s, err := NewScanner(rdb, Config{Layout: resque.MustLayout("resque", ""), Batch: 3, Now: func() time.Time { return auditNow }})
+	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: 3, Now: func() time.Time { return auditNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +117,8 @@ func auditSeed(t *testing.T, rdb redis.UniversalClient) {
 	set("resque:loners:queue:broken", "1", 0)                                                                     // unreadable name
 }
 
-func auditAll() AuditOptions {
-	return AuditOptions{Families: DefaultFamilies(), Jobs: true, Deadlines: true, Loners: true, ScanCount: 2}
+func auditAll() Options {
+	return Options{Families: DefaultFamilies(), Jobs: true, Deadlines: true, Loners: true, ScanCount: 2}
 }
 
 func TestAuditCountsEveryRotCase(t *testing.T) {
@@ -126,7 +127,7 @@ func TestAuditCountsEveryRotCase(t *testing.T) {
 	var findings []Finding
 	opts := auditAll()
 	opts.OnFindings = func(_ context.Context, fs []Finding) error { findings = append(findings, fs...); return nil }
-	rep, err := auditScanner(t, rdb).Audit(context.Background(), opts)
+	rep, err := Run(context.Background(), auditScanner(t, rdb), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestAuditCountsEveryRotCase(t *testing.T) {
 	if j.Jobs != 12 || j.Delayed != 2 || j.Queues != 2 || j.Buckets != 1 || j.LongestQueue != "default" || j.LongestQueueLength != 7 {
 		t.Errorf("jobs: %+v", *j)
 	}
-	if want := (Counts{Jobs: 12, Expired: 2, Live: 5, Missing: 1, Unidentified: 3, Invalid: 1}); j.States != want {
+	if want := (inspect.Counts{Jobs: 12, Expired: 2, Live: 5, Missing: 1, Unidentified: 3, Invalid: 1}); j.States != want {
 		t.Errorf("states: got %+v, want %+v", j.States, want)
 	}
 	if j.MostOverdue == nil || j.MostOverdue.ID != "b1" || j.MostOverdue.Overdue != 3*time.Hour {
@@ -254,7 +255,7 @@ func TestAuditLonerMarkerWrittenDuringAuditIsNotJudged(t *testing.T) {
 	auditDo(t, rdb, "RPUSH", "resque:queue:default", `{"class":"A","args":[1]}`)
 	auditDo(t, rdb, "SET", "resque:loners:queue:default:job:"+auditMD5(`{"class":"Gone","args":[]}`), "1")
 	late := "resque:loners:queue:default:job:" + auditMD5(`{"class":"Late","args":[]}`)
-	opts := AuditOptions{Jobs: true, Loners: true}
+	opts := Options{Jobs: true, Loners: true}
 	// SetTotal is called once the queues are found, after the markers were
 	// read: the marker of a job pushed after its queue was read.
 	opts.Progress = auditProgressFunc(func() {
@@ -262,7 +263,7 @@ func TestAuditLonerMarkerWrittenDuringAuditIsNotJudged(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	rep, err := auditScanner(t, rdb).Audit(ctx, opts)
+	rep, err := Run(ctx, auditScanner(t, rdb), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,18 +284,18 @@ func TestAuditOrphansNeedEveryJob(t *testing.T) {
 	ctx := context.Background()
 	opts := auditAll()
 	opts.Jobs = false
-	rep, err := auditScanner(t, rdb).Audit(ctx, opts)
+	rep, err := Run(ctx, auditScanner(t, rdb), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Deadlines.Orphans.Judged || rep.Loners.Orphans.Judged || rep.Orphans() != 0 || rep.Deadlines.Keys != 8 {
 		t.Errorf("judged without jobs: %+v %+v", rep.Deadlines.Orphans, rep.Loners.Orphans)
 	}
-	s, err := NewScanner(rdb, Config{Layout: resque.MustLayout("resque", ""), Queues: []string{"mailers"}, Now: func() time.Time { return auditNow }})
+	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Queues: []string{"mailers"}, Now: func() time.Time { return auditNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err = s.Audit(ctx, auditAll())
+	rep, err = Run(ctx, s, auditAll())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestAuditBounds(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		auditDo(t, rdb, "SET", fmt.Sprintf("many:%d", i), "v")
 	}
-	rep, err := auditScanner(t, rdb).Audit(ctx, AuditOptions{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
+	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys: keys %d partial %v %q / %v %q", f.Keys, f.Partial, f.Stopped, rep.Partial, rep.Stopped)
 	}
 	// One page holds them all, more than the limit: partial too.
-	rep, err = auditScanner(t, rdb).Audit(ctx, AuditOptions{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
+	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys in one page: keys %d partial %v %q", f.Keys, f.Partial, f.Stopped)
 	}
 	// Exactly as many keys as the limit: complete.
-	rep, err = auditScanner(t, rdb).Audit(ctx, AuditOptions{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
+	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestAuditBounds(t *testing.T) {
 
 	opts := auditAll()
 	opts.MaxDuration = time.Nanosecond
-	rep, err = auditScanner(t, rdb).Audit(ctx, opts)
+	rep, err = Run(ctx, auditScanner(t, rdb), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,13 +360,13 @@ func TestAuditStaysBounded(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := auditScanner(t, rdb).Audit(ctx, AuditOptions{Families: []Family{{Pattern: "v:*"}}})
+	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "v:*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := rep.Families[0]
 	last := f.TopValues[len(f.TopValues)-1]
-	if f.DistinctValues != valueCap || last.Value != OtherValue || last.Count != 101 || len(f.TopValues) != topValuesShown+1 {
+	if f.DistinctValues != valueCap || last.Value != otherValue || last.Count != 101 || len(f.TopValues) != topValuesShown+1 {
 		t.Errorf("distinct %d, top %d, last %+v", f.DistinctValues, len(f.TopValues), last)
 	}
 
@@ -434,7 +435,7 @@ func TestLonerDigests(t *testing.T) {
 		for _, w := range c.want {
 			want = append(want, auditMD5(w))
 		}
-		if got := lonerDigests(c.payload); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := new(lonerDigester).digests([]byte(c.payload)); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: got %v, want %v (of %q)", c.payload, got, want, c.want)
 		}
 	}
@@ -461,7 +462,7 @@ func TestParseLoner(t *testing.T) {
 }
 
 func TestParseFamilies(t *testing.T) {
-	fs, err := ParseFamilies([]byte(`
+	fs, err := parseFamilies([]byte(`
 families:
   - name: payments
     pattern: "payment:*"
@@ -484,14 +485,14 @@ families:
 	if fmt.Sprintf("%+v", fs) != fmt.Sprintf("%+v", want) {
 		t.Errorf("got %+v\nwant %+v", fs, want)
 	}
-	if fs, err := ParseFamilies([]byte("- pattern: 'a:*'\n  ttl: 1w2d3h\n")); err != nil || fs[0].TTL != 9*24*time.Hour+3*time.Hour {
+	if fs, err := parseFamilies([]byte("- pattern: 'a:*'\n  ttl: 1w2d3h\n")); err != nil || fs[0].TTL != 9*24*time.Hour+3*time.Hour {
 		t.Errorf("bare list: %+v %v", fs, err)
 	}
 	for _, bad := range []string{
 		"", "families: []", "- name: x", "- pattern: a\n  tll: 1h", "- pattern: a\n  ttl: soon",
 		"- pattern: a\n  stuck_after: 1h", "- pattern: a\n  type: blob", "other: 1", "- pattern: [a]", "- pattern: a\n  values: x",
 	} {
-		if _, err := ParseFamilies([]byte(bad)); err == nil {
+		if _, err := parseFamilies([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
@@ -500,12 +501,12 @@ families:
 func TestThresholds(t *testing.T) {
 	n := func(v int64) *int64 { return &v }
 	d := time.Hour
-	rep := &AuditReport{
+	rep := &Report{
 		Families:  []*FamilyReport{{NoTTL: 2, Stuck: 1}, {NoTTL: 1}},
 		Deadlines: &FamilyReport{Orphans: &OrphanReport{Fixable: 2}},
 		Loners:    &FamilyReport{Orphans: &OrphanReport{Fixable: 1}},
-		Jobs: &JobsReport{States: Counts{Expired: 5, Missing: 1}, DuplicateJobs: 3, LongestQueue: "q", LongestQueueLength: 10,
-			MostOverdue: &JobRef{ID: "j", Overdue: 2 * time.Hour}},
+		Jobs: &JobsReport{States: inspect.Counts{Expired: 5, Missing: 1}, DuplicateJobs: 3, LongestQueue: "q", LongestQueueLength: 10,
+			MostOverdue: &inspect.JobRef{ID: "j", Overdue: 2 * time.Hour}},
 	}
 	th := Thresholds{MaxExpired: n(5), MaxMissing: n(0), MaxInvalid: n(0), MaxOrphans: n(3), MaxNoTTL: n(2), MaxStuck: n(1),
 		MaxDuplicates: n(3), MaxQueueLength: n(9), MaxOverdue: &d}
@@ -517,10 +518,10 @@ func TestThresholds(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}
-	if o := (Thresholds{MaxStuck: n(0)}).AuditOptions(DefaultFamilies()); o.Jobs || o.Deadlines || len(o.Families) != 2 {
+	if o := (Thresholds{MaxStuck: n(0)}).Options(DefaultFamilies()); o.Jobs || o.Deadlines || len(o.Families) != 2 {
 		t.Errorf("stuck reads %+v", o)
 	}
-	if o := (Thresholds{MaxOrphans: n(0)}).AuditOptions(DefaultFamilies()); !o.Jobs || !o.Deadlines || !o.Loners || len(o.Families) != 0 {
+	if o := (Thresholds{MaxOrphans: n(0)}).Options(DefaultFamilies()); !o.Jobs || !o.Deadlines || !o.Loners || len(o.Families) != 0 {
 		t.Errorf("orphans read %+v", o)
 	}
 	if (Thresholds{}).Any() {
@@ -580,16 +581,16 @@ func TestAuditHeldDeadlineOrphans(t *testing.T) {
 	past := strconv.FormatInt(auditNow.Add(-time.Hour).Unix(), 10)
 	for k, ttl := range map[string]time.Duration{
 		"resque:job:no-ttl:expiration": 0,
-		"resque:job:held:expiration":   OrphanHold,
+		"resque:job:held:expiration":   inspect.OrphanHold,
 		"resque:job:soon:expiration":   time.Minute,
-		"resque:job:long:expiration":   OrphanHold + time.Minute,
+		"resque:job:long:expiration":   inspect.OrphanHold + time.Minute,
 	} {
 		if err := rdb.Set(ctx, k, past, ttl).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	held := map[string]bool{}
-	opts := AuditOptions{Jobs: true, Deadlines: true}
+	opts := Options{Jobs: true, Deadlines: true}
 	opts.OnFindings = func(_ context.Context, fs []Finding) error {
 		for _, fd := range fs {
 			if !fd.Orphan || !fd.Expired {
@@ -599,7 +600,7 @@ func TestAuditHeldDeadlineOrphans(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := auditScanner(t, rdb).Audit(ctx, opts)
+	rep, err := Run(ctx, auditScanner(t, rdb), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

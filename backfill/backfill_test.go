@@ -1,4 +1,4 @@
-package sweep
+package backfill
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +15,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/sweep"
 )
 
 // bfFixture is a throwaway Redis with a Resque layout and a clock fixed at
 // a whole second close to the wall clock (Redis expires keys by its own
-// clock, so TTLs must make sense against it). Shared by the backfill and
-// enqueue tests; methods, so that names cannot clash with other test files.
+// clock, so TTLs must make sense against it). The enqueue tests have
+// its twin.
 type bfFixture struct {
 	t      *testing.T
 	ctx    context.Context
@@ -121,9 +124,9 @@ func (f *bfFixture) scanner(mod func(*inspect.Config)) *inspect.Scanner {
 	return s
 }
 
-func (f *bfFixture) backfill(opts BackfillOptions, mod func(*inspect.Config)) *BackfillResult {
+func (f *bfFixture) backfill(opts Options, mod func(*inspect.Config)) *Result {
 	f.t.Helper()
-	res, err := Backfill(f.ctx, f.scanner(mod), opts)
+	res, err := Run(f.ctx, f.scanner(mod), opts)
 	if err != nil {
 		f.t.Fatalf("backfill: %v", err)
 	}
@@ -209,13 +212,13 @@ func TestBackfillFrom(t *testing.T) {
 				f.push("default", j.payload)
 			}
 			var seen []DeadlineSample
-			res := f.backfill(BackfillOptions{TTL: ttl, From: from, OnSet: func(s DeadlineSample) { seen = append(seen, s) }}, nil)
+			res := f.backfill(Options{TTL: ttl, From: from, OnSet: func(s DeadlineSample) { seen = append(seen, s) }}, nil)
 			effective := from
 			if effective == "" {
 				effective = FromEnqueued
 			}
 			if res.From != effective || res.Scanned != 5 || res.Missing != 5 || res.Set != 5 || res.AlreadySet != 0 || res.Unmatched != 0 {
-				t.Fatalf("result %+v", res.BackfillCounts)
+				t.Fatalf("result %+v", res.Counts)
 			}
 			wantFromNow := int64(0)
 			if effective == FromEnqueued {
@@ -236,7 +239,7 @@ func TestBackfillFrom(t *testing.T) {
 				if got := f.deadline(j.id); got != resque.FormatDeadline(want) {
 					t.Errorf("%s: deadline %s, want %s (%s + %s)", j.id, got, resque.FormatDeadline(want), wantFrom, ttl)
 				}
-				f.wantKeyExpiresAt(j.id, want.Add(DefaultRetention))
+				f.wantKeyExpiresAt(j.id, want.Add(resque.DefaultRetention))
 				if s := seen[i]; s.ID != j.id || s.From != wantFrom || !s.Base.Equal(base) || !s.Deadline.Equal(want) {
 					t.Errorf("%s: sample %+v", j.id, s)
 				}
@@ -256,7 +259,7 @@ const bfPolicy = `- {queue: "mailers", ttl: "1h"}
 // --ttl gives a default.
 func TestBackfillPolicy(t *testing.T) {
 	t.Parallel()
-	pol, err := ParsePolicy("policy.yaml", []byte(bfPolicy))
+	pol, err := parsePolicy("policy.yaml", []byte(bfPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +284,7 @@ func TestBackfillPolicy(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		res := f.backfill(BackfillOptions{Policy: pol, Delayed: true}, nil)
+		res := f.backfill(Options{Policy: pol, Delayed: true}, nil)
 		for id, ttl := range wantTTL {
 			want := ""
 			if ttl > 0 {
@@ -292,7 +295,7 @@ func TestBackfillPolicy(t *testing.T) {
 			}
 		}
 		if res.Scanned != 10 || res.Missing != 10 || res.Set != 7 || res.Unmatched != 3 || res.AlreadySet != 0 {
-			t.Errorf("totals %+v", res.BackfillCounts)
+			t.Errorf("totals %+v", res.Counts)
 		}
 		type counts struct{ matched, set int64 }
 		gotRules := map[string]counts{}
@@ -318,7 +321,7 @@ func TestBackfillPolicy(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		res := f.backfill(BackfillOptions{Policy: pol, TTL: 24 * time.Hour, Delayed: true}, nil)
+		res := f.backfill(Options{Policy: pol, TTL: 24 * time.Hour, Delayed: true}, nil)
 		for id, ttl := range wantTTL {
 			if ttl == 0 {
 				ttl = 24 * time.Hour
@@ -329,7 +332,7 @@ func TestBackfillPolicy(t *testing.T) {
 		}
 		last := res.Rules[len(res.Rules)-1]
 		if res.Set != 10 || res.Unmatched != 0 || len(res.Rules) != 4 || last.Rule != "--ttl" || last.Set != 3 || last.TTL != "1d" {
-			t.Errorf("totals %+v rules %+v", res.BackfillCounts, res.Rules)
+			t.Errorf("totals %+v rules %+v", res.Counts, res.Rules)
 		}
 	})
 
@@ -337,13 +340,13 @@ func TestBackfillPolicy(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		wp, err := ParsePolicy("w.yaml", []byte("- {class: \"ActiveJob::*\", ttl: 5h}\n"))
+		wp, err := parsePolicy("w.yaml", []byte("- {class: \"ActiveJob::*\", ttl: 5h}\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := f.backfill(BackfillOptions{Policy: wp}, nil)
+		res := f.backfill(Options{Policy: wp}, nil)
 		if res.Set != 1 || res.Unmatched != 7 || f.deadline("aj1") != f.unix(5*time.Hour) {
-			t.Errorf("totals %+v, aj1 %q", res.BackfillCounts, f.deadline("aj1"))
+			t.Errorf("totals %+v, aj1 %q", res.Counts, f.deadline("aj1"))
 		}
 	})
 }
@@ -361,9 +364,9 @@ func TestBackfillLeavesOtherStatesAlone(t *testing.T) {
 	f.setDeadline("badval", "soon", 0)
 	f.rdb.HSet(f.ctx, f.layout.Expiration("hashkey"), "a", "b")
 	before := f.dump()
-	res := f.backfill(BackfillOptions{TTL: time.Hour}, nil)
+	res := f.backfill(Options{TTL: time.Hour}, nil)
 	if res.Scanned != 7 || res.Missing != 1 || res.Set != 1 {
-		t.Fatalf("totals %+v", res.BackfillCounts)
+		t.Fatalf("totals %+v", res.Counts)
 	}
 	after := f.dump()
 	delete(after, f.layout.Expiration("missing"))
@@ -388,7 +391,7 @@ func TestBackfillNeverOverwrites(t *testing.T) {
 	theirs := f.unix(12345 * time.Second)
 	writer := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr})
 	defer writer.Close()
-	opts := BackfillOptions{TTL: time.Hour}
+	opts := Options{TTL: time.Hour}
 	opts.beforeWrite = func(ctx context.Context, c *inspect.Chunk) {
 		// Every job of the page was judged missing; now an enqueuer sets
 		// the deadline of every third one.
@@ -401,7 +404,7 @@ func TestBackfillNeverOverwrites(t *testing.T) {
 	res := f.backfill(opts, func(c *inspect.Config) { c.Batch = 8 })
 	// Pages of 8: the writer takes jobs 0, 3, 6 of each page, 8 in all.
 	if res.Missing != 20 || res.Set != 12 || res.AlreadySet != 8 || res.Rules[0].AlreadySet != 8 || res.Queues[0].AlreadySet != 8 {
-		t.Fatalf("totals %+v", res.BackfillCounts)
+		t.Fatalf("totals %+v", res.Counts)
 	}
 	for i, id := range ids {
 		if i%8%3 == 0 {
@@ -454,7 +457,7 @@ func TestBackfillConcurrentWriter(t *testing.T) {
 			written[i] = true
 		}
 	}()
-	opts := BackfillOptions{TTL: time.Hour}
+	opts := Options{TTL: time.Hour}
 	opts.beforeWrite = func(context.Context, *inspect.Chunk) {
 		select {
 		case <-start:
@@ -466,7 +469,7 @@ func TestBackfillConcurrentWriter(t *testing.T) {
 	res := f.backfill(opts, func(c *inspect.Config) { c.Batch = 100 })
 	wg.Wait()
 	if res.Scanned != n || res.Set+res.AlreadySet != res.Missing || res.Missing+res.Unmatched > n {
-		t.Fatalf("totals %+v", res.BackfillCounts)
+		t.Fatalf("totals %+v", res.Counts)
 	}
 	ours := f.unix(time.Hour)
 	var mine int64
@@ -502,9 +505,9 @@ func TestBackfillKeyTTL(t *testing.T) {
 		fmt.Sprintf(`{"class":"X","args":[],"id":"fresh","enqueued_at":%d}`, fresh.Unix()),
 		fmt.Sprintf(`{"class":"X","args":[],"id":"old","enqueued_at":%d}`, old.Unix()),
 		fmt.Sprintf(`{"class":"X","args":[],"id":"edge","enqueued_at":%d}`, f.now.Add(-7*time.Hour).Unix()))
-	res := f.backfill(BackfillOptions{TTL: 6 * time.Hour, Retention: retention}, nil)
+	res := f.backfill(Options{TTL: 6 * time.Hour, Retention: retention}, nil)
 	if res.Set != 3 || res.RetentionSeconds != retention.Seconds() {
-		t.Fatalf("totals %+v", res.BackfillCounts)
+		t.Fatalf("totals %+v", res.Counts)
 	}
 	// fresh: deadline in 5h, key expires 2h after.
 	if f.deadline("fresh") != f.unix(5*time.Hour) {
@@ -525,7 +528,7 @@ func TestBackfillKeyTTL(t *testing.T) {
 
 	// The next sweep sees the jobs whose deadline passed as expired and
 	// removes exactly them.
-	sres, err := New(f.scanner(nil)).Run(f.ctx, Options{Now: f.clock})
+	sres, err := sweep.New(f.scanner(nil)).Run(f.ctx, sweep.Options{Now: f.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,9 +561,9 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		res := f.backfill(BackfillOptions{TTL: time.Hour, Retention: retention}, nil)
+		res := f.backfill(Options{TTL: time.Hour, Retention: retention}, nil)
 		if res.Set != 1 || res.TTLFixed != 0 {
-			t.Fatalf("totals %+v", res.BackfillCounts)
+			t.Fatalf("totals %+v", res.Counts)
 		}
 		for _, id := range []string{"live", "expired", "ancient", "changed"} {
 			if f.keyTTL(id) != -1 {
@@ -574,9 +577,9 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 		f := newBFFixture(t)
 		setup(f)
 		before := f.dump()
-		res := f.backfill(BackfillOptions{TTL: time.Hour, Retention: retention, FixKeyTTL: true, DryRun: true}, nil)
+		res := f.backfill(Options{TTL: time.Hour, Retention: retention, FixKeyTTL: true, DryRun: true}, nil)
 		if res.Set != 1 || res.TTLFixed != 4 || !res.DryRun || !res.FixKeyTTL {
-			t.Fatalf("totals %+v", res.BackfillCounts)
+			t.Fatalf("totals %+v", res.Counts)
 		}
 		f.sameDump(before, f.dump())
 	})
@@ -586,13 +589,13 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 		f := newBFFixture(t)
 		setup(f)
 		rewritten := f.unix(9 * time.Hour)
-		opts := BackfillOptions{TTL: time.Hour, Retention: retention, FixKeyTTL: true}
+		opts := Options{TTL: time.Hour, Retention: retention, FixKeyTTL: true}
 		opts.beforeWrite = func(ctx context.Context, _ *inspect.Chunk) {
 			f.rdb.Set(ctx, f.layout.Expiration("changed"), rewritten, 0)
 		}
 		res := f.backfill(opts, nil)
 		if res.Set != 1 || res.TTLFixed != 3 || res.Queues[0].TTLFixed != 3 {
-			t.Fatalf("totals %+v", res.BackfillCounts)
+			t.Fatalf("totals %+v", res.Counts)
 		}
 		f.wantKeyExpiresAt("live", f.now.Add(time.Hour+retention))
 		// Past deadlines: kept for the retention from now.
@@ -611,9 +614,9 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 			}
 		}
 		// A second run finds nothing left to do.
-		again := f.backfill(BackfillOptions{TTL: time.Hour, Retention: retention, FixKeyTTL: true}, nil)
+		again := f.backfill(Options{TTL: time.Hour, Retention: retention, FixKeyTTL: true}, nil)
 		if again.Set != 0 || again.TTLFixed != 1 { // only "changed" is left without TTL
-			t.Errorf("second run %+v", again.BackfillCounts)
+			t.Errorf("second run %+v", again.Counts)
 		}
 	})
 }
@@ -624,7 +627,7 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 func TestBackfillDryRun(t *testing.T) {
 	t.Parallel()
 	f := newBFFixture(t)
-	pol, err := ParsePolicy("p.yaml", []byte("- {queue: mailers, ttl: 1h}\n- {ttl: 1d}\n"))
+	pol, err := parsePolicy("p.yaml", []byte("- {queue: mailers, ttl: 1h}\n- {ttl: 1d}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,10 +638,10 @@ func TestBackfillDryRun(t *testing.T) {
 	f.push("default", bfPlain("live", "D"))
 	f.setDeadline("live", f.unix(time.Minute), 0)
 	before := f.dump()
-	dry := f.backfill(BackfillOptions{Policy: pol, DryRun: true}, nil)
+	dry := f.backfill(Options{Policy: pol, DryRun: true}, nil)
 	f.sameDump(before, f.dump())
 	if !dry.DryRun || dry.Scanned != 11 || dry.Missing != 10 || dry.Set != 10 {
-		t.Fatalf("dry totals %+v", dry.BackfillCounts)
+		t.Fatalf("dry totals %+v", dry.Counts)
 	}
 	if len(dry.Rules) != 2 || dry.Rules[0].Set != 5 || dry.Rules[1].Set != 5 {
 		t.Fatalf("rules %+v", dry.Rules)
@@ -650,15 +653,15 @@ func TestBackfillDryRun(t *testing.T) {
 		}
 		for i, smp := range s {
 			wantID := fmt.Sprintf("%c%d", "md"[r], i)
-			if smp.ID != wantID || !smp.Deadline.Equal(f.now.Add(ttl)) || !smp.KeyExpiresAt.Equal(f.now.Add(ttl+DefaultRetention)) ||
+			if smp.ID != wantID || !smp.Deadline.Equal(f.now.Add(ttl)) || !smp.KeyExpiresAt.Equal(f.now.Add(ttl+resque.DefaultRetention)) ||
 				smp.From != FromNow || !smp.DryRun || smp.Rule != dry.Rules[r].Rule {
 				t.Errorf("rule %d sample %d: %+v", r, i, smp)
 			}
 		}
 	}
-	wet := f.backfill(BackfillOptions{Policy: pol}, nil)
-	if wet.BackfillCounts != dry.BackfillCounts {
-		t.Errorf("real run %+v, dry run %+v", wet.BackfillCounts, dry.BackfillCounts)
+	wet := f.backfill(Options{Policy: pol}, nil)
+	if wet.Counts != dry.Counts {
+		t.Errorf("real run %+v, dry run %+v", wet.Counts, dry.Counts)
 	}
 	if len(wet.Rules[0].Sample) != 3 || wet.Rules[0].Sample[0].DryRun {
 		t.Errorf("real run samples %+v", wet.Rules[0].Sample)
@@ -689,7 +692,7 @@ func TestBackfillLimit(t *testing.T) {
 			for i := 0; i < 12; i++ {
 				f.push("default", bfPlain(fmt.Sprintf("j%02d", i), "X"))
 			}
-			opts := BackfillOptions{TTL: time.Hour, Limit: tc.limit, DryRun: tc.dry}
+			opts := Options{TTL: time.Hour, Limit: tc.limit, DryRun: tc.dry}
 			if tc.stolen {
 				opts.beforeWrite = func(ctx context.Context, _ *inspect.Chunk) {
 					f.rdb.SetNX(ctx, f.layout.Expiration("j00"), "1", 0)
@@ -728,11 +731,11 @@ func TestBackfillFilters(t *testing.T) {
 	f.push("default", bfPlain("d1", "Reports::B"), bfActiveJob("aj", "Reports::C", "default", ""))
 	f.delay(f.now.Add(time.Hour).Unix(), `{"class":"Reports::D","args":[],"queue":"default","id":"dl"}`)
 
-	res := f.backfill(BackfillOptions{TTL: time.Hour, Delayed: false}, func(c *inspect.Config) {
+	res := f.backfill(Options{TTL: time.Hour, Delayed: false}, func(c *inspect.Config) {
 		c.Queues, c.Classes = []string{"default", "mail*"}, []string{"Reports::*"}
 	})
 	if res.Scanned != 4 || res.Skipped != 1 || res.Set != 3 || res.Delayed != nil {
-		t.Fatalf("totals %+v delayed %v", res.BackfillCounts, res.Delayed)
+		t.Fatalf("totals %+v delayed %v", res.Counts, res.Delayed)
 	}
 	for id, want := range map[string]bool{"m1": false, "m2": true, "d1": true, "aj": true, "dl": false} {
 		if got := f.deadline(id) != ""; got != want {
@@ -740,11 +743,11 @@ func TestBackfillFilters(t *testing.T) {
 		}
 	}
 	// --queue selects delayed jobs by the queue in their payload.
-	res = f.backfill(BackfillOptions{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"none"} })
+	res = f.backfill(Options{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"none"} })
 	if res.Delayed == nil || res.Delayed.Set != 0 || res.Delayed.Skipped != 1 || f.deadline("dl") != "" || len(res.Queues) != 0 {
 		t.Errorf("queue none: delayed %+v", res.Delayed)
 	}
-	res = f.backfill(BackfillOptions{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"default"} })
+	res = f.backfill(Options{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"default"} })
 	if res.Delayed == nil || res.Delayed.Set != 1 || f.deadline("dl") == "" {
 		t.Errorf("queue default: delayed %+v", res.Delayed)
 	}
@@ -756,10 +759,10 @@ func TestBackfillOptionErrors(t *testing.T) {
 	t.Parallel()
 	f := newBFFixture(t)
 	f.push("default", bfPlain("a", "X"))
-	if _, err := Backfill(f.ctx, f.scanner(nil), BackfillOptions{}); !errors.Is(err, ErrNoTTL) {
+	if _, err := Run(f.ctx, f.scanner(nil), Options{}); !errors.Is(err, ErrNoTTL) {
 		t.Errorf("no ttl: %v", err)
 	}
-	if _, err := Backfill(f.ctx, f.scanner(nil), BackfillOptions{TTL: time.Hour, From: "later"}); err == nil {
+	if _, err := Run(f.ctx, f.scanner(nil), Options{TTL: time.Hour, From: "later"}); err == nil {
 		t.Error("bad from: no error")
 	}
 	if f.deadline("a") != "" {
@@ -795,9 +798,35 @@ func TestBackfillInterrupted(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(f.ctx)
 	defer cancel()
-	res, err := Backfill(ctx, f.scanner(func(c *inspect.Config) { c.Batch = 10 }),
-		BackfillOptions{TTL: time.Hour, Progress: &bfCancelAt{at: 2, cancel: cancel}})
+	res, err := Run(ctx, f.scanner(func(c *inspect.Config) { c.Batch = 10 }),
+		Options{TTL: time.Hour, Progress: &bfCancelAt{at: 2, cancel: cancel}})
 	if !errors.Is(err, context.Canceled) || res.Stopped != "interrupted" || res.Set != 20 {
 		t.Fatalf("err %v stopped %q set %d", err, res.Stopped, res.Set)
 	}
+}
+
+// TestRunRefusesWithoutPermission: a backfill whose user may not SET fails
+// naming it before it writes anything.
+func TestRunRefusesWithoutPermission(t *testing.T) {
+	t.Parallel()
+	f := newBFFixture(t)
+	for i := 0; i < 5; i++ {
+		f.push("default", bfPlain(fmt.Sprintf("nd%d", i), "X"))
+	}
+	if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-set").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr, Username: "t", Password: "pw"})
+	defer c.Close()
+	s, err := inspect.NewScanner(c, inspect.Config{Layout: f.layout, Now: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.dump()
+	_, err = Run(f.ctx, s, Options{TTL: time.Hour})
+	var pe *preflight.PermissionError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "SET on") {
+		t.Fatalf("backfill without SET: %v, want a permission error naming it", err)
+	}
+	f.sameDump(before, f.dump())
 }

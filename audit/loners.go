@@ -1,4 +1,4 @@
-package inspect
+package audit
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func (a *auditRun) judgeLoners(ctx context.Context, fr *FamilyReport) error {
 	if a.lonersBefore.len() == 0 {
 		return nil
 	}
-	stopped, err := a.scanKeys(ctx, a.s.layout.LonerPattern(), false, func(ctx context.Context, keys []string) error {
+	stopped, err := a.scanKeys(ctx, a.s.Layout().LonerPattern(), false, func(ctx context.Context, keys []string) error {
 		var cands []string
 		var unknown []bool
 		for _, k := range keys {
@@ -53,7 +53,7 @@ func (a *auditRun) judgeLoners(ctx context.Context, fr *FamilyReport) error {
 				continue // new since, unparseable, or seen already
 			}
 			o.Checked++
-			q, digest, _ := parseLoner(a.s.layout, k)
+			q, digest, _ := parseLoner(a.s.Layout(), k)
 			known := a.jobs.queues[q]
 			if known && a.jobs.loners != nil && a.jobs.loners.has(lonerHash(q, strings.ToLower(digest))) {
 				continue
