@@ -161,7 +161,7 @@ func runAudit(c *cli.Context) error {
 	}
 	if runErr != nil {
 		if errors.Is(runErr, sweep.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
+			return runErr
 		}
 		return fmt.Errorf("audit failed (partial report above): %w", runErr)
 	}

@@ -68,7 +68,7 @@ func runBackfill(c *cli.Context) error {
 	}
 	if path := c.String("policy"); path != "" {
 		if opts.Policy, err = sweep.LoadPolicy(path); err != nil {
-			return withCode(ExitUsage, err)
+			return usage(err)
 		}
 	}
 	if opts.TTL == 0 && opts.Policy == nil {
@@ -117,7 +117,7 @@ func runBackfill(c *cli.Context) error {
 		return runErr
 	}
 	if errors.Is(runErr, sweep.ErrNoTTL) {
-		return withCode(ExitUsage, runErr)
+		return usage(runErr)
 	}
 	if runErr == nil && res.Stopped == "" {
 		res.Problems = append(res.Problems, s.Unmatched()...)
@@ -133,7 +133,7 @@ func runBackfill(c *cli.Context) error {
 	}
 	if runErr != nil {
 		if errors.Is(runErr, sweep.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
+			return runErr
 		}
 		return fmt.Errorf("backfill failed (partial summary above): %w", runErr)
 	}

@@ -141,9 +141,9 @@ func runCheck(c *cli.Context) error {
 	}
 	switch {
 	case !res.Pass:
-		return silentExit(ExitThreshold)
+		return errThreshold
 	case rep.Partial:
-		return withCode(ExitFailure, errors.New("check stopped early ("+rep.Stopped+"): no threshold is exceeded so far, but the numbers are partial"))
+		return errors.New("check stopped early (" + rep.Stopped + "): no threshold is exceeded so far, but the numbers are partial")
 	}
 	return nil
 }

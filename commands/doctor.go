@@ -47,7 +47,7 @@ Examples:
 				return err
 			}
 			if rep.Failed {
-				return silentExit(ExitThreshold)
+				return errThreshold
 			}
 			return nil
 		},

@@ -97,9 +97,9 @@ func runEnqueue(c *cli.Context) error {
 	res, err := sweep.Enqueue(c.Context, rdb, e.layout, req)
 	switch {
 	case errors.Is(err, sweep.ErrInvalidRequest):
-		return withCode(ExitUsage, err)
+		return usage(err)
 	case errors.Is(err, sweep.ErrReadOnly):
-		return withCode(ExitFailure, err)
+		return err
 	case err != nil:
 		return err
 	}

@@ -58,11 +58,11 @@ func newFleetRun(app *cli.App, args []string) (*fleetRun, error) {
 	}
 	all, err := fleet.Load(file)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	chosen, err := fleet.Select(all, flagValues(globals, "target"))
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	f := &fleetRun{sub: name, targets: chosen, archive: -1,
 		format: globalValue(globals, "format", orEnv("RESQUE_EXPIRE_FORMAT", "table"))}
@@ -106,11 +106,7 @@ func (f *fleetRun) run(ctx context.Context, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 		files, skipped, err := fleet.SplitArchive(f.cmd.Sub[f.archive], dir, f.targets)
 		if err != nil {
-			var ue *fleet.UsageError
-			if errors.As(err, &ue) {
-				return withCode(ExitUsage, err)
-			}
-			return err
+			return err // a *fleet.UsageError is a usage error (exit.go)
 		}
 		for t, n := range skipped {
 			fmt.Fprintf(stderr, "resque-expire: %d records of target %s left alone: it is not among the chosen targets\n", n, t)
@@ -157,7 +153,7 @@ func (f *fleetRun) runServe(ctx context.Context, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return withCode(ExitFailure, fmt.Errorf("listen on %s: %w", listen, err))
+		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	front := &fleet.Front{}
 	addrs := map[string]string{}
@@ -210,7 +206,7 @@ func (f *fleetRun) runRestores(ctx context.Context, files map[string]string, std
 func (f *fleetRun) runAll(ctx context.Context, targets []fleet.Target, adjust func(*fleet.Job), stdout, stderr io.Writer) error {
 	jobs, err := fleet.Plan(f.cmd, targets, os.Environ())
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return usage(err)
 	}
 	if adjust != nil {
 		for i := range jobs {
@@ -232,7 +228,7 @@ func (f *fleetRun) runAll(ctx context.Context, targets []fleet.Target, adjust fu
 		return err
 	}
 	if code := fleet.Worst(outs); code != ExitOK {
-		return silentExit(code)
+		return fleetExit(code)
 	}
 	return nil
 }

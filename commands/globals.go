@@ -231,7 +231,7 @@ func setup(c *cli.Context) (*env, error) {
 		return nil, usageErrorf("--id-path: %v", err)
 	}
 	if _, err := redisconn.New(e.conn); err != nil { // validate the URL before any work
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	return e, nil
 }
@@ -265,7 +265,7 @@ func (e *env) scanner(rdb redis.UniversalClient, queues, classes []string) (*ins
 	cfg.Now = func() time.Time { return host().Add(skew) }
 	s, err := inspect.NewScanner(rdb, cfg)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	return s, nil
 }

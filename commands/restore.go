@@ -57,7 +57,7 @@ Examples:
 			}
 			f, err := os.Open(c.Args().First())
 			if err != nil {
-				return withCode(ExitFailure, err)
+				return err
 			}
 			defer f.Close()
 			layout, anyNS := e.layout, false

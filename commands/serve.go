@@ -121,13 +121,13 @@ func runServe(c *cli.Context) error {
 	// cycle says so, and the service waits for it.
 	rdb, err := redisconn.New(e.conn)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return usage(err)
 	}
 	defer rdb.Close()
 	if path := c.String("archive"); path != "" && !opts.DryRun {
 		a, err := sweep.OpenArchive(path)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return err
 		}
 		defer a.Close()
 		opts.Archive = a
@@ -146,7 +146,7 @@ func runServe(c *cli.Context) error {
 		},
 	})
 	if err != nil {
-		return withCode(ExitFailure, err)
+		return err
 	}
 	e.log.Info().Str("redis", redisconn.Describe(e.conn)).Msg("resque-expire serve starting")
 	return svc.Run(c.Context)

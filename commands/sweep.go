@@ -125,13 +125,13 @@ func runSweep(c *cli.Context) error {
 		}
 		if !ok {
 			// Not a success: a script must not take "n" for a sweep.
-			return withCode(ExitFailure, errors.New("sweep aborted at the confirmation prompt; nothing was removed"))
+			return errors.New("sweep aborted at the confirmation prompt; nothing was removed")
 		}
 	}
 	if path := c.String("archive"); path != "" && !opts.DryRun {
 		a, err := sweep.OpenArchive(path)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return err
 		}
 		defer a.Close()
 		opts.Archive = a
@@ -176,12 +176,12 @@ func runSweep(c *cli.Context) error {
 
 	var held *sweep.LockHeldError
 	if errors.As(runErr, &held) {
-		return withCode(ExitLocked, held)
+		return runErr
 	}
 	if runErr != nil && refused(res) {
 		// Refused before doing anything (lock, read-only replica): one
 		// error line, no warning, no all-zero "partial" summary.
-		return withCode(ExitFailure, runErr)
+		return runErr
 	}
 	if runErr == nil && res.Stopped == "" {
 		res.Problems = append(res.Problems, s.Unmatched()...)
@@ -200,7 +200,7 @@ func runSweep(c *cli.Context) error {
 	}
 	if runErr != nil {
 		if errors.Is(runErr, sweep.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
+			return runErr
 		}
 		return fmt.Errorf("sweep failed (partial summary above): %w", runErr)
 	}
