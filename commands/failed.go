@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/report"
-	"github.com/resque-expire/resque-expire/sweep"
 )
 
 // failedRow is the inspect table's row for the failed lists.
@@ -120,30 +120,42 @@ func failedSweepFlags() []cli.Flag {
 	}
 }
 
-// failedSweepOptions reads sweep's failed-list flags into opts.
-func failedSweepOptions(c *cli.Context, opts *sweep.Options) error {
-	opts.Failed = c.Bool("failed")
-	switch only := c.String("only"); {
-	case c.IsSet("only") && only != "failed":
-		return usageErrorf("--only: the one value is \"failed\", got %q", only)
-	case c.IsSet("only") && !opts.Failed:
-		return usageErrorf("--only failed needs --failed")
-	case c.IsSet("only"):
-		opts.OnlyFailed = true
-	}
-	d := c.Duration("failed-older-than")
+// failedSweep are sweep's options for the failed lists.
+type failedSweep struct {
+	failed bool
+	// only is --only's value; onlySet says it was given.
+	only    string
+	onlySet bool
+	// olderThan is --failed-older-than; olderThanSet says it was given.
+	olderThan    time.Duration
+	olderThanSet bool
+}
+
+func (f *failedSweep) bind(c *cli.Context) {
+	f.failed, f.only, f.onlySet = c.Bool("failed"), c.String("only"), c.IsSet("only")
+	f.olderThan, f.olderThanSet = c.Duration("failed-older-than"), c.IsSet("failed-older-than")
+}
+
+// validate checks the failed-list options, with sweep's --to-failed and
+// --orphans.
+func (f *failedSweep) validate(toFailed, orphans bool) error {
 	switch {
+	case f.onlySet && f.only != "failed":
+		return usageErrorf("--only: the one value is \"failed\", got %q", f.only)
+	case f.onlySet && !f.failed:
+		return usageErrorf("--only failed needs --failed")
+	}
+	switch d := f.olderThan; {
 	case d < 0:
 		return usageErrorf("--failed-older-than must not be negative")
-	case c.IsSet("failed-older-than") && d == 0:
+	case f.olderThanSet && d == 0:
 		return usageErrorf("--failed-older-than must be more than 0")
-	case d > 0 && !opts.Failed:
+	case d > 0 && !f.failed:
 		return usageErrorf("--failed-older-than needs --failed")
-	case opts.Failed && opts.ToFailed:
+	case f.failed && toFailed:
 		return usageErrorf("--failed and --to-failed cannot be combined: --to-failed puts expired jobs on the failed list as expired failures, --failed removes those")
-	case opts.OnlyFailed && opts.Orphans:
+	case f.onlySet && orphans:
 		return usageErrorf("--orphans needs the queues and delayed jobs in view: it cannot be combined with --only failed")
 	}
-	opts.FailedOlderThan = d
 	return nil
 }

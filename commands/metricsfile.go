@@ -93,15 +93,6 @@ func (m *metricsFile) write() {
 	}
 }
 
-// sweepMetricsCommand is the command label of a sweep's metrics: a dry run
-// is no sweep, and must not count as the last success of one.
-func sweepMetricsCommand(c *cli.Context) string {
-	if c.Bool("dry-run") {
-		return "sweep_dry_run"
-	}
-	return "sweep"
-}
-
 func observeSummary(m *metrics.Set, sum *inspect.Summary) {
 	if sum != nil {
 		m.ObserveSummary(sum)
