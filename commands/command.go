@@ -52,6 +52,33 @@ func (f *filters) bind(c *cli.Context) {
 	f.queues, f.classes, f.delayed = c.StringSlice("queue"), c.StringSlice("class"), wantDelayed(c)
 }
 
+// filterNames names the filters given that can leave jobs uncounted:
+// --class anywhere, --queue for delayed jobs (whose queue is in the
+// payload).
+func (f *filters) filterNames() string {
+	q, cl := len(f.queues) > 0, len(f.classes) > 0
+	switch {
+	case q && cl:
+		return "--queue or --class"
+	case q:
+		return "--queue"
+	}
+	return "--class"
+}
+
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "queue", Usage: "only queues matching this glob (repeatable)"},
+		&cli.StringSliceFlag{Name: "class", Usage: "only jobs whose class (or ActiveJob job_class) matches this glob (repeatable)"},
+		&cli.BoolFlag{Name: "delayed", Value: true, Usage: "include resque-scheduler's delayed jobs"},
+		&cli.BoolFlag{Name: "no-delayed", Usage: "leave resque-scheduler's delayed jobs out"},
+	}
+}
+
+// wantDelayed reads --delayed / --no-delayed (urfave/cli v2 has no negated
+// bool flags of its own).
+func wantDelayed(c *cli.Context) bool { return c.Bool("delayed") && !c.Bool("no-delayed") }
+
 // session is a command's connection to Redis and the scanner over it.
 type session struct {
 	rdb     redis.UniversalClient

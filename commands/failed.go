@@ -3,95 +3,12 @@ package commands
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/inspect"
-	"github.com/resque-expire/resque-expire/report"
 )
-
-// failedRow is the inspect table's row for the failed lists.
-func failedRow(f *inspect.FailedSummary) []string {
-	name := "(failed)"
-	if len(f.Lists) != 1 {
-		name = fmt.Sprintf("(failed: %d lists)", len(f.Lists))
-	}
-	return []string{name, report.Int(f.Entries), report.Int(f.Expired), report.Int(f.Live), report.Int(f.Missing),
-		report.Int(f.Unidentified), report.Int(f.Invalid), "-", overdue(f.MostOverdue)}
-}
-
-// listSources reads list's --source: which lists to read. Failure entries
-// have columns of their own, so "failed" goes alone.
-func listSources(c *cli.Context) (queues, delayed, failed bool, err error) {
-	srcs := c.StringSlice("source")
-	if len(srcs) == 0 {
-		return true, wantDelayed(c), false, nil
-	}
-	for _, s := range srcs {
-		switch s {
-		case "queues":
-			queues = true
-		case "delayed":
-			delayed = true
-		case "failed":
-			failed = true
-		default:
-			return false, false, false, usageErrorf("--source: want queues, delayed or failed, got %q", s)
-		}
-	}
-	if failed && (queues || delayed) {
-		return false, false, false, usageErrorf("--source failed lists failure entries, whose columns differ: give it alone")
-	}
-	return queues, delayed && wantDelayed(c), failed, nil
-}
-
-var failedListHeader = []string{"list", "index", "queue", "id", "class", "exception", "failed_at", "state", "expires_at", "overdue_by", "reason"}
-
-// failedRecord is one failure entry as list --source failed shows it.
-type failedRecord inspect.Listed
-
-type failedJSON struct {
-	List      string  `json:"list"`
-	Index     int64   `json:"index"`
-	Queue     string  `json:"queue"`
-	ID        string  `json:"id"`
-	Class     string  `json:"class"`
-	Exception string  `json:"exception"`
-	Error     string  `json:"error,omitempty"`
-	FailedAt  string  `json:"failed_at"`
-	RetriedAt string  `json:"retried_at,omitempty"`
-	State     string  `json:"state"`
-	ExpiresAt string  `json:"expires_at"`
-	OverdueBy float64 `json:"overdue_by"`
-	Reason    string  `json:"reason,omitempty"`
-	Entry     string  `json:"entry"`
-}
-
-func (r failedRecord) failure() inspect.Failure {
-	if r.Failure == nil {
-		return inspect.Failure{}
-	}
-	return *r.Failure
-}
-
-func (r failedRecord) Row() []string {
-	f := r.failure()
-	return []string{r.List.Key, strconv.FormatInt(r.Index, 10), r.Queue, r.ID, r.Class, f.Exception, f.FailedAt, string(r.State),
-		report.Time(r.Deadline), overdueCell(inspect.Listed(r)), r.Reason}
-}
-
-func (r failedRecord) Object() any {
-	f := r.failure()
-	o := failedJSON{List: r.List.Key, Index: r.Index, Queue: r.Queue, ID: r.ID, Class: r.Class, Exception: f.Exception,
-		Error: f.Error, FailedAt: f.FailedAt, RetriedAt: f.RetriedAt, State: string(r.State),
-		ExpiresAt: report.Time(r.Deadline), Reason: r.Reason, Entry: r.Raw}
-	if r.State == inspect.StateExpired && !r.Deadline.IsZero() {
-		o.OverdueBy = r.OverdueBy(r.Now).Seconds()
-	}
-	return o
-}
 
 // maxExpiredFailuresFlag is check's threshold on the failed lists.
 var maxExpiredFailuresFlag = &cli.Int64Flag{Name: "max-expired-failures",
