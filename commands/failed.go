@@ -15,11 +15,11 @@ var maxExpiredFailuresFlag = &cli.Int64Flag{Name: "max-expired-failures",
 	Usage: "at most N expired failure entries (in the failed list, or the multi-queue backend's <queue>_failed lists)", DefaultText: "not checked"}
 
 // expiredFailuresThreshold evaluates --max-expired-failures, when given.
-func expiredFailuresThreshold(ctx context.Context, c *cli.Context, s *inspect.Scanner) ([]inspect.ThresholdResult, []inspect.Problem, error) {
-	if !c.IsSet("max-expired-failures") {
+func expiredFailuresThreshold(ctx context.Context, limit *int64, s *inspect.Scanner) ([]inspect.ThresholdResult, []inspect.Problem, error) {
+	if limit == nil {
 		return nil, nil, nil
 	}
-	lim := c.Int64("max-expired-failures")
+	lim := *limit
 	f, problems, err := s.InspectFailed(ctx)
 	if err != nil {
 		return nil, problems, err

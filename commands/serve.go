@@ -79,6 +79,7 @@ Examples:
 // serveOptions are serve's options: its own, and the sweep's.
 type serveOptions struct {
 	sweep                   sweepOptions
+	audit                   auditOptions
 	interval, auditInterval time.Duration
 	jitter, listen          string
 	// fix says a --fix-* flag or --apply was given.
@@ -89,6 +90,7 @@ func newServeOptions() *serveOptions { return &serveOptions{} }
 
 func (o *serveOptions) bind(c *cli.Context) {
 	o.sweep.bind(c)
+	o.audit.bind(c)
 	o.interval, o.auditInterval = c.Duration("interval"), c.Duration("audit-interval")
 	o.jitter, o.listen = c.String("jitter"), c.String("listen")
 	o.fix = c.Bool("apply") || c.IsSet("fix-ttl") || c.Bool("fix-stuck") || c.Bool("fix-orphans")
@@ -107,7 +109,10 @@ func (o *serveOptions) validate() error {
 	if err := o.sweep.validate(); err != nil {
 		return err
 	}
-	if o.auditInterval == 0 && o.fix {
+	if o.auditInterval > 0 {
+		return o.audit.validate()
+	}
+	if o.fix {
 		return usageErrorf("--fix-* and --apply act in the audit: give --audit-interval too")
 	}
 	return nil
@@ -160,7 +165,7 @@ func serveAudit(e *env, o *serveOptions) (func(ctx context.Context, s *inspect.S
 	if o.auditInterval == 0 {
 		return nil, nil
 	}
-	aopts, fix, err := auditOptions(e.c)
+	aopts, fix, err := o.audit.request()
 	if err != nil {
 		return nil, err
 	}

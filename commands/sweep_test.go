@@ -94,7 +94,8 @@ func TestSweepOptionsLibrary(t *testing.T) {
 
 func TestServeOptionsValidate(t *testing.T) {
 	valid := func() serveOptions {
-		return serveOptions{sweep: validSweep(), interval: 5 * time.Minute, jitter: "0%", listen: "127.0.0.1:9187"}
+		return serveOptions{sweep: validSweep(), audit: auditOptions{families: validFamilies()}, interval: 5 * time.Minute,
+			jitter: "0%", listen: "127.0.0.1:9187"}
 	}
 	cases := []struct {
 		name string
@@ -108,7 +109,9 @@ func TestServeOptionsValidate(t *testing.T) {
 		{"negative audit interval", func(o *serveOptions) { o.auditInterval = -1 }, "--audit-interval must not be negative"},
 		{"a sweep flag", func(o *serveOptions) { o.sweep.limit = -1 }, "--limit must not be negative"},
 		{"fix without audit", func(o *serveOptions) { o.fix = true }, "--fix-* and --apply act in the audit: give --audit-interval too"},
-		{"fix with audit", func(o *serveOptions) { o.fix, o.auditInterval = true, time.Hour }, ""},
+		{"fix with audit", func(o *serveOptions) { o.fix, o.auditInterval, o.audit.fixStuck = true, time.Hour, true }, ""},
+		{"an audit flag", func(o *serveOptions) { o.auditInterval, o.audit.apply = time.Hour, true }, "--apply needs something to fix"},
+		{"audit flags unchecked without audits", func(o *serveOptions) { o.audit.maxKeys = -1 }, ""},
 	}
 	for _, c := range cases {
 		o := valid()
