@@ -66,6 +66,7 @@ func (f *filters) filterNames() string {
 	return "--class"
 }
 
+// filterFlags are --queue, --class and --delayed/--no-delayed (filters).
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "queue", Usage: "only queues matching this glob (repeatable)"},
