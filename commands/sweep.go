@@ -180,7 +180,7 @@ func runSweep(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Options
 // confirm asks the operator first, on a terminal, unless --yes or
 // --dry-run; any answer but yes is an error.
 func (o *sweepOptions) confirm(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Options) error {
-	if opts.DryRun || o.yes || !isTerminalReader(e.c.App.Reader) {
+	if opts.DryRun || o.yes || !isTerminalReader(e.stdin) {
 		return nil
 	}
 	w, closeW, err := promptWriter(e)
@@ -214,7 +214,7 @@ func (e *env) logRemovals(opts *sweep.Options) func() {
 	}
 	rmLog, flush := e.bufferedLogger()
 	rmLevel := zerolog.InfoLevel
-	if isTerminal(e.c.App.ErrWriter) {
+	if isTerminal(e.rawStderr) {
 		rmLevel = zerolog.DebugLevel
 	}
 	opts.OnRemoved = func(rm sweep.Removal) {
@@ -279,7 +279,7 @@ func promptWriter(e *env) (io.Writer, func(), error) {
 	if err == nil {
 		return &scrubWriter{w: tty, secrets: e.secrets}, func() { tty.Close() }, nil
 	}
-	if isTerminal(e.c.App.ErrWriter) {
+	if isTerminal(e.rawStderr) {
 		return e.stderr, func() {}, nil
 	}
 	return nil, nil, fmt.Errorf("there is no terminal to ask on: %v", err)
@@ -312,7 +312,7 @@ func confirmSweep(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Opt
 		return true, nil
 	}
 	fmt.Fprintf(w, "Remove %d expired jobs (%s)? [y/N] ", res.Removed, destinationOf(opts, archive))
-	return askYes(e.c.App.Reader), nil
+	return askYes(e.stdin), nil
 }
 
 func destinationOf(o sweep.Options, archive string) string {
