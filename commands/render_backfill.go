@@ -48,6 +48,15 @@ func (r backfillResult) Tables() []report.Table {
 	}
 	queues.Notes = append(queues.Notes, problemNotes(r.Problems)...)
 
+	tables := []report.Table{queues, r.rulesTable(set)}
+	if r.DryRun {
+		tables = append(tables, r.sampleTable())
+	}
+	return tables
+}
+
+// rulesTable counts the jobs per policy rule.
+func (r backfillResult) rulesTable(set string) report.Table {
 	rules := report.Table{Title: "By rule", Header: []string{"rule", "line", "ttl", "missing", set, "already set"}}
 	for _, ru := range r.Rules {
 		line := "-"
@@ -59,17 +68,18 @@ func (r backfillResult) Tables() []report.Table {
 	if r.Unmatched > 0 {
 		rules.Rows = append(rules.Rows, []string{"(no rule)", "-", "-", report.Int(r.Unmatched), "-", "-"})
 	}
-	tables := []report.Table{queues, rules}
-	if r.DryRun {
-		sample := report.Table{Title: "Sample deadlines (first 3 per rule)",
-			Header: []string{"rule", "queue", "id", "class", "from", "base", "deadline", "key expires"}}
-		for _, ru := range r.Rules {
-			for _, s := range ru.Sample {
-				sample.Rows = append(sample.Rows, []string{s.Rule, s.Queue, s.ID, s.Class, string(s.From),
-					report.Time(s.Base), report.Time(s.Deadline), report.Time(s.KeyExpiresAt)})
-			}
+	return rules
+}
+
+// sampleTable shows a dry run's first deadlines per rule.
+func (r backfillResult) sampleTable() report.Table {
+	sample := report.Table{Title: "Sample deadlines (first 3 per rule)",
+		Header: []string{"rule", "queue", "id", "class", "from", "base", "deadline", "key expires"}}
+	for _, ru := range r.Rules {
+		for _, s := range ru.Sample {
+			sample.Rows = append(sample.Rows, []string{s.Rule, s.Queue, s.ID, s.Class, string(s.From),
+				report.Time(s.Base), report.Time(s.Deadline), report.Time(s.KeyExpiresAt)})
 		}
-		tables = append(tables, sample)
 	}
-	return tables
+	return sample
 }
