@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,21 +51,23 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = app.RunContext(ctx, hoisted)
 	}
 	code := exitCode(err)
-	if err != nil {
-		var s silentExit
-		if !errors.As(err, &s) {
-			msg := twoDashes(oneLine(redisconn.Scrub(err.Error(), secretsFromArgs(args)...)))
-			if jsonLogs(app, hoisted) {
-				// Under --log-format json every stderr line is a JSON
-				// object, the last one included.
-				log := zerolog.New(stderr).With().Timestamp().Logger()
-				log.Error().Int("exit_code", code).Msg(msg)
-			} else {
-				fmt.Fprintf(stderr, "resque-expire: %s\n", msg)
-			}
-		}
+	if err != nil && !silent(err) {
+		msg := twoDashes(oneLine(redisconn.Scrub(err.Error(), secretsFromArgs(args)...)))
+		writeErrorLine(stderr, jsonLogs(app, hoisted), code, msg)
 	}
 	return code
+}
+
+// writeErrorLine writes the run's one error line: under --log-format json
+// a JSON log event like every other stderr line, with the exit code;
+// otherwise plain text.
+func writeErrorLine(w io.Writer, json bool, code int, msg string) {
+	if json {
+		log := zerolog.New(w).With().Timestamp().Logger()
+		log.Error().Int("exit_code", code).Msg(msg)
+		return
+	}
+	fmt.Fprintf(w, "resque-expire: %s\n", msg)
 }
 
 // flagNameRE finds the flag name urfave/cli's parse errors write with one
@@ -130,7 +131,7 @@ Exit codes: 0 success; 1 the run failed (Redis unreachable, auth refused, ...);
 2 usage error; 3 check found a threshold exceeded; 75 another sweep holds the lock.`,
 		Commands: commandList(),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return withCode(ExitUsage, err)
+			return usage(err)
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(c.App.ErrWriter, "resque-expire: unknown command %q; see resque-expire --help\n", name)

@@ -1,17 +1,19 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/metrics"
-	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/report"
+	"github.com/resque-expire/resque-expire/sweep"
 )
 
 // familyFlags choose the key families audit and check read.
@@ -24,18 +26,42 @@ func familyFlags() []cli.Flag {
 	}
 }
 
-// families returns the families of --config and --pattern, or the design
+// familyOptions are the options of familyFlags.
+type familyOptions struct {
+	config      string
+	patterns    []string
+	given       bool // --pattern or --config was given
+	scanCount   int64
+	maxDuration time.Duration
+}
+
+func (f *familyOptions) bind(c *cli.Context) {
+	f.config, f.patterns, f.given = c.String("config"), c.StringSlice("pattern"), c.IsSet("pattern") || c.IsSet("config")
+	f.scanCount, f.maxDuration = c.Int64("scan-count"), c.Duration("max-duration")
+}
+
+func (f *familyOptions) validate() error {
+	if f.scanCount < 1 {
+		return usageErrorf("--scan-count must be at least 1")
+	}
+	if f.maxDuration < 0 {
+		return usageErrorf("--max-duration must not be negative")
+	}
+	return nil
+}
+
+// load returns the families of --config and --pattern, or the design
 // note's idempotency families when neither is given.
-func families(c *cli.Context) ([]audit.Family, error) {
+func (f *familyOptions) load() ([]audit.Family, error) {
 	var out []audit.Family
-	if path := c.String("config"); path != "" {
-		fs, err := audit.LoadFamilies(path)
+	if f.config != "" {
+		fs, err := audit.LoadFamilies(f.config)
 		if err != nil {
 			return nil, usageErrorf("--config: %v", err)
 		}
 		out = append(out, fs...)
 	}
-	for _, p := range c.StringSlice("pattern") {
+	for _, p := range f.patterns {
 		if p == "" {
 			return nil, usageErrorf("--pattern must not be empty")
 		}
@@ -45,16 +71,6 @@ func families(c *cli.Context) ([]audit.Family, error) {
 		out = audit.DefaultFamilies()
 	}
 	return out, nil
-}
-
-func checkScanFlags(c *cli.Context) error {
-	if c.Int64("scan-count") < 1 {
-		return usageErrorf("--scan-count must be at least 1")
-	}
-	if c.Duration("max-duration") < 0 {
-		return usageErrorf("--max-duration must not be negative")
-	}
-	return nil
 }
 
 var _ = register(auditCommand)
@@ -102,128 +118,150 @@ Examples:
 			&cli.BoolFlag{Name: "apply", Usage: "make the --fix-* changes; without it they are only reported"},
 			metricsFileFlag(),
 		),
-		Action: runAudit,
+		Action: action(newAuditOptions, auditAction),
 	}
 }
 
-func runAudit(c *cli.Context) error {
-	e, err := setup(c)
+// auditOptions are audit's options (serve's audit takes them too).
+type auditOptions struct {
+	families                    familyOptions
+	skip                        []string
+	maxKeys                     int64
+	examples                    int
+	fixTTL                      time.Duration
+	fixStuck, fixOrphans, apply bool
+}
+
+func newAuditOptions() *auditOptions { return &auditOptions{} }
+
+func (o *auditOptions) bind(c *cli.Context) {
+	o.families.bind(c)
+	o.skip, o.maxKeys, o.examples = c.StringSlice("skip"), c.Int64("max-keys"), c.Int("examples")
+	o.fixTTL, o.fixStuck, o.fixOrphans, o.apply = c.Duration("fix-ttl"), c.Bool("fix-stuck"), c.Bool("fix-orphans"), c.Bool("apply")
+}
+
+func (o *auditOptions) validate() error {
+	if err := o.families.validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.maxKeys < 0:
+		return usageErrorf("--max-keys must not be negative")
+	case o.examples < 0:
+		return usageErrorf("--examples must not be negative")
+	case o.fixTTL < 0:
+		return usageErrorf("--fix-ttl must not be negative")
+	}
+	skip, err := o.skipped()
 	if err != nil {
 		return err
 	}
-	opts, fix, err := auditOptions(c)
+	switch {
+	case skip["families"] && o.families.given:
+		return usageErrorf("--skip families leaves nothing for --pattern or --config to do")
+	case o.fixTTL == 0 && !o.fixStuck && !o.fixOrphans:
+		if o.apply {
+			return usageErrorf("--apply needs something to fix: --fix-ttl, --fix-stuck or --fix-orphans")
+		}
+	case (o.fixTTL > 0 || o.fixStuck) && skip["families"]:
+		return usageErrorf("--fix-ttl and --fix-stuck act on the key families: drop --skip families")
+	case o.fixOrphans && (skip["jobs"] || (skip["deadlines"] && skip["loners"])):
+		return usageErrorf("--fix-orphans needs the jobs and the deadline keys or loner markers read: drop --skip jobs")
+	}
+	return nil
+}
+
+// skipped reads --skip: the parts left out.
+func (o *auditOptions) skipped() (map[string]bool, error) {
+	skip := map[string]bool{}
+	for _, s := range o.skip {
+		for _, part := range strings.Split(s, ",") {
+			switch part = strings.TrimSpace(part); part {
+			case "families", "jobs", "deadlines", "loners":
+				skip[part] = true
+			default:
+				return nil, usageErrorf("--skip: unknown part %q (want families, jobs, deadlines or loners)", part)
+			}
+		}
+	}
+	return skip, nil
+}
+
+// request is the audit the options ask for, with the families read
+// (--config); fix is nil unless a --fix-* flag is given.
+func (o *auditOptions) request() (audit.Options, *audit.FixOptions, error) {
+	var opts audit.Options
+	skip, _ := o.skipped() // validated
+	if !skip["families"] {
+		fs, err := o.families.load()
+		if err != nil {
+			return opts, nil, err
+		}
+		opts.Families = fs
+	}
+	opts.Jobs, opts.Deadlines, opts.Loners = !skip["jobs"], !skip["deadlines"], !skip["loners"]
+	opts.ScanCount, opts.MaxKeys, opts.MaxDuration = o.families.scanCount, o.maxKeys, o.families.maxDuration
+	opts.Examples = o.examples
+	if opts.Examples == 0 {
+		opts.Examples = -1 // none
+	}
+	fix := &audit.FixOptions{TTL: o.fixTTL, Stuck: o.fixStuck, Orphans: o.fixOrphans, Apply: o.apply}
+	if fix.TTL == 0 && !fix.Stuck && !fix.Orphans {
+		return opts, nil, nil
+	}
+	return opts, fix, nil
+}
+
+func auditAction(ctx context.Context, e *env, o *auditOptions) error {
+	opts, fix, err := o.request()
 	if err != nil {
 		return err
 	}
 	mf := e.metricsFile("audit")
 	defer mf.write()
-	rdb, err := e.connect()
+	ss, err := e.open(filters{}, mf)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	mf.rdb = rdb
-	s, err := e.scanner(rdb, nil, nil)
-	if err != nil {
-		return err
-	}
-	p := e.progress("audit")
-	opts.Progress = p
-	var result report.Result
-	var rep *audit.Report
-	var runErr error
-	if fix != nil {
-		fix.Audit = opts
-		fix.OnAction = func(a audit.FixAction) { logFix(e, a) }
-		var res *audit.FixResult
-		res, runErr = audit.Fix(c.Context, s, *fix)
-		if res != nil && res.Audit != nil {
-			rep, result = res.Audit, fixResult{res}
-		}
-	} else {
-		rep, runErr = audit.Run(c.Context, s, opts)
-		if rep != nil {
-			result = auditResult{rep, e.clockSkew()}
-		}
-	}
-	finishProgress(p)
+	defer ss.Close()
+	result, rep, runErr := runAudit(ctx, e, ss.scanner, opts, fix)
 	mf.observe(runErr, func(m *metrics.Set) { observeAudit(m, rep) })
 	if rep == nil {
 		return runErr
 	}
-	for _, pr := range rep.Problems {
-		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
-	}
+	e.logProblems(rep.Problems)
 	if rep.Partial && runErr == nil {
 		e.log.Warn().Str("reason", rep.Stopped).Msg("audit stopped early; the numbers are partial")
 	}
 	if err := e.render(result); err != nil {
 		return err
 	}
-	if runErr != nil {
-		if errors.Is(runErr, scripts.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
-		}
+	if runErr != nil && !errors.Is(runErr, sweep.ErrReadOnly) {
 		return fmt.Errorf("audit failed (partial report above): %w", runErr)
 	}
-	return nil
+	return runErr
 }
 
-// auditOptions reads the audit's flags; fix is nil unless a --fix-* flag
-// is given.
-func auditOptions(c *cli.Context) (audit.Options, *audit.FixOptions, error) {
-	var opts audit.Options
-	if err := checkScanFlags(c); err != nil {
-		return opts, nil, err
-	}
-	switch {
-	case c.Int64("max-keys") < 0:
-		return opts, nil, usageErrorf("--max-keys must not be negative")
-	case c.Int("examples") < 0:
-		return opts, nil, usageErrorf("--examples must not be negative")
-	case c.Duration("fix-ttl") < 0:
-		return opts, nil, usageErrorf("--fix-ttl must not be negative")
-	}
-	skip := map[string]bool{}
-	for _, s := range c.StringSlice("skip") {
-		for _, part := range strings.Split(s, ",") {
-			switch part = strings.TrimSpace(part); part {
-			case "families", "jobs", "deadlines", "loners":
-				skip[part] = true
-			default:
-				return opts, nil, usageErrorf("--skip: unknown part %q (want families, jobs, deadlines or loners)", part)
-			}
+// runAudit audits, or with fix, audits and fixes; it returns the result
+// to render and the audit's report (nil when there is none).
+func runAudit(ctx context.Context, e *env, s *inspect.Scanner, opts audit.Options, fix *audit.FixOptions) (report.Result, *audit.Report, error) {
+	p, done := e.track("audit")
+	defer done()
+	opts.Progress = p
+	if fix == nil {
+		rep, runErr := audit.Run(ctx, s, opts)
+		if rep == nil {
+			return nil, nil, runErr
 		}
+		return auditResult{rep, e.clockSkew()}, rep, runErr
 	}
-	if !skip["families"] {
-		fs, err := families(c)
-		if err != nil {
-			return opts, nil, err
-		}
-		opts.Families = fs
-	} else if c.IsSet("pattern") || c.IsSet("config") {
-		return opts, nil, usageErrorf("--skip families leaves nothing for --pattern or --config to do")
+	fix.Audit = opts
+	fix.OnAction = func(a audit.FixAction) { logFix(e, a) }
+	res, runErr := audit.Fix(ctx, s, *fix)
+	if res == nil || res.Audit == nil {
+		return nil, nil, runErr
 	}
-	opts.Jobs, opts.Deadlines, opts.Loners = !skip["jobs"], !skip["deadlines"], !skip["loners"]
-	opts.ScanCount, opts.MaxKeys, opts.MaxDuration = c.Int64("scan-count"), c.Int64("max-keys"), c.Duration("max-duration")
-	opts.Examples = c.Int("examples")
-	if opts.Examples == 0 {
-		opts.Examples = -1 // none
-	}
-
-	fix := &audit.FixOptions{TTL: c.Duration("fix-ttl"), Stuck: c.Bool("fix-stuck"), Orphans: c.Bool("fix-orphans"), Apply: c.Bool("apply")}
-	switch {
-	case fix.TTL == 0 && !fix.Stuck && !fix.Orphans:
-		if fix.Apply {
-			return opts, nil, usageErrorf("--apply needs something to fix: --fix-ttl, --fix-stuck or --fix-orphans")
-		}
-		return opts, nil, nil
-	case (fix.TTL > 0 || fix.Stuck) && skip["families"]:
-		return opts, nil, usageErrorf("--fix-ttl and --fix-stuck act on the key families: drop --skip families")
-	case fix.Orphans && (!opts.Jobs || (!opts.Deadlines && !opts.Loners)):
-		return opts, nil, usageErrorf("--fix-orphans needs the jobs and the deadline keys or loner markers read: drop --skip jobs")
-	}
-	return opts, fix, nil
+	return fixResult{res}, res.Audit, runErr
 }
 
 func logFix(e *env, a audit.FixAction) {
@@ -245,237 +283,4 @@ func logFix(e *env, a audit.FixAction) {
 		msg = "key already gone (" + a.Action + ")"
 	}
 	ev.Str("family", a.Family).Str("key", a.Key).Str("value", a.Value).Float64("ttl_seconds", a.TTLSeconds).Msg(msg)
-}
-
-type auditResult struct {
-	*audit.Report
-	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
-}
-
-func (r auditResult) Tables() []report.Table { return auditTables(r.Report) }
-
-type fixResult struct{ *audit.FixResult }
-
-func (r fixResult) Tables() []report.Table {
-	t := report.Table{Title: "Fixes (applied)", Header: []string{"action", "candidates", "done", "kept: changed since judged", "gone meanwhile"}}
-	if r.DryRun {
-		t.Title = "Fixes (dry run: nothing was changed; add --apply)"
-	}
-	row := func(name string, c *audit.FixCount) {
-		if c != nil {
-			t.Rows = append(t.Rows, []string{name, report.Int(c.Candidates), report.Int(c.Done), report.Int(c.Changed), report.Int(c.Gone)})
-		}
-	}
-	if r.TTL != nil {
-		row(fmt.Sprintf("give a TTL of %s", report.Duration(secondsDuration(r.TTLSeconds))), r.TTL)
-	}
-	row("delete stuck keys", r.Stuck)
-	row("delete orphaned loner markers (no TTL)", r.LonerOrphans)
-	row("give orphaned deadline keys (expired) a TTL of "+report.Duration(inspect.OrphanHold), r.DeadlineOrphans)
-	return append(auditTables(r.Audit), t)
-}
-
-func auditTables(r *audit.Report) []report.Table {
-	var tables []report.Table
-	all := append([]*audit.FamilyReport{}, r.Families...)
-	for _, f := range []*audit.FamilyReport{r.Deadlines, r.Loners} {
-		if f != nil {
-			all = append(all, f)
-		}
-	}
-	if len(all) > 0 {
-		t := report.Table{Title: "Key families",
-			Header: []string{"family", "pattern", "keys", "no TTL", "wrong type", "unexpected value", "stuck", "TTL min", "median", "p90", "max"}}
-		for _, f := range all {
-			t.Rows = append(t.Rows, familyRow(f))
-			t.Notes = append(t.Notes, familyNotes(f)...)
-		}
-		tables = append(tables, t)
-	}
-	if r.Deadlines != nil || r.Loners != nil {
-		tables = append(tables, orphanTable(r))
-	}
-	if r.Jobs != nil {
-		tables = append(tables, jobsTable(r.Jobs))
-	}
-	if len(tables) == 0 {
-		tables = append(tables, report.Table{Title: "Audit"})
-	}
-	last := &tables[len(tables)-1]
-	if r.Partial {
-		last.Notes = append(last.Notes, fmt.Sprintf("PARTIAL: stopped early (%s); the numbers above are partial", r.Stopped))
-	}
-	last.Notes = append(last.Notes, problemNotes(r.Problems)...)
-	return tables
-}
-
-func familyRow(f *audit.FamilyReport) []string {
-	keys := report.Int(f.Keys)
-	switch {
-	case f.Skipped:
-		keys = "skipped"
-	case f.Partial:
-		keys += " (partial)"
-	}
-	dash := func(applies bool, n int64) string {
-		if !applies {
-			return "-"
-		}
-		return report.Int(n)
-	}
-	row := []string{f.Name, f.Pattern, keys, report.Int(f.NoTTL), report.Int(f.WrongType),
-		dash(len(f.ExpectedValues) > 0, f.Unexpected), dash(f.StuckValue != "", f.Stuck)}
-	if f.TTL.Count == 0 {
-		return append(row, "-", "-", "-", "-")
-	}
-	d := func(s float64) string { return report.Duration(secondsDuration(s)) }
-	return append(row, d(f.TTL.MinSeconds), d(f.TTL.MedianSeconds), d(f.TTL.P90Seconds), d(f.TTL.MaxSeconds))
-}
-
-func familyNotes(f *audit.FamilyReport) []string {
-	var out []string
-	if f.Skipped {
-		return []string{fmt.Sprintf("%s: skipped (out of time)", f.Name)}
-	}
-	if len(f.TopValues) > 0 {
-		vals := make([]string, len(f.TopValues))
-		for i, v := range f.TopValues {
-			vals[i] = fmt.Sprintf("%q %d", v.Value, v.Count)
-		}
-		out = append(out, fmt.Sprintf("%s: top values: %s", f.Name, strings.Join(vals, ", ")))
-	}
-	if f.TTL.Sampled {
-		out = append(out, fmt.Sprintf("%s: TTL median and p90 sampled from %d of %d keys", f.Name, f.TTL.SampleSize, f.TTL.Count))
-	}
-	if f.StuckUnknownAge > 0 {
-		out = append(out, fmt.Sprintf("%s: %d keys hold %q with a TTL but the family has no expected ttl to tell their age: not counted as stuck",
-			f.Name, f.StuckUnknownAge, f.StuckValue))
-	}
-	if f.Unreadable > 0 {
-		out = append(out, fmt.Sprintf("%s: %d unreadable", f.Name, f.Unreadable))
-	}
-	out = append(out, histogram(f)...)
-	for _, kind := range []string{audit.ExampleNoTTL, audit.ExampleWrongType, audit.ExampleUnexpected, audit.ExampleStuck, audit.ExampleUnreadable} {
-		for _, ex := range f.Examples[kind] {
-			out = append(out, fmt.Sprintf("  %s %s: %s", f.Name, strings.ReplaceAll(kind, "_", " "), exampleText(ex)))
-		}
-	}
-	return out
-}
-
-func exampleText(ex audit.KeyExample) string {
-	s := ex.Key + " (" + ex.Type
-	if ex.Value != "" {
-		s += fmt.Sprintf(" %q", ex.Value)
-	}
-	if ex.TTLSeconds >= 0 {
-		s += ", TTL " + report.Duration(secondsDuration(ex.TTLSeconds))
-	} else {
-		s += ", no TTL"
-	}
-	s += ")"
-	if ex.Detail != "" {
-		s += " " + ex.Detail
-	}
-	return s
-}
-
-// histogram draws the remaining TTLs of a family as text bars.
-func histogram(f *audit.FamilyReport) []string {
-	if f.TTL.Count == 0 {
-		return nil
-	}
-	const width = 30
-	var most int64
-	for _, b := range f.TTL.Histogram {
-		most = max(most, b.Keys)
-	}
-	// Only the buckets from the first to the last that holds keys.
-	lo, hi := 0, len(f.TTL.Histogram)-1
-	for lo < hi && f.TTL.Histogram[lo].Keys == 0 {
-		lo++
-	}
-	for hi > lo && f.TTL.Histogram[hi].Keys == 0 {
-		hi--
-	}
-	out := []string{fmt.Sprintf("%s: remaining TTL of %d keys:", f.Name, f.TTL.Count)}
-	for _, b := range f.TTL.Histogram[lo : hi+1] {
-		n := int(b.Keys * width / most)
-		if n == 0 && b.Keys > 0 {
-			n = 1
-		}
-		out = append(out, fmt.Sprintf("  %-6s |%-*s %d", b.Label, width, strings.Repeat("#", n), b.Keys))
-	}
-	return out
-}
-
-func orphanTable(r *audit.Report) report.Table {
-	t := report.Table{Title: "Orphans", Header: []string{"keys", "checked", "orphans", "fixable", "detail"}}
-	add := func(f *audit.FamilyReport, detail func(o *audit.OrphanReport) string) {
-		if f == nil || f.Orphans == nil {
-			return
-		}
-		o := f.Orphans
-		if !o.Judged {
-			t.Rows = append(t.Rows, []string{f.Name, "-", "-", "-", "not judged: " + o.NotJudged})
-			return
-		}
-		checked := report.Int(o.Checked)
-		if f.Partial {
-			checked += " (partial)"
-		}
-		t.Rows = append(t.Rows, []string{f.Name, checked, report.Int(o.Orphans), report.Int(o.Fixable), detail(o)})
-		for _, ex := range o.Examples {
-			t.Notes = append(t.Notes, fmt.Sprintf("  orphaned %s: %s", strings.TrimSuffix(f.Name, "s"), exampleText(ex)))
-		}
-	}
-	add(r.Deadlines, func(o *audit.OrphanReport) string {
-		return fmt.Sprintf("deadline passed %d (fixable unless already vanishing within %s: %d), ahead %d (job may be running), unreadable %d",
-			o.Expired, report.Duration(inspect.OrphanHold), o.Held, o.Live, o.Unreadable)
-	})
-	add(r.Loners, func(o *audit.OrphanReport) string {
-		return fmt.Sprintf("no TTL %d (block re-enqueue forever: fixable), queue missing %d", o.NoTTL, o.UnknownQueue)
-	})
-	return t
-}
-
-func jobsTable(j *audit.JobsReport) report.Table {
-	t := report.Table{Title: "Duplicate jobs", Header: []string{"queue", "class", "duplicate ids", "identical payloads"}}
-	for _, g := range j.Groups {
-		q := g.Queue
-		if g.Delayed {
-			q += " (delayed)"
-		}
-		t.Rows = append(t.Rows, []string{q, g.Class, report.Int(g.DuplicateIDs), report.Int(g.IdenticalPayloads)})
-	}
-	t.Footer = []string{"total", "", report.Int(j.DuplicateIDs), report.Int(j.IdenticalPayloads)}
-	st := j.States
-	t.Notes = append(t.Notes,
-		fmt.Sprintf("%d jobs read in %d queues and %d delayed buckets (%d delayed): expired %d, live %d, missing %d, unidentified %d, invalid %d",
-			j.Jobs, j.Queues, j.Buckets, j.Delayed, st.Expired, st.Live, st.Missing, st.Unidentified, st.Invalid),
-		fmt.Sprintf("%d jobs are extra copies; %d ids and %d payloads occur more than once", j.DuplicateJobs, j.DuplicatedIDs, j.DuplicatedPayloads))
-	if j.Partial {
-		t.Notes = append(t.Notes, fmt.Sprintf("jobs: stopped early (%s): partial, and orphans were not judged", j.Stopped))
-	}
-	for _, ex := range j.IDExamples {
-		t.Notes = append(t.Notes, fmt.Sprintf("  id %s again: %s in %s", ex.ID, exampleClass(ex), exampleQueue(ex)))
-	}
-	for _, ex := range j.PayloadExamples {
-		t.Notes = append(t.Notes, fmt.Sprintf("  payload again: %s in %s: %s", exampleClass(ex), exampleQueue(ex), ex.Payload))
-	}
-	return t
-}
-
-func exampleQueue(ex audit.DuplicateExample) string {
-	if ex.DelayedAt != 0 {
-		return fmt.Sprintf("%s (delayed bucket %d)", ex.Queue, ex.DelayedAt)
-	}
-	return ex.Queue
-}
-
-func exampleClass(ex audit.DuplicateExample) string {
-	if ex.Class == "" {
-		return "(no class)"
-	}
-	return ex.Class
 }

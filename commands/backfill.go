@@ -1,15 +1,16 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/backfill"
+	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/resque"
-	"github.com/resque-expire/resque-expire/internal/scripts"
-	"github.com/resque-expire/resque-expire/report"
+	"github.com/resque-expire/resque-expire/sweep"
 )
 
 var _ = register(backfillCommand)
@@ -45,44 +46,72 @@ Policy file (YAML):
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report per queue and rule what would be set, with sample deadlines; write nothing"},
 			&cli.Int64Flag{Name: "limit", Usage: "stop after setting this many deadlines (0 = no limit)"},
 		),
-		Action: runBackfill,
+		Action: action(newBackfillOptions, backfillAction),
 	}
 }
 
-func runBackfill(c *cli.Context) error {
-	e, err := setup(c)
+// backfillOptions are backfill's options.
+type backfillOptions struct {
+	filters
+	dryRun, fixKeyTTL            bool
+	limit                        int64
+	ttl, policy, from, retention string
+}
+
+func newBackfillOptions() *backfillOptions { return &backfillOptions{} }
+
+func (o *backfillOptions) bind(c *cli.Context) {
+	o.filters.bind(c)
+	o.dryRun, o.fixKeyTTL, o.limit = c.Bool("dry-run"), c.Bool("fix-key-ttl"), c.Int64("limit")
+	o.ttl, o.policy, o.from, o.retention = c.String("ttl"), c.String("policy"), c.String("from"), c.String("retention")
+}
+
+// validate checks the options; the --policy file is read (and checked)
+// by backfillAction.
+func (o *backfillOptions) validate() error {
+	_, err := o.request()
+	return err
+}
+
+// request is what Backfill is given, without the policy and the hooks.
+func (o *backfillOptions) request() (backfill.Options, error) {
+	var err error
+	opts := backfill.Options{DryRun: o.dryRun, Limit: o.limit, Delayed: o.delayed, FixKeyTTL: o.fixKeyTTL}
+	if opts.Limit < 0 {
+		return opts, usageErrorf("--limit must not be negative")
+	}
+	if s := o.ttl; s != "" {
+		if opts.TTL, err = resque.ParseDuration(s); err != nil {
+			return opts, usageErrorf("--ttl %q: %v", s, err)
+		}
+		if opts.TTL <= 0 {
+			return opts, usageErrorf("--ttl must be positive, got %q", s)
+		}
+	}
+	if opts.TTL == 0 && o.policy == "" {
+		return opts, usageErrorf("backfill needs --ttl or --policy")
+	}
+	if opts.From, err = backfill.ParseFrom(o.from); err != nil {
+		return opts, usageErrorf("--from: %v", err)
+	}
+	if opts.Retention, err = resque.ParseDuration(o.retention); err != nil {
+		return opts, usageErrorf("--retention %q: %v", o.retention, err)
+	}
+	if opts.Retention <= 0 {
+		return opts, usageErrorf("--retention must be positive, got %q", o.retention)
+	}
+	return opts, nil
+}
+
+func backfillAction(ctx context.Context, e *env, o *backfillOptions) error {
+	opts, err := o.request()
 	if err != nil {
 		return err
 	}
-	opts := backfill.Options{DryRun: c.Bool("dry-run"), Limit: c.Int64("limit"), Delayed: wantDelayed(c),
-		FixKeyTTL: c.Bool("fix-key-ttl")}
-	if opts.Limit < 0 {
-		return usageErrorf("--limit must not be negative")
-	}
-	if s := c.String("ttl"); s != "" {
-		if opts.TTL, err = resque.ParseDuration(s); err != nil {
-			return usageErrorf("--ttl %q: %v", s, err)
-		}
-		if opts.TTL <= 0 {
-			return usageErrorf("--ttl must be positive, got %q", s)
-		}
-	}
-	if path := c.String("policy"); path != "" {
+	if path := o.policy; path != "" {
 		if opts.Policy, err = backfill.LoadPolicy(path); err != nil {
-			return withCode(ExitUsage, err)
+			return usage(err)
 		}
-	}
-	if opts.TTL == 0 && opts.Policy == nil {
-		return usageErrorf("backfill needs --ttl or --policy")
-	}
-	if opts.From, err = backfill.ParseFrom(c.String("from")); err != nil {
-		return usageErrorf("--from: %v", err)
-	}
-	if opts.Retention, err = resque.ParseDuration(c.String("retention")); err != nil {
-		return usageErrorf("--retention %q: %v", c.String("retention"), err)
-	}
-	if opts.Retention <= 0 {
-		return usageErrorf("--retention must be positive, got %q", c.String("retention"))
 	}
 	if opts.Policy != nil && opts.TTL > 0 {
 		for _, r := range opts.Policy.Rules {
@@ -92,16 +121,17 @@ func runBackfill(c *cli.Context) error {
 			}
 		}
 	}
+	ss, err := e.open(o.filters, nil)
+	if err != nil {
+		return err
+	}
+	defer ss.Close()
+	res, runErr := runBackfill(ctx, e, ss.scanner, opts)
+	return e.reportBackfill(ss.scanner, res, runErr)
+}
 
-	rdb, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
-	if err != nil {
-		return err
-	}
+// runBackfill sets the deadlines, logging each one (debug).
+func runBackfill(ctx context.Context, e *env, s *inspect.Scanner, opts backfill.Options) (*backfill.Result, error) {
 	verb := "set deadline"
 	if opts.DryRun {
 		verb = "would set deadline"
@@ -110,100 +140,30 @@ func runBackfill(c *cli.Context) error {
 		e.log.Debug().Str("id", d.ID).Str("queue", d.Queue).Str("class", d.Class).Str("rule", d.Rule).
 			Str("from", string(d.From)).Time("deadline", d.Deadline).Time("key_expires_at", d.KeyExpiresAt).Msg(verb)
 	}
-	p := e.progress("backfill")
+	p, done := e.track("backfill")
+	defer done()
 	opts.Progress = p
-	res, runErr := backfill.Run(c.Context, s, opts)
-	finishProgress(p)
-	if res == nil {
+	return backfill.Run(ctx, s, opts)
+}
+
+// reportBackfill logs what the backfill met, renders its summary and
+// returns its error, if any.
+func (e *env) reportBackfill(s *inspect.Scanner, res *backfill.Result, runErr error) error {
+	if res == nil || errors.Is(runErr, backfill.ErrNoTTL) {
 		return runErr
-	}
-	if errors.Is(runErr, backfill.ErrNoTTL) {
-		return withCode(ExitUsage, runErr)
 	}
 	if runErr == nil && res.Stopped == "" {
 		res.Problems = append(res.Problems, s.Unmatched()...)
 	}
-	for _, pr := range res.Problems {
-		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
-	}
+	e.logProblems(res.Problems)
 	if res.Stopped != "" && res.Stopped != "error" {
 		e.log.Warn().Str("reason", res.Stopped).Msg("backfill stopped before the end; the summary is partial")
 	}
 	if err := e.render(backfillResult{res, e.clockSkew()}); err != nil {
 		return err
 	}
-	if runErr != nil {
-		if errors.Is(runErr, scripts.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
-		}
+	if runErr != nil && !errors.Is(runErr, sweep.ErrReadOnly) {
 		return fmt.Errorf("backfill failed (partial summary above): %w", runErr)
 	}
-	return nil
-}
-
-type backfillResult struct {
-	*backfill.Result
-	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
-}
-
-func (r backfillResult) Tables() []report.Table {
-	set := "set"
-	if r.DryRun {
-		set = "would set"
-	}
-	queues := report.Table{Header: []string{"queue", "scanned", "missing", set, "already set", "unmatched", "ttl fixed", "skipped"}}
-	row := func(name string, c backfill.Counts) []string {
-		return []string{name, report.Int(c.Scanned), report.Int(c.Missing), report.Int(c.Set), report.Int(c.AlreadySet),
-			report.Int(c.Unmatched), report.Int(c.TTLFixed), report.Int(c.Skipped)}
-	}
-	for _, q := range r.Queues {
-		queues.Rows = append(queues.Rows, row(q.Queue, q.Counts))
-	}
-	if r.Delayed != nil {
-		queues.Rows = append(queues.Rows, row(r.Delayed.Queue, r.Delayed.Counts))
-	}
-	queues.Footer = row("total", r.Counts)
-	queues.Notes = append(queues.Notes, fmt.Sprintf("deadlines count from %s; keys expire %s after their deadline",
-		r.From, backfill.FormatTTL(r.Retention)))
-	if r.FromNow > 0 {
-		queues.Notes = append(queues.Notes, fmt.Sprintf("%d jobs record no enqueue time; their deadline counts from now", r.FromNow))
-	}
-	if r.AlreadySet > 0 {
-		queues.Notes = append(queues.Notes, fmt.Sprintf("%d deadlines were set by someone else meanwhile and kept", r.AlreadySet))
-	}
-	if r.Unmatched > 0 {
-		queues.Notes = append(queues.Notes, fmt.Sprintf("%d jobs matched no rule and were left without a deadline", r.Unmatched))
-	}
-	if r.Skipped > 0 {
-		queues.Notes = append(queues.Notes, fmt.Sprintf("%d jobs did not match --class and were left alone", r.Skipped))
-	}
-	if r.Stopped != "" {
-		queues.Notes = append(queues.Notes, "stopped early: "+r.Stopped+" (partial)")
-	}
-	queues.Notes = append(queues.Notes, problemNotes(r.Problems)...)
-
-	rules := report.Table{Title: "By rule", Header: []string{"rule", "line", "ttl", "missing", set, "already set"}}
-	for _, ru := range r.Rules {
-		line := "-"
-		if ru.Line > 0 {
-			line = report.Int(int64(ru.Line))
-		}
-		rules.Rows = append(rules.Rows, []string{ru.Rule, line, ru.TTL, report.Int(ru.Matched), report.Int(ru.Set), report.Int(ru.AlreadySet)})
-	}
-	if r.Unmatched > 0 {
-		rules.Rows = append(rules.Rows, []string{"(no rule)", "-", "-", report.Int(r.Unmatched), "-", "-"})
-	}
-	tables := []report.Table{queues, rules}
-	if r.DryRun {
-		sample := report.Table{Title: "Sample deadlines (first 3 per rule)",
-			Header: []string{"rule", "queue", "id", "class", "from", "base", "deadline", "key expires"}}
-		for _, ru := range r.Rules {
-			for _, s := range ru.Sample {
-				sample.Rows = append(sample.Rows, []string{s.Rule, s.Queue, s.ID, s.Class, string(s.From),
-					report.Time(s.Base), report.Time(s.Deadline), report.Time(s.KeyExpiresAt)})
-			}
-		}
-		tables = append(tables, sample)
-	}
-	return tables
+	return runErr
 }

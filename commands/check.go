@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -8,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/audit"
-	"github.com/resque-expire/resque-expire/report"
+	"github.com/resque-expire/resque-expire/inspect"
 )
 
 var _ = register(checkCommand)
@@ -55,85 +56,102 @@ Examples:
   resque-expire check --config families.yml --max-no-ttl 0 --max-stuck 5 --format json
   REDIS_URL=redis://replica.internal:6379/0 resque-expire check --max-stuck 0 || exit 1`,
 		Flags:  flags,
-		Action: runCheck,
+		Action: action(newCheckOptions, checkAction),
 	}
 }
 
-func runCheck(c *cli.Context) error {
-	e, err := setup(c)
-	if err != nil {
-		return err
+// checkOptions are check's options: the thresholds given, and the
+// families --max-no-ttl and --max-stuck read.
+type checkOptions struct {
+	// counts are the count thresholds given (checkCounts), by name.
+	counts             map[string]int64
+	maxOverdue         *time.Duration
+	maxExpiredFailures *int64
+	families           familyOptions
+}
+
+func newCheckOptions() *checkOptions { return &checkOptions{counts: map[string]int64{}} }
+
+func (o *checkOptions) bind(c *cli.Context) {
+	for _, f := range checkCounts {
+		if c.IsSet(f.name) {
+			o.counts[f.name] = c.Int64(f.name)
+		}
 	}
+	if c.IsSet("max-overdue") {
+		d := c.Duration("max-overdue")
+		o.maxOverdue = &d
+	}
+	if c.IsSet("max-expired-failures") {
+		n := c.Int64("max-expired-failures")
+		o.maxExpiredFailures = &n
+	}
+	o.families.bind(c)
+}
+
+func (o *checkOptions) validate() error {
+	for _, f := range checkCounts {
+		if v, ok := o.counts[f.name]; ok && v < 0 {
+			return usageErrorf("--%s must not be negative", f.name)
+		}
+	}
+	if o.maxExpiredFailures != nil && *o.maxExpiredFailures < 0 {
+		return usageErrorf("--max-expired-failures must not be negative")
+	}
+	if o.maxOverdue != nil && *o.maxOverdue < 0 {
+		return usageErrorf("--max-overdue must not be negative")
+	}
+	if len(o.counts) == 0 && o.maxOverdue == nil && o.maxExpiredFailures == nil {
+		return usageErrorf("give at least one threshold: --max-expired, --max-expired-failures, --max-missing, --max-invalid, --max-orphans, --max-no-ttl, --max-stuck, --max-duplicates, --max-queue-length or --max-overdue")
+	}
+	return o.families.validate()
+}
+
+// thresholds are the thresholds the audit evaluates (all but
+// --max-expired-failures).
+func (o *checkOptions) thresholds() audit.Thresholds {
 	var th audit.Thresholds
 	ptrs := map[string]**int64{
 		"max-expired": &th.MaxExpired, "max-missing": &th.MaxMissing, "max-invalid": &th.MaxInvalid,
 		"max-orphans": &th.MaxOrphans, "max-no-ttl": &th.MaxNoTTL, "max-stuck": &th.MaxStuck,
 		"max-duplicates": &th.MaxDuplicates, "max-queue-length": &th.MaxQueueLength,
 	}
-	for _, f := range checkCounts {
-		if !c.IsSet(f.name) {
-			continue
-		}
-		v := c.Int64(f.name)
-		if v < 0 {
-			return usageErrorf("--%s must not be negative", f.name)
-		}
-		*ptrs[f.name] = &v
+	for name, v := range o.counts {
+		v := v
+		*ptrs[name] = &v
 	}
-	if c.Int64("max-expired-failures") < 0 {
-		return usageErrorf("--max-expired-failures must not be negative")
-	}
-	if c.IsSet("max-overdue") {
-		d := c.Duration("max-overdue")
-		if d < 0 {
-			return usageErrorf("--max-overdue must not be negative")
-		}
-		th.MaxOverdue = &d
-	}
-	if !th.Any() && !c.IsSet("max-expired-failures") {
-		return usageErrorf("give at least one threshold: --max-expired, --max-expired-failures, --max-missing, --max-invalid, --max-orphans, --max-no-ttl, --max-stuck, --max-duplicates, --max-queue-length or --max-overdue")
-	}
-	if err := checkScanFlags(c); err != nil {
-		return err
-	}
-	fams, err := families(c)
+	th.MaxOverdue = o.maxOverdue
+	return th
+}
+
+func checkAction(ctx context.Context, e *env, o *checkOptions) error {
+	fams, err := o.families.load()
 	if err != nil {
 		return err
 	}
+	th := o.thresholds()
 	opts := th.Options(fams)
-	opts.ScanCount, opts.MaxDuration, opts.Examples = c.Int64("scan-count"), c.Duration("max-duration"), -1
+	opts.ScanCount, opts.MaxDuration, opts.Examples = o.families.scanCount, o.families.maxDuration, -1
 
 	mf := e.metricsFile("check")
 	defer mf.write()
-	rdb, err := e.connect()
+	ss, err := e.open(filters{}, mf)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	mf.rdb = rdb
-	s, err := e.scanner(rdb, nil, nil)
-	if err != nil {
-		return err
-	}
-	p := e.progress("check")
-	opts.Progress = p
-	rep := &audit.Report{At: s.Now().UTC()}
-	if th.Any() {
-		rep, err = audit.Run(c.Context, s, opts)
-	}
-	finishProgress(p)
+	defer ss.Close()
+	s := ss.scanner
+	rep, err := runCheck(ctx, e, s, th, opts)
 	mf.observe(err, nil)
 	if err != nil {
 		return fmt.Errorf("check could not run: %w", err)
 	}
-	fres, fprob, err := expiredFailuresThreshold(c.Context, c, s)
+	fres, fprob, err := expiredFailuresThreshold(ctx, o.maxExpiredFailures, s)
 	if err != nil {
 		return fmt.Errorf("check could not run: %w", err)
 	}
 	rep.Problems = append(rep.Problems, fprob...)
-	for _, pr := range rep.Problems {
-		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
-	}
+	e.logProblems(rep.Problems)
 	res := newCheckResult(append(th.Evaluate(rep), fres...), rep)
 	res.ClockSkew = e.clockSkew()
 	if err := e.render(res); err != nil {
@@ -141,61 +159,21 @@ func runCheck(c *cli.Context) error {
 	}
 	switch {
 	case !res.Pass:
-		return silentExit(ExitThreshold)
+		return errThreshold
 	case rep.Partial:
-		return withCode(ExitFailure, errors.New("check stopped early ("+rep.Stopped+"): no threshold is exceeded so far, but the numbers are partial"))
+		return errors.New("check stopped early (" + rep.Stopped + "): no threshold is exceeded so far, but the numbers are partial")
 	}
 	return nil
 }
 
-// checkResult is check's report: JSON is an object with one entry per
-// threshold, keyed by its name without "max-".
-type checkResult struct {
-	Pass       bool                             `json:"pass"`
-	Partial    bool                             `json:"partial"`
-	Stopped    string                           `json:"stopped,omitempty"`
-	Failed     []string                         `json:"failed"`
-	Thresholds map[string]audit.ThresholdResult `json:"thresholds"`
-	At         time.Time                        `json:"at"`
-	ClockSkew  *float64                         `json:"clock_skew_seconds,omitempty"`
-	ordered    []audit.ThresholdResult
-}
-
-func newCheckResult(rs []audit.ThresholdResult, rep *audit.Report) checkResult {
-	res := checkResult{Pass: true, Partial: rep.Partial, Stopped: rep.Stopped, Failed: []string{},
-		Thresholds: map[string]audit.ThresholdResult{}, At: rep.At, ordered: rs}
-	for _, r := range rs {
-		res.Thresholds[r.Name] = r
-		if !r.Pass {
-			res.Pass = false
-			res.Failed = append(res.Failed, r.Name)
-		}
+// runCheck reads what the thresholds need (nothing when only
+// --max-expired-failures is given).
+func runCheck(ctx context.Context, e *env, s *inspect.Scanner, th audit.Thresholds, opts audit.Options) (*audit.Report, error) {
+	p, done := e.track("check")
+	defer done()
+	opts.Progress = p
+	if !th.Any() {
+		return &audit.Report{At: s.Now().UTC()}, nil
 	}
-	return res
+	return audit.Run(ctx, s, opts)
 }
-
-func (r checkResult) Tables() []report.Table {
-	t := report.Table{Header: []string{"threshold", "value", "limit", "result", "detail"}}
-	for _, th := range r.ordered {
-		value, lim := report.Int(th.Value), report.Int(th.Limit)
-		if th.Unit == "seconds" {
-			value, lim = report.Duration(time.Duration(th.Value)*time.Second), report.Duration(time.Duration(th.Limit)*time.Second)
-		}
-		result := "pass"
-		if !th.Pass {
-			result = "FAIL"
-		}
-		t.Rows = append(t.Rows, []string{"--max-" + th.Name, value, lim, result, th.Detail})
-	}
-	switch {
-	case !r.Pass:
-		t.Notes = append(t.Notes, fmt.Sprintf("%d of %d thresholds exceeded", len(r.Failed), len(r.ordered)))
-	case r.Partial:
-		t.Notes = append(t.Notes, "stopped early ("+r.Stopped+"): the numbers are partial")
-	default:
-		t.Notes = append(t.Notes, "all thresholds hold")
-	}
-	return []report.Table{t}
-}
-
-func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -47,19 +47,31 @@ func completionCommand() *cli.Command {
 		Description: `Examples:
   source <(resque-expire completion bash)
   resque-expire completion zsh > "${fpath[1]}/_resque-expire"`,
+		// No setup: printing a script needs no Redis, and no global flag
+		// can make it fail.
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return usageErrorf("unexpected argument %q; completion takes one shell, bash or zsh", c.Args().Get(1))
-			}
-			switch c.Args().First() {
-			case "bash":
-				_, err := fmt.Fprint(c.App.Writer, bashCompletion)
-				return err
-			case "zsh":
-				_, err := fmt.Fprint(c.App.Writer, zshCompletion)
+			o := completionOptions{args: c.Args().Slice()}
+			if err := o.validate(); err != nil {
 				return err
 			}
-			return usageErrorf("completion takes bash or zsh")
+			_, err := fmt.Fprint(c.App.Writer, completionScripts[o.args[0]])
+			return err
 		},
 	}
+}
+
+// completionScripts are the scripts completion prints, by shell.
+var completionScripts = map[string]string{"bash": bashCompletion, "zsh": zshCompletion}
+
+// completionOptions are completion's operands: the shell.
+type completionOptions struct{ args []string }
+
+func (o *completionOptions) validate() error {
+	if len(o.args) > 1 {
+		return usageErrorf("unexpected argument %q; completion takes one shell, bash or zsh", o.args[1])
+	}
+	if len(o.args) == 0 || completionScripts[o.args[0]] == "" {
+		return usageErrorf("completion takes bash or zsh")
+	}
+	return nil
 }

@@ -1,12 +1,11 @@
 package commands
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/internal/doctor"
-	"github.com/resque-expire/resque-expire/report"
 )
 
 var _ = register(doctorCommand)
@@ -32,51 +31,30 @@ Exit codes: 0 no check failed (warnings allowed); 3 a check failed; 1 it could n
 Examples:
   resque-expire doctor
   resque-expire doctor --format json | jq '.checks[] | select(.status != "ok")'`,
-		Action: func(c *cli.Context) error {
-			e, err := setup(c)
-			if err != nil {
-				return err
-			}
-			rdb, err := e.connect()
-			if err != nil {
-				return err
-			}
-			defer rdb.Close()
-			rep := doctor.Run(c.Context, rdb, doctor.Options{Layout: e.layout, Sentinel: e.conn.SentinelMaster != "", Host: hostClock()})
-			if err := e.render(doctorResult{rep}); err != nil {
-				return err
-			}
-			if rep.Failed {
-				return silentExit(ExitThreshold)
-			}
-			return nil
-		},
+		Action: action(newDoctorOptions, doctorAction),
 	}
 }
 
-type doctorResult struct{ *doctor.Report }
+// doctorOptions: doctor has no options of its own.
+type doctorOptions struct{}
 
-func (r doctorResult) Tables() []report.Table {
-	t := report.Table{Header: []string{"check", "status", "detail"}}
-	fails, warns := 0, 0
-	for _, ch := range r.Checks {
-		t.Rows = append(t.Rows, []string{ch.Name, ch.Status, ch.Detail})
-		switch ch.Status {
-		case doctor.Fail:
-			fails++
-		case doctor.Warn:
-			warns++
-		}
-	}
-	t.Notes = append(t.Notes, fmt.Sprintf("%d checks: %d failed, %d warnings", len(r.Checks), fails, warns))
-	return []report.Table{t}
-}
+func newDoctorOptions() *doctorOptions { return &doctorOptions{} }
 
-// Lines makes --format jsonl one line per check.
-func (r doctorResult) Lines() []any {
-	out := make([]any, len(r.Checks))
-	for i, c := range r.Checks {
-		out[i] = c
+func (*doctorOptions) bind(*cli.Context) {}
+func (*doctorOptions) validate() error   { return nil }
+
+func doctorAction(ctx context.Context, e *env, _ *doctorOptions) error {
+	rdb, err := e.connect()
+	if err != nil {
+		return err
 	}
-	return out
+	defer rdb.Close()
+	rep := doctor.Run(ctx, rdb, doctor.Options{Layout: e.layout, Sentinel: e.conn.SentinelMaster != "", Host: hostClock()})
+	if err := e.render(doctorResult{rep}); err != nil {
+		return err
+	}
+	if rep.Failed {
+		return errThreshold
+	}
+	return nil
 }

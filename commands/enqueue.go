@@ -1,7 +1,7 @@
 package commands
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"time"
 
@@ -9,7 +9,6 @@ import (
 
 	"github.com/resque-expire/resque-expire/enqueue"
 	"github.com/resque-expire/resque-expire/internal/resque"
-	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/report"
 )
 
@@ -44,65 +43,83 @@ Examples:
 			&cli.StringFlag{Name: "in", Usage: "put the job on resque-scheduler's delayed schedule this far ahead"},
 			&cli.StringFlag{Name: "retention", Value: "7d", Usage: "the deadline key expires this long after the deadline"},
 		},
-		Action: runEnqueue,
+		Action: action(newEnqueueOptions, enqueueAction),
 	}
 }
 
-func runEnqueue(c *cli.Context) error {
-	e, err := setup(c)
-	if err != nil {
-		return err
+// enqueueOptions are enqueue's options and operands (the job's args).
+type enqueueOptions struct {
+	queue, class, id, ttl, retention, at, in string
+	activeJob                                bool
+	args                                     []string
+}
+
+func newEnqueueOptions() *enqueueOptions { return &enqueueOptions{} }
+
+func (o *enqueueOptions) bind(c *cli.Context) {
+	o.queue, o.class, o.id, o.activeJob, o.args = c.String("queue"), c.String("class"), c.String("id"), c.Bool("activejob"), c.Args().Slice()
+	o.ttl, o.retention, o.at, o.in = c.String("ttl"), c.String("retention"), c.String("at"), c.String("in")
+}
+
+func (o *enqueueOptions) validate() error {
+	_, err := o.request(time.Now(), nil)
+	return err
+}
+
+// request is the job to enqueue at now, its id where idPaths say.
+func (o *enqueueOptions) request(now time.Time, idPaths []string) (enqueue.Job, error) {
+	var err error
+	req := enqueue.Job{Queue: o.queue, Class: o.class, ID: o.id,
+		IDPaths: idPaths, ActiveJob: o.activeJob, Args: enqueue.ParseArgs(o.args)}
+	if req.Queue == "" || req.Class == "" || o.ttl == "" {
+		return req, usageErrorf("enqueue needs --queue, --class and --ttl")
 	}
-	req := enqueue.Job{Queue: c.String("queue"), Class: c.String("class"), ID: c.String("id"),
-		IDPaths: e.scan.IDPaths, ActiveJob: c.Bool("activejob"), Args: enqueue.ParseArgs(c.Args().Slice())}
-	if req.Queue == "" || req.Class == "" || c.String("ttl") == "" {
-		return usageErrorf("enqueue needs --queue, --class and --ttl")
-	}
-	if req.TTL, err = resque.ParseDuration(c.String("ttl")); err != nil {
-		return usageErrorf("--ttl %q: %v", c.String("ttl"), err)
+	if req.TTL, err = resque.ParseDuration(o.ttl); err != nil {
+		return req, usageErrorf("--ttl %q: %v", o.ttl, err)
 	}
 	if req.TTL <= 0 {
-		return usageErrorf("--ttl must be positive, got %q", c.String("ttl"))
+		return req, usageErrorf("--ttl must be positive, got %q", o.ttl)
 	}
-	if req.Retention, err = resque.ParseDuration(c.String("retention")); err != nil {
-		return usageErrorf("--retention %q: %v", c.String("retention"), err)
+	if req.Retention, err = resque.ParseDuration(o.retention); err != nil {
+		return req, usageErrorf("--retention %q: %v", o.retention, err)
 	}
 	if req.Retention <= 0 {
-		return usageErrorf("--retention must be positive, got %q", c.String("retention"))
+		return req, usageErrorf("--retention must be positive, got %q", o.retention)
 	}
-	now := time.Now()
 	req.Now = func() time.Time { return now }
-	switch at, in := c.String("at"), c.String("in"); {
+	switch at, in := o.at, o.in; {
 	case at != "" && in != "":
-		return usageErrorf("give --at or --in, not both")
+		return req, usageErrorf("give --at or --in, not both")
 	case at != "":
 		if req.At, err = resque.ParseTime(at); err != nil {
-			return usageErrorf("--at %q: %v", at, err)
+			return req, usageErrorf("--at %q: %v", at, err)
 		}
 	case in != "":
 		d, err := resque.ParseDuration(in)
 		if err != nil {
-			return usageErrorf("--in %q: %v", in, err)
+			return req, usageErrorf("--in %q: %v", in, err)
 		}
 		if d <= 0 {
-			return usageErrorf("--in must be positive, got %q", in)
+			return req, usageErrorf("--in must be positive, got %q", in)
 		}
 		req.At = now.Add(d)
 	}
+	return req, nil
+}
 
+func enqueueAction(ctx context.Context, e *env, o *enqueueOptions) error {
+	req, err := o.request(time.Now(), e.scan.IDPaths)
+	if err != nil {
+		return err
+	}
 	rdb, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	res, err := enqueue.Run(c.Context, rdb, e.layout, req)
-	switch {
-	case errors.Is(err, enqueue.ErrInvalidRequest):
-		return withCode(ExitUsage, err)
-	case errors.Is(err, scripts.ErrReadOnly):
-		return withCode(ExitFailure, err)
-	case err != nil:
-		return err
+	res, err := enqueue.Run(ctx, rdb, e.layout, req)
+	if err != nil {
+		return err // exit.go: an invalid request is a usage error
 	}
 	ev := e.log.Info().Str("id", res.ID).Str("queue", res.Queue).Str("class", res.Class).Str("list", res.List).
 		Time("deadline", res.Deadline)
@@ -115,18 +132,4 @@ func runEnqueue(c *cli.Context) error {
 		return err
 	}
 	return e.render(enqueueResult{res})
-}
-
-type enqueueResult struct{ enqueue.Result }
-
-func (r enqueueResult) Tables() []report.Table {
-	delayed := ""
-	if r.DelayedAt != 0 {
-		delayed = report.Time(time.Unix(r.DelayedAt, 0))
-	}
-	return []report.Table{{
-		Header: []string{"id", "queue", "class", "list", "deadline", "delayed_at", "expiration_key", "key_expires_at"},
-		Rows: [][]string{{r.ID, r.Queue, r.Class, r.List, report.Time(r.Deadline), delayed, r.ExpirationKey,
-			report.Time(r.KeyExpiresAt)}},
-	}}
 }

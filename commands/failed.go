@@ -3,107 +3,24 @@ package commands
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/audit"
 	"github.com/resque-expire/resque-expire/inspect"
-	"github.com/resque-expire/resque-expire/report"
-	"github.com/resque-expire/resque-expire/sweep"
 )
-
-// failedRow is the inspect table's row for the failed lists.
-func failedRow(f *inspect.FailedSummary) []string {
-	name := "(failed)"
-	if len(f.Lists) != 1 {
-		name = fmt.Sprintf("(failed: %d lists)", len(f.Lists))
-	}
-	return []string{name, report.Int(f.Entries), report.Int(f.Expired), report.Int(f.Live), report.Int(f.Missing),
-		report.Int(f.Unidentified), report.Int(f.Invalid), "-", overdue(f.MostOverdue)}
-}
-
-// listSources reads list's --source: which lists to read. Failure entries
-// have columns of their own, so "failed" goes alone.
-func listSources(c *cli.Context) (queues, delayed, failed bool, err error) {
-	srcs := c.StringSlice("source")
-	if len(srcs) == 0 {
-		return true, wantDelayed(c), false, nil
-	}
-	for _, s := range srcs {
-		switch s {
-		case "queues":
-			queues = true
-		case "delayed":
-			delayed = true
-		case "failed":
-			failed = true
-		default:
-			return false, false, false, usageErrorf("--source: want queues, delayed or failed, got %q", s)
-		}
-	}
-	if failed && (queues || delayed) {
-		return false, false, false, usageErrorf("--source failed lists failure entries, whose columns differ: give it alone")
-	}
-	return queues, delayed && wantDelayed(c), failed, nil
-}
-
-var failedListHeader = []string{"list", "index", "queue", "id", "class", "exception", "failed_at", "state", "expires_at", "overdue_by", "reason"}
-
-// failedRecord is one failure entry as list --source failed shows it.
-type failedRecord inspect.Listed
-
-type failedJSON struct {
-	List      string  `json:"list"`
-	Index     int64   `json:"index"`
-	Queue     string  `json:"queue"`
-	ID        string  `json:"id"`
-	Class     string  `json:"class"`
-	Exception string  `json:"exception"`
-	Error     string  `json:"error,omitempty"`
-	FailedAt  string  `json:"failed_at"`
-	RetriedAt string  `json:"retried_at,omitempty"`
-	State     string  `json:"state"`
-	ExpiresAt string  `json:"expires_at"`
-	OverdueBy float64 `json:"overdue_by"`
-	Reason    string  `json:"reason,omitempty"`
-	Entry     string  `json:"entry"`
-}
-
-func (r failedRecord) failure() inspect.Failure {
-	if r.Failure == nil {
-		return inspect.Failure{}
-	}
-	return *r.Failure
-}
-
-func (r failedRecord) Row() []string {
-	f := r.failure()
-	return []string{r.List.Key, strconv.FormatInt(r.Index, 10), r.Queue, r.ID, r.Class, f.Exception, f.FailedAt, string(r.State),
-		report.Time(r.Deadline), overdueCell(inspect.Listed(r)), r.Reason}
-}
-
-func (r failedRecord) Object() any {
-	f := r.failure()
-	o := failedJSON{List: r.List.Key, Index: r.Index, Queue: r.Queue, ID: r.ID, Class: r.Class, Exception: f.Exception,
-		Error: f.Error, FailedAt: f.FailedAt, RetriedAt: f.RetriedAt, State: string(r.State),
-		ExpiresAt: report.Time(r.Deadline), Reason: r.Reason, Entry: r.Raw}
-	if r.State == inspect.StateExpired && !r.Deadline.IsZero() {
-		o.OverdueBy = r.OverdueBy(r.Now).Seconds()
-	}
-	return o
-}
 
 // maxExpiredFailuresFlag is check's threshold on the failed lists.
 var maxExpiredFailuresFlag = &cli.Int64Flag{Name: "max-expired-failures",
 	Usage: "at most N expired failure entries (in the failed list, or the multi-queue backend's <queue>_failed lists)", DefaultText: "not checked"}
 
 // expiredFailuresThreshold evaluates --max-expired-failures, when given.
-func expiredFailuresThreshold(ctx context.Context, c *cli.Context, s *inspect.Scanner) ([]audit.ThresholdResult, []inspect.Problem, error) {
-	if !c.IsSet("max-expired-failures") {
+func expiredFailuresThreshold(ctx context.Context, limit *int64, s *inspect.Scanner) ([]audit.ThresholdResult, []inspect.Problem, error) {
+	if limit == nil {
 		return nil, nil, nil
 	}
-	lim := c.Int64("max-expired-failures")
+	lim := *limit
 	f, problems, err := s.InspectFailed(ctx)
 	if err != nil {
 		return nil, problems, err
@@ -121,30 +38,42 @@ func failedSweepFlags() []cli.Flag {
 	}
 }
 
-// failedSweepOptions reads sweep's failed-list flags into opts.
-func failedSweepOptions(c *cli.Context, opts *sweep.Options) error {
-	opts.Failed = c.Bool("failed")
-	switch only := c.String("only"); {
-	case c.IsSet("only") && only != "failed":
-		return usageErrorf("--only: the one value is \"failed\", got %q", only)
-	case c.IsSet("only") && !opts.Failed:
-		return usageErrorf("--only failed needs --failed")
-	case c.IsSet("only"):
-		opts.OnlyFailed = true
-	}
-	d := c.Duration("failed-older-than")
+// failedSweep are sweep's options for the failed lists.
+type failedSweep struct {
+	failed bool
+	// only is --only's value; onlySet says it was given.
+	only    string
+	onlySet bool
+	// olderThan is --failed-older-than; olderThanSet says it was given.
+	olderThan    time.Duration
+	olderThanSet bool
+}
+
+func (f *failedSweep) bind(c *cli.Context) {
+	f.failed, f.only, f.onlySet = c.Bool("failed"), c.String("only"), c.IsSet("only")
+	f.olderThan, f.olderThanSet = c.Duration("failed-older-than"), c.IsSet("failed-older-than")
+}
+
+// validate checks the failed-list options, with sweep's --to-failed and
+// --orphans.
+func (f *failedSweep) validate(toFailed, orphans bool) error {
 	switch {
+	case f.onlySet && f.only != "failed":
+		return usageErrorf("--only: the one value is \"failed\", got %q", f.only)
+	case f.onlySet && !f.failed:
+		return usageErrorf("--only failed needs --failed")
+	}
+	switch d := f.olderThan; {
 	case d < 0:
 		return usageErrorf("--failed-older-than must not be negative")
-	case c.IsSet("failed-older-than") && d == 0:
+	case f.olderThanSet && d == 0:
 		return usageErrorf("--failed-older-than must be more than 0")
-	case d > 0 && !opts.Failed:
+	case d > 0 && !f.failed:
 		return usageErrorf("--failed-older-than needs --failed")
-	case opts.Failed && opts.ToFailed:
+	case f.failed && toFailed:
 		return usageErrorf("--failed and --to-failed cannot be combined: --to-failed puts expired jobs on the failed list as expired failures, --failed removes those")
-	case opts.OnlyFailed && opts.Orphans:
+	case f.onlySet && orphans:
 		return usageErrorf("--orphans needs the queues and delayed jobs in view: it cannot be combined with --only failed")
 	}
-	opts.FailedOlderThan = d
 	return nil
 }

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/internal/fleet"
-	"github.com/resque-expire/resque-expire/report"
 )
 
 // fleetRun is a command line run once per target of a --targets file.
@@ -58,11 +56,11 @@ func newFleetRun(app *cli.App, args []string) (*fleetRun, error) {
 	}
 	all, err := fleet.Load(file)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	chosen, err := fleet.Select(all, flagValues(globals, "target"))
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	f := &fleetRun{sub: name, targets: chosen, archive: -1,
 		format: globalValue(globals, "format", orEnv("RESQUE_EXPIRE_FORMAT", "table"))}
@@ -106,11 +104,7 @@ func (f *fleetRun) run(ctx context.Context, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 		files, skipped, err := fleet.SplitArchive(f.cmd.Sub[f.archive], dir, f.targets)
 		if err != nil {
-			var ue *fleet.UsageError
-			if errors.As(err, &ue) {
-				return withCode(ExitUsage, err)
-			}
-			return err
+			return err // a *fleet.UsageError is a usage error (exit.go)
 		}
 		for t, n := range skipped {
 			fmt.Fprintf(stderr, "resque-expire: %d records of target %s left alone: it is not among the chosen targets\n", n, t)
@@ -157,7 +151,7 @@ func (f *fleetRun) runServe(ctx context.Context, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return withCode(ExitFailure, fmt.Errorf("listen on %s: %w", listen, err))
+		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	front := &fleet.Front{}
 	addrs := map[string]string{}
@@ -210,7 +204,7 @@ func (f *fleetRun) runRestores(ctx context.Context, files map[string]string, std
 func (f *fleetRun) runAll(ctx context.Context, targets []fleet.Target, adjust func(*fleet.Job), stdout, stderr io.Writer) error {
 	jobs, err := fleet.Plan(f.cmd, targets, os.Environ())
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return usage(err)
 	}
 	if adjust != nil {
 		for i := range jobs {
@@ -232,52 +226,9 @@ func (f *fleetRun) runAll(ctx context.Context, targets []fleet.Target, adjust fu
 		return err
 	}
 	if code := fleet.Worst(outs); code != ExitOK {
-		return silentExit(code)
+		return fleetExit(code)
 	}
 	return nil
-}
-
-// render writes the targets' results: one JSON document with every target
-// and the totals, JSON lines marked with their target, or each target's
-// tables under its name followed by a table of the targets.
-func (f *fleetRun) render(w io.Writer, outs []fleet.Outcome) error {
-	switch f.format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(fleet.Combine(outs))
-	case "jsonl":
-		for _, o := range outs {
-			if err := fleet.MarkLines(w, o); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, o := range outs {
-		fmt.Fprintf(w, "== target %s (exit %d) ==\n", o.Target, o.Code)
-		if _, err := w.Write(o.Stdout); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintln(w)
-	return report.Render(w, report.Format(f.format), fleetSummary(outs))
-}
-
-type fleetSummary []fleet.Outcome
-
-func (s fleetSummary) Tables() []report.Table {
-	t := report.Table{Title: "Targets", Header: []string{"target", "exit", "error"}}
-	failed := 0
-	for _, o := range s {
-		t.Rows = append(t.Rows, []string{o.Target, strconv.Itoa(o.Code), o.ErrLine})
-		if o.Code != 0 {
-			failed++
-		}
-	}
-	t.Footer = []string{"total", fmt.Sprintf("%d of %d not ok", failed, len(s)), ""}
-	return []report.Table{t}
 }
 
 func takesValue(flags []cli.Flag) map[string]bool {

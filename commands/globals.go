@@ -60,15 +60,23 @@ func globalFlags() []cli.Flag {
 	}
 }
 
-// env is what every command gets from the global flags.
+// env is what every command gets from the global flags; it holds nothing
+// of urfave/cli's.
 type env struct {
-	c      *cli.Context
+	// ctx is the run's context (cancelled by the first interrupt).
+	ctx    context.Context
 	log    zerolog.Logger
 	format report.Format
 	stdout io.Writer
-	stderr io.Writer
-	conn   redisconn.Options
-	layout resque.Layout
+	// stderr scrubs credentials from what it is given; rawStderr is the
+	// stream behind it (for asking whether it is a terminal), stdin the
+	// operator's answers.
+	stderr, rawStderr io.Writer
+	stdin             io.Reader
+	// metricsPath is --metrics-file, for the commands that take it.
+	metricsPath string
+	conn        redisconn.Options
+	layout      resque.Layout
 	// scan is the scanner configuration; commands add their filters.
 	scan       inspect.Config
 	progressOK bool
@@ -161,8 +169,25 @@ func setup(c *cli.Context) (*env, error) {
 	if err != nil {
 		return nil, usageErrorf("--format: %v", err)
 	}
-	e := &env{c: c, format: format, stdout: c.App.Writer}
-	e.conn = redisconn.Options{
+	e := &env{ctx: c.Context, format: format, stdout: c.App.Writer, rawStderr: c.App.ErrWriter, stdin: c.App.Reader,
+		metricsPath: c.String("metrics-file"), conn: connOptions(c)}
+	e.secrets = redisconn.Secrets(e.conn.URL)
+	e.stderr = &scrubWriter{w: c.App.ErrWriter, secrets: e.secrets}
+	if err := e.setupLog(c); err != nil {
+		return nil, err
+	}
+	if err := e.setupLayout(c); err != nil {
+		return nil, err
+	}
+	if _, err := redisconn.New(e.conn); err != nil { // validate the URL before any work
+		return nil, usage(err)
+	}
+	return e, nil
+}
+
+// connOptions are the connection's global flags.
+func connOptions(c *cli.Context) redisconn.Options {
+	o := redisconn.Options{
 		URL: c.String("redis"), TLSCA: c.String("tls-ca"), TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
 		TLSSkipVerify: c.Bool("tls-skip-verify"), SentinelMaster: c.String("sentinel-master"),
 		SentinelUsername: c.String("sentinel-username"), SentinelPassword: c.String("sentinel-password"),
@@ -171,16 +196,18 @@ func setup(c *cli.Context) (*env, error) {
 	if a := c.String("sentinel-addrs"); a != "" {
 		for _, s := range strings.Split(a, ",") {
 			if s = strings.TrimSpace(s); s != "" {
-				e.conn.SentinelAddrs = append(e.conn.SentinelAddrs, s)
+				o.SentinelAddrs = append(o.SentinelAddrs, s)
 			}
 		}
 	}
-	e.secrets = redisconn.Secrets(e.conn.URL)
-	e.stderr = &scrubWriter{w: c.App.ErrWriter, secrets: e.secrets}
+	return o
+}
 
+// setupLog reads --log-level, --log-format, --quiet and --no-progress.
+func (e *env) setupLog(c *cli.Context) error {
 	level, err := zerolog.ParseLevel(c.String("log-level"))
 	if err != nil || c.String("log-level") == "" {
-		return nil, usageErrorf("--log-level: want debug, info, warn or error, got %q", c.String("log-level"))
+		return usageErrorf("--log-level: want debug, info, warn or error, got %q", c.String("log-level"))
 	}
 	if c.Bool("quiet") && level < zerolog.WarnLevel {
 		level = zerolog.WarnLevel
@@ -200,7 +227,7 @@ func setup(c *cli.Context) (*env, error) {
 			e.logFormat = func(w io.Writer) io.Writer { return w }
 		}
 	default:
-		return nil, usageErrorf("--log-format: want auto, console or json, got %q", lf)
+		return usageErrorf("--log-format: want auto, console or json, got %q", lf)
 	}
 	if c.App.Metadata != nil {
 		c.App.Metadata[logFormatKey] = c.String("log-format")
@@ -208,37 +235,40 @@ func setup(c *cli.Context) (*env, error) {
 	e.log = zerolog.New(e.logFormat(e.stderr)).Level(level).With().Timestamp().Logger()
 	redis.SetLogger(redisLogger{e.log})
 	e.progressOK = !c.Bool("quiet") && !c.Bool("no-progress") && isTerminal(c.App.ErrWriter)
+	return nil
+}
 
+// setupLayout reads the key layout's flags: --namespace, --expiration-key,
+// --id-path, --batch, and refuses an empty --queue or --class.
+func (e *env) setupLayout(c *cli.Context) error {
 	if ns := strings.TrimSpace(c.String("namespace")); ns == "" || ns == ":" {
-		return nil, usageErrorf("--namespace must not be empty (Resque's default is resque)")
+		return usageErrorf("--namespace must not be empty (Resque's default is resque)")
 	}
 	for _, name := range []string{"queue", "class"} {
 		for _, p := range c.StringSlice(name) {
 			if strings.TrimSpace(p) == "" {
-				return nil, usageErrorf("--%s must not be empty; leave it out to match every %s", name, name)
+				return usageErrorf("--%s must not be empty; leave it out to match every %s", name, name)
 			}
 		}
 	}
+	var err error
 	e.layout, err = resque.NewLayout(c.String("namespace"), c.String("expiration-key"))
 	if err != nil {
-		return nil, usageErrorf("--expiration-key: %v", err)
+		return usageErrorf("--expiration-key: %v", err)
 	}
 	if b := c.Int("batch"); b < 1 || b > inspect.MaxBatch {
-		return nil, usageErrorf("--batch must be between 1 and %d, got %d", inspect.MaxBatch, b)
+		return usageErrorf("--batch must be between 1 and %d, got %d", inspect.MaxBatch, b)
 	}
 	e.scan = inspect.Config{Layout: e.layout, IDPaths: c.StringSlice("id-path"), Batch: c.Int("batch")}
 	if _, err := resque.ParsePaths(e.scan.IDPaths); err != nil {
-		return nil, usageErrorf("--id-path: %v", err)
+		return usageErrorf("--id-path: %v", err)
 	}
-	if _, err := redisconn.New(e.conn); err != nil { // validate the URL before any work
-		return nil, withCode(ExitUsage, err)
-	}
-	return e, nil
+	return nil
 }
 
 // connect opens the Redis connection (PING included), within --timeout.
 func (e *env) connect() (redis.UniversalClient, error) {
-	rdb, err := redisconn.Open(e.c.Context, e.conn)
+	rdb, err := redisconn.Open(e.ctx, e.conn)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +283,7 @@ func (e *env) scanner(rdb redis.UniversalClient, queues, classes []string) (*ins
 	cfg := e.scan
 	cfg.Queues, cfg.Classes = queues, classes
 	host := hostClock()
-	skew, err := redisconn.ClockSkew(e.c.Context, rdb, host)
+	skew, err := redisconn.ClockSkew(e.ctx, rdb, host)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +295,7 @@ func (e *env) scanner(rdb redis.UniversalClient, queues, classes []string) (*ins
 	cfg.Now = func() time.Time { return host().Add(skew) }
 	s, err := inspect.NewScanner(rdb, cfg)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, usage(err)
 	}
 	return s, nil
 }

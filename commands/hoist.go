@@ -28,29 +28,7 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 		_, ok = takesValue[name]
 		return name, ok
 	}
-	if len(args) < 2 {
-		return args
-	}
-	// Find the subcommand: the first argument that is not a global flag
-	// or a global flag's value.
-	sub := -1
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return args
-		}
-		if name, ok := isGlobal(a); ok {
-			if takesValue[name] && !strings.Contains(a, "=") {
-				i++
-			}
-			continue
-		}
-		if strings.HasPrefix(a, "-") {
-			return args // an unknown flag before any command: let cli report it
-		}
-		sub = i
-		break
-	}
+	sub := hoistFrom(args, takesValue, isGlobal)
 	if sub < 0 {
 		return args
 	}
@@ -80,6 +58,29 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 	out = append(out, hoisted...)
 	out = append(out, args[sub])
 	return append(out, rest...)
+}
+
+// hoistFrom is the index of the subcommand in args: the first argument
+// that is not a global flag or a global flag's value; -1 when there is
+// none, or when a "--" or an unknown flag comes first (cli reports that).
+func hoistFrom(args []string, takesValue map[string]bool, isGlobal func(string) (string, bool)) int {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return -1
+		}
+		if name, ok := isGlobal(a); ok {
+			if takesValue[name] && !strings.Contains(a, "=") {
+				i++
+			}
+			continue
+		}
+		if strings.HasPrefix(a, "-") {
+			return -1 // an unknown flag before any command: let cli report it
+		}
+		return i
+	}
+	return -1
 }
 
 // localFlag reports whether subcommand defines a flag of its own by that

@@ -1,7 +1,7 @@
 package commands
 
 import (
-	"strconv"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,103 +28,112 @@ Examples:
 			&cli.Int64Flag{Name: "limit", Usage: "stop after this many jobs (0 = all)"},
 			&cli.StringSliceFlag{Name: "source", Usage: "what to list: queues, delayed (default: both), or failed (the failure entries, alone)"},
 		),
-		Action: func(c *cli.Context) error {
-			e, err := setup(c)
-			if err != nil {
-				return err
-			}
-			var states []inspect.State
-			if st := c.String("state"); st != "all" {
-				s, ok := inspect.ParseState(st)
-				if !ok {
-					return usageErrorf("--state: want expired, live, missing, unidentified, invalid or all, got %q", st)
-				}
-				states = []inspect.State{s}
-			}
-			if c.Int64("limit") < 0 {
-				return usageErrorf("--limit must not be negative")
-			}
-			rdb, err := e.connect()
-			if err != nil {
-				return err
-			}
-			defer rdb.Close()
-			s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
-			if err != nil {
-				return err
-			}
-			queues, delayed, failed, err := listSources(c)
-			if err != nil {
-				return err
-			}
-			header := listHeader
-			if failed {
-				header = failedListHeader
-			}
-			w := report.NewRowWriter(e.stdout, e.format, header)
-			var rows int64
-			var problems []inspect.Problem
-			lo := inspect.ListOptions{Options: inspect.Options{Delayed: delayed}, States: states, Limit: c.Int64("limit")}
-			switch {
-			case failed:
-				problems, err = s.ListFailed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
-			case !queues && !delayed: // --source delayed --no-delayed: nothing
-			case !queues:
-				problems, err = s.ListDelayed(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
-			default:
-				problems, err = s.List(c.Context, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
-			}
-			if err == nil && (c.Int64("limit") == 0 || rows < c.Int64("limit")) {
-				// A scan cut short by --limit has not seen everything.
-				problems = append(problems, s.Unmatched()...)
-			}
-			for _, pr := range problems {
-				e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
-			}
-			if cerr := w.Close(); err == nil {
-				err = cerr
-			}
-			return err
-		},
+		Action: action(newListOptions, listAction),
 	}
 }
 
-var listHeader = []string{"queue", "position", "id", "class", "state", "expires_at", "overdue_by", "reason"}
-
-type listRecord inspect.Listed
-
-// listedJSON is the jsonl/json shape of one listed job.
-type listedJSON struct {
-	Queue     string  `json:"queue"`
-	List      string  `json:"list"`
-	Position  int64   `json:"position"`
-	ID        string  `json:"id"`
-	Class     string  `json:"class"`
-	State     string  `json:"state"`
-	ExpiresAt string  `json:"expires_at"`
-	OverdueBy float64 `json:"overdue_by"`
-	Reason    string  `json:"reason,omitempty"`
-	DelayedAt int64   `json:"delayed_at,omitempty"`
-	Payload   string  `json:"payload"`
+// listOptions are list's options.
+type listOptions struct {
+	filters
+	state   string
+	limit   int64
+	sources []string
 }
 
-func (r listRecord) Row() []string {
-	return []string{r.Queue, strconv.FormatInt(r.Index, 10), r.ID, r.Class, string(r.State),
-		report.Time(r.Deadline), overdueCell(inspect.Listed(r)), r.Reason}
+func newListOptions() *listOptions { return &listOptions{} }
+
+func (o *listOptions) bind(c *cli.Context) {
+	o.filters.bind(c)
+	o.state, o.limit, o.sources = c.String("state"), c.Int64("limit"), c.StringSlice("source")
 }
 
-func overdueCell(l inspect.Listed) string {
-	if l.State != inspect.StateExpired {
-		return ""
+func (o *listOptions) validate() error {
+	if _, err := o.states(); err != nil {
+		return err
 	}
-	return report.Duration(l.OverdueBy(l.Now))
+	if o.limit < 0 {
+		return usageErrorf("--limit must not be negative")
+	}
+	_, _, _, err := o.lists()
+	return err
 }
 
-func (r listRecord) Object() any {
-	o := listedJSON{Queue: r.Queue, List: r.List.Key, Position: r.Index, ID: r.ID, Class: r.Class, State: string(r.State),
-		ExpiresAt: report.Time(r.Deadline), Reason: r.Reason, DelayedAt: r.List.DelayedAt, Payload: r.Raw}
-	if r.State == inspect.StateExpired {
-		o.OverdueBy = r.OverdueBy(r.Now).Seconds()
+// states are the states --state asks for (nil: all).
+func (o *listOptions) states() ([]inspect.State, error) {
+	if o.state == "all" {
+		return nil, nil
 	}
-	return o
+	s, ok := inspect.ParseState(o.state)
+	if !ok {
+		return nil, usageErrorf("--state: want expired, live, missing, unidentified, invalid or all, got %q", o.state)
+	}
+	return []inspect.State{s}, nil
+}
+
+// lists reads --source: which lists to read. Failure entries have columns
+// of their own, so "failed" goes alone.
+func (o *listOptions) lists() (queues, delayed, failed bool, err error) {
+	if len(o.sources) == 0 {
+		return true, o.delayed, false, nil
+	}
+	for _, s := range o.sources {
+		switch s {
+		case "queues":
+			queues = true
+		case "delayed":
+			delayed = true
+		case "failed":
+			failed = true
+		default:
+			return false, false, false, usageErrorf("--source: want queues, delayed or failed, got %q", s)
+		}
+	}
+	if failed && (queues || delayed) {
+		return false, false, false, usageErrorf("--source failed lists failure entries, whose columns differ: give it alone")
+	}
+	return queues, delayed && o.delayed, failed, nil
+}
+
+func listAction(ctx context.Context, e *env, o *listOptions) error {
+	ss, err := e.open(o.filters, nil)
+	if err != nil {
+		return err
+	}
+	defer ss.Close()
+	header := listHeader
+	if _, _, failed, _ := o.lists(); failed {
+		header = failedListHeader
+	}
+	w := report.NewRowWriter(e.stdout, e.format, header)
+	rows, problems, err := runList(ctx, ss.scanner, o, w)
+	if err == nil && (o.limit == 0 || rows < o.limit) {
+		// A scan cut short by --limit has not seen everything.
+		problems = append(problems, ss.scanner.Unmatched()...)
+	}
+	e.logProblems(problems)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// runList writes the jobs (or failure entries) the options ask for to w,
+// and says how many.
+func runList(ctx context.Context, s *inspect.Scanner, o *listOptions, w report.RowWriter) (int64, []inspect.Problem, error) {
+	queues, delayed, failed, _ := o.lists()
+	states, _ := o.states()
+	var rows int64
+	lo := inspect.ListOptions{Options: inspect.Options{Delayed: delayed}, States: states, Limit: o.limit}
+	var problems []inspect.Problem
+	var err error
+	switch {
+	case failed:
+		problems, err = s.ListFailed(ctx, lo, func(l inspect.Listed) error { rows++; return w.Write(failedRecord(l)) })
+	case !queues && !delayed: // --source delayed --no-delayed: nothing
+	case !queues:
+		problems, err = s.ListDelayed(ctx, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+	default:
+		problems, err = s.List(ctx, lo, func(l inspect.Listed) error { rows++; return w.Write(listRecord(l)) })
+	}
+	return rows, problems, err
 }

@@ -39,7 +39,7 @@ type metricsFile struct {
 }
 
 func (e *env) metricsFile(command string) *metricsFile {
-	m := &metricsFile{e: e, path: e.c.String("metrics-file"), command: command, start: time.Now(), result: metrics.ResultError}
+	m := &metricsFile{e: e, path: e.metricsPath, command: command, start: time.Now(), result: metrics.ResultError}
 	if m.path != "" {
 		// One of many targets (--targets): its series carry its name.
 		m.set = metrics.New(metrics.Options{Version: Version, Command: command, Target: os.Getenv(fleet.TargetEnv)})
@@ -63,7 +63,7 @@ func (m *metricsFile) observe(runErr error, fn func(*metrics.Set)) {
 		fn(m.set)
 	}
 	if m.rdb != nil && m.readRemoved {
-		if counts, err := sweep.RemovedTotals(m.e.c.Context, m.rdb, m.e.layout); err == nil {
+		if counts, err := sweep.RemovedTotals(m.e.ctx, m.rdb, m.e.layout); err == nil {
 			m.set.SetRemoved(counts)
 		} else {
 			m.e.log.Warn().Err(err).Msg("could not read the removal counters for --metrics-file")
@@ -92,15 +92,6 @@ func (m *metricsFile) write() {
 	if err := m.set.WriteTextfile(m.path); err != nil {
 		m.e.log.Warn().Err(err).Msg("could not write --metrics-file")
 	}
-}
-
-// sweepMetricsCommand is the command label of a sweep's metrics: a dry run
-// is no sweep, and must not count as the last success of one.
-func sweepMetricsCommand(c *cli.Context) string {
-	if c.Bool("dry-run") {
-		return "sweep_dry_run"
-	}
-	return "sweep"
 }
 
 func observeSummary(m *metrics.Set, sum *inspect.Summary) {

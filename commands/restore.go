@@ -1,16 +1,16 @@
 package commands
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"io"
 	"os"
-	"sort"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"github.com/resque-expire/resque-expire/internal/resque"
-	"github.com/resque-expire/resque-expire/report"
 	"github.com/resque-expire/resque-expire/sweep"
 )
 
@@ -41,83 +41,93 @@ Examples:
 			durationFlag(cli.DurationFlag{Name: "deadline-ttl", Usage: "give each restored job a new deadline this far ahead"}),
 			&cli.StringFlag{Name: "to-namespace", Usage: "restore into this namespace, whatever namespace the records were swept from"},
 		},
-		Action: func(c *cli.Context) error {
-			e, err := setup(c)
-			if err != nil {
-				return err
-			}
-			if c.NArg() > 1 {
-				return usageErrorf("unexpected argument %q; restore takes exactly one archive file", c.Args().Get(1))
-			}
-			if c.NArg() != 1 {
-				return usageErrorf("restore takes exactly one archive file")
-			}
-			if c.Duration("deadline-ttl") < 0 {
-				return usageErrorf("--deadline-ttl must not be negative")
-			}
-			f, err := os.Open(c.Args().First())
-			if err != nil {
-				return withCode(ExitFailure, err)
-			}
-			defer f.Close()
-			layout, anyNS := e.layout, false
-			if c.IsSet("to-namespace") {
-				if layout, err = resque.NewLayout(c.String("to-namespace"), c.String("expiration-key")); err != nil {
-					return usageErrorf("--to-namespace: %v", err)
-				}
-				anyNS = true
-			}
-			rdb, err := e.connect()
-			if err != nil {
-				return err
-			}
-			defer rdb.Close()
-			res, err := sweep.Restore(c.Context, rdb, layout, f, sweep.RestoreOptions{
-				DryRun: c.Bool("dry-run"), DeadlineTTL: c.Duration("deadline-ttl"), AnyNamespace: anyNS,
-				OnRecord: func(ev sweep.RestoreEvent) {
-					l := e.log.Info()
-					if ev.Action == "invalid" {
-						l = e.log.Warn()
-					}
-					l.Int("line", ev.Line).Str("queue", ev.Queue).Str("id", ev.ID).Str("class", ev.Class).Str("detail", ev.Detail).Msg(ev.Action)
-				},
-			})
-			var nsErr *sweep.NamespaceError
-			if errors.As(err, &nsErr) {
-				if !nsErr.Known {
-					return usageErrorf("%v; nothing was restored", nsErr)
-				}
-				return usageErrorf("%v; nothing was restored. Restore into namespace %q with --to-namespace %s, or into its own with --namespace %s",
-					nsErr, nsErr.To, nsErr.To, nsErr.From)
-			}
-			if res != nil {
-				if rerr := e.render(restoreResult{res}); rerr != nil {
-					return rerr
-				}
-			}
-			return err
-		},
+		Action: action(newRestoreOptions, restoreAction),
 	}
 }
 
-type restoreResult struct{ *sweep.RestoreResult }
+// restoreOptions are restore's options and operand.
+type restoreOptions struct {
+	dryRun      bool
+	deadlineTTL time.Duration
+	// toNamespace is --to-namespace, when given (toNamespaceSet), and
+	// expirationKey the global --expiration-key its layout is built with.
+	toNamespace, expirationKey string
+	toNamespaceSet             bool
+	args                       []string
+}
 
-func (r restoreResult) Tables() []report.Table {
-	verb := "restored"
-	if r.DryRun {
-		verb = "would restore"
+func newRestoreOptions() *restoreOptions { return &restoreOptions{} }
+
+func (o *restoreOptions) bind(c *cli.Context) {
+	o.dryRun, o.deadlineTTL, o.args = c.Bool("dry-run"), c.Duration("deadline-ttl"), c.Args().Slice()
+	o.toNamespace, o.toNamespaceSet, o.expirationKey = c.String("to-namespace"), c.IsSet("to-namespace"), c.String("expiration-key")
+}
+
+func (o *restoreOptions) validate() error {
+	if len(o.args) > 1 {
+		return usageErrorf("unexpected argument %q; restore takes exactly one archive file", o.args[1])
 	}
-	t := report.Table{Header: []string{"queue", verb}}
-	names := make([]string, 0, len(r.Queues))
-	for q := range r.Queues {
-		names = append(names, q)
+	if len(o.args) != 1 {
+		return usageErrorf("restore takes exactly one archive file")
 	}
-	sort.Strings(names)
-	for _, q := range names {
-		t.Rows = append(t.Rows, []string{q, report.Int(int64(r.Queues[q]))})
+	if o.deadlineTTL < 0 {
+		return usageErrorf("--deadline-ttl must not be negative")
 	}
-	t.Footer = []string{"total", report.Int(int64(r.Restored))}
-	t.Notes = []string{fmt.Sprintf("%d records, %d already restored before, %d invalid (at %s)",
-		r.Records, r.AlreadyRestored, r.Invalid, time.Now().UTC().Format(time.RFC3339))}
-	return []report.Table{t}
+	_, _, err := o.layout(resque.Layout{})
+	return err
+}
+
+// layout is where the records go: --to-namespace's layout (any namespace
+// the records were swept from is then taken), else def.
+func (o *restoreOptions) layout(def resque.Layout) (l resque.Layout, anyNamespace bool, err error) {
+	if !o.toNamespaceSet {
+		return def, false, nil
+	}
+	if l, err = resque.NewLayout(o.toNamespace, o.expirationKey); err != nil {
+		return l, false, usageErrorf("--to-namespace: %v", err)
+	}
+	return l, true, nil
+}
+
+func restoreAction(ctx context.Context, e *env, o *restoreOptions) error {
+	f, err := os.Open(o.args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rdb, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	res, err := runRestore(ctx, e, rdb, f, o)
+	var nsErr *sweep.NamespaceError
+	if errors.As(err, &nsErr) {
+		if !nsErr.Known {
+			return usageErrorf("%v; nothing was restored", nsErr)
+		}
+		return usageErrorf("%v; nothing was restored. Restore into namespace %q with --to-namespace %s, or into its own with --namespace %s",
+			nsErr, nsErr.To, nsErr.To, nsErr.From)
+	}
+	if res != nil {
+		if rerr := e.render(restoreResult{res}); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// runRestore restores the archive r, logging each record.
+func runRestore(ctx context.Context, e *env, rdb redis.UniversalClient, r io.Reader, o *restoreOptions) (*sweep.RestoreResult, error) {
+	layout, anyNS, _ := o.layout(e.layout) // validated
+	return sweep.Restore(ctx, rdb, layout, r, sweep.RestoreOptions{
+		DryRun: o.dryRun, DeadlineTTL: o.deadlineTTL, AnyNamespace: anyNS,
+		OnRecord: func(ev sweep.RestoreEvent) {
+			l := e.log.Info()
+			if ev.Action == "invalid" {
+				l = e.log.Warn()
+			}
+			l.Int("line", ev.Line).Str("queue", ev.Queue).Str("id", ev.ID).Str("class", ev.Class).Str("detail", ev.Detail).Msg(ev.Action)
+		},
+	})
 }

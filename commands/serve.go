@@ -21,8 +21,8 @@ var _ = register(serveCommand)
 // serveSkipsSweepFlags are sweep's flags that make no sense in serve.
 var serveSkipsSweepFlags = map[string]bool{"yes": true, "metrics-file": true}
 
-// serveSweepFlags are sweep's flags serve takes: those serveSweepOptions
-// reads. A sweep flag in neither set is a test failure
+// serveSweepFlags are sweep's flags serve takes: those serveOptions.bind
+// reads (sweepOptions.bind). A sweep flag in neither set is a test failure
 // (TestServeTakesEverySweepFlag), not a flag serve would silently ignore.
 var serveSweepFlags = map[string]bool{
 	"queue": true, "class": true, "delayed": true, "no-delayed": true, "dry-run": true, "grace": true, "limit": true,
@@ -47,7 +47,7 @@ func serveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "fix-orphans", Usage: "audit: delete orphaned loner markers, expire orphaned deadline keys (with --apply)"},
 		&cli.BoolFlag{Name: "apply", Usage: "audit: make the --fix-* changes; without it they are only reported"},
 	}
-	for _, f := range sweepCommand().Flags {
+	for _, f := range sweepFlags() {
 		if serveSweepFlags[f.Names()[0]] {
 			flags = append(flags, f)
 		}
@@ -73,73 +73,81 @@ Examples:
   resque-expire serve --interval 1m --archive /var/lib/resque-expire/removed.jsonl --listen :9187
   resque-expire serve --interval 5m --audit-interval 1h --config families.yml`,
 		Flags:  flags,
-		Action: runServe,
+		Action: action(newServeOptions, serveAction),
 	}
 }
 
-func runServe(c *cli.Context) error {
-	e, err := setup(c)
-	if err != nil {
-		return err
-	}
-	interval := c.Duration("interval")
-	if interval <= 0 {
+// serveOptions are serve's options: its own, and the sweep's.
+type serveOptions struct {
+	sweep                   sweepOptions
+	audit                   auditOptions
+	interval, auditInterval time.Duration
+	jitter, listen          string
+	// fix says a --fix-* flag or --apply was given.
+	fix bool
+}
+
+func newServeOptions() *serveOptions { return &serveOptions{} }
+
+func (o *serveOptions) bind(c *cli.Context) {
+	o.sweep.bind(c)
+	o.audit.bind(c)
+	o.interval, o.auditInterval = c.Duration("interval"), c.Duration("audit-interval")
+	o.jitter, o.listen = c.String("jitter"), c.String("listen")
+	o.fix = c.Bool("apply") || c.IsSet("fix-ttl") || c.Bool("fix-stuck") || c.Bool("fix-orphans")
+}
+
+func (o *serveOptions) validate() error {
+	if o.interval <= 0 {
 		return usageErrorf("--interval must be positive")
 	}
-	jitter, err := parseJitter(c.String("jitter"))
-	if err != nil {
+	if _, err := parseJitter(o.jitter); err != nil {
 		return err
 	}
-	if c.Duration("audit-interval") < 0 {
+	if o.auditInterval < 0 {
 		return usageErrorf("--audit-interval must not be negative")
 	}
-	opts, err := serveSweepOptions(c)
-	if err != nil {
+	if err := o.sweep.validate(); err != nil {
 		return err
 	}
-	var runAudit func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error)
-	if c.Duration("audit-interval") > 0 {
-		aopts, fix, err := auditOptions(c)
-		if err != nil {
-			return err
-		}
-		runAudit = func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error) {
-			if fix == nil {
-				return audit.Run(ctx, s, aopts)
-			}
-			f := *fix
-			f.Audit, f.OnAction = aopts, func(a audit.FixAction) { logFix(e, a) }
-			res, err := audit.Fix(ctx, s, f)
-			if res == nil {
-				return nil, err
-			}
-			return res.Audit, err
-		}
-	} else if c.Bool("apply") || c.IsSet("fix-ttl") || c.Bool("fix-stuck") || c.Bool("fix-orphans") {
+	if o.auditInterval > 0 {
+		return o.audit.validate()
+	}
+	if o.fix {
 		return usageErrorf("--fix-* and --apply act in the audit: give --audit-interval too")
+	}
+	return nil
+}
+
+func serveAction(ctx context.Context, e *env, o *serveOptions) error {
+	audit, err := serveAudit(e, o)
+	if err != nil {
+		return err
 	}
 	// No PING here: Redis may be down when the service starts; the first
 	// cycle says so, and the service waits for it.
 	rdb, err := redisconn.New(e.conn)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return usage(err)
 	}
 	defer rdb.Close()
-	if path := c.String("archive"); path != "" && !opts.DryRun {
-		a, err := sweep.OpenArchive(path)
+	opts := o.sweep.library()
+	if o.sweep.archive != "" && !opts.DryRun {
+		a, err := sweep.OpenArchive(o.sweep.archive)
 		if err != nil {
-			return withCode(ExitFailure, err)
+			return err
 		}
 		defer a.Close()
 		opts.Archive = a
 	}
+	jitter, _ := parseJitter(o.jitter) // validated
 	svc, err := serve.Start(serve.Options{
-		Client: rdb, Layout: e.layout, Sweep: opts, Interval: interval, Jitter: jitter,
-		Audit: runAudit, AuditInterval: c.Duration("audit-interval"), Listen: c.String("listen"),
+		Client: rdb, Layout: e.layout, Sweep: opts, Interval: o.interval, Jitter: jitter,
+		Audit: audit, AuditInterval: o.auditInterval, Listen: o.listen,
 		Metrics: metrics.New(metrics.Options{Version: Version, Runs: true}), Log: e.log, PingTimeout: e.conn.ConnectTimeout,
 		Scrub: func(s string) string { return redisconn.Scrub(s, e.secrets...) },
 		Scanner: func(context.Context) (*inspect.Scanner, time.Duration, error) {
-			s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
+			s, err := e.scanner(rdb, o.sweep.queues, o.sweep.classes)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -147,10 +155,33 @@ func runServe(c *cli.Context) error {
 		},
 	})
 	if err != nil {
-		return withCode(ExitFailure, err)
+		return err
 	}
 	e.log.Info().Str("redis", redisconn.Describe(e.conn)).Msg("resque-expire serve starting")
-	return svc.Run(c.Context)
+	return svc.Run(ctx)
+}
+
+// serveAudit is the audit serve runs every --audit-interval (nil: none).
+func serveAudit(e *env, o *serveOptions) (func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error), error) {
+	if o.auditInterval == 0 {
+		return nil, nil
+	}
+	aopts, fix, err := o.audit.request()
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, s *inspect.Scanner) (*audit.Report, error) {
+		if fix == nil {
+			return audit.Run(ctx, s, aopts)
+		}
+		f := *fix
+		f.Audit, f.OnAction = aopts, func(a audit.FixAction) { logFix(e, a) }
+		res, err := audit.Fix(ctx, s, f)
+		if res == nil {
+			return nil, err
+		}
+		return res.Audit, err
+	}, nil
 }
 
 // parseJitter reads --jitter: "10%" or a fraction such as 0.1, below 1.
@@ -165,32 +196,4 @@ func parseJitter(s string) (float64, error) {
 		return 0, usageErrorf("--jitter: want a share of the interval below 100%%, such as 10%%, got %q", s)
 	}
 	return v, nil
-}
-
-// serveSweepOptions reads the sweep flags as sweep does.
-func serveSweepOptions(c *cli.Context) (sweep.Options, error) {
-	for _, name := range []string{"grace", "max-duration", "max-age", "orphan-grace", "lock-ttl", "max-script-time"} {
-		if c.Duration(name) < 0 {
-			return sweep.Options{}, usageErrorf("--%s must not be negative", name)
-		}
-	}
-	if c.Int64("limit") < 0 {
-		return sweep.Options{}, usageErrorf("--limit must not be negative")
-	}
-	if ttl := c.Duration("lock-ttl"); ttl < minLockTTL {
-		return sweep.Options{}, usageErrorf("--lock-ttl must be at least %s (it is renewed every third of it), got %s", minLockTTL, ttl)
-	}
-	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !wantDelayed(c)) {
-		return sweep.Options{}, usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
-	}
-	opts := sweep.Options{
-		DryRun: c.Bool("dry-run"), Grace: c.Duration("grace"), Limit: c.Int64("limit"),
-		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: wantDelayed(c),
-		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
-		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
-	}
-	if err := failedSweepOptions(c, &opts); err != nil {
-		return sweep.Options{}, err
-	}
-	return opts, nil
 }

@@ -3,7 +3,7 @@ package commands
 import "testing"
 
 // TestServeTakesEverySweepFlag: every flag of sweep is either taken by
-// serve (and read by serveSweepOptions) or deliberately left out; a new
+// serve (and read by sweepOptions.bind) or deliberately left out; a new
 // sweep flag fails this test until serve is told what to do with it.
 func TestServeTakesEverySweepFlag(t *testing.T) {
 	served := map[string]bool{}
@@ -18,7 +18,7 @@ func TestServeTakesEverySweepFlag(t *testing.T) {
 				t.Errorf("serve takes --%s, which it should leave out", name)
 			}
 		case !serveSweepFlags[name]:
-			t.Errorf("sweep's --%s is neither taken by serve (serveSweepFlags, read in serveSweepOptions) nor left out (serveSkipsSweepFlags)", name)
+			t.Errorf("sweep's --%s is neither taken by serve (serveSweepFlags, read by sweepOptions.bind) nor left out (serveSkipsSweepFlags)", name)
 		case !served[name]:
 			t.Errorf("serve lacks sweep's --%s", name)
 		}

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/fleet"
 	"github.com/resque-expire/resque-expire/internal/metrics"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
@@ -48,107 +50,171 @@ Examples:
   resque-expire sweep --to-failed      # removed jobs show up in resque-web's Failed tab
   resque-expire sweep --failed --only failed --archive failed.jsonl   # before "Retry all"
   */5 * * * * resque-expire sweep --log-format json --format jsonl >>/var/log/resque-expire.log 2>&1`,
-		Flags: append(append(filterFlags(),
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
-			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
-			durationFlag(cli.DurationFlag{Name: "grace", Usage: "only remove jobs expired longer ago than this"}),
-			&cli.Int64Flag{Name: "limit", Usage: "stop after this many removals (0 = no limit)"},
-			durationFlag(cli.DurationFlag{Name: "max-duration", Usage: "stop cleanly after this long, reporting what was done"}),
-			durationFlag(cli.DurationFlag{Name: "max-age", Usage: "also remove jobs with no deadline enqueued longer ago than this (off by default)"}),
-			&cli.StringFlag{Name: "archive", Usage: "append one JSON line per removed job to this file (fsynced); see restore"},
-			&cli.BoolFlag{Name: "to-failed", Usage: "move removed jobs onto <ns>:failed as Resque failures (exception ResqueExpire::JobExpired)"},
-			&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: give each a TTL (the hold past its deadline, or past now); never delete one"},
-			durationFlag(cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"}),
-			durationFlag(cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"}),
-			durationFlag(cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"}),
-			metricsFileFlag(),
-		), failedSweepFlags()...),
-		Action: runSweep,
+		Flags:  sweepFlags(),
+		Action: action(newSweepOptions, sweepAction),
 	}
 }
 
-func runSweep(c *cli.Context) error {
-	e, err := setup(c)
-	if err != nil {
-		return err
-	}
-	for _, name := range []string{"grace", "max-duration", "max-age", "orphan-grace", "lock-ttl", "max-script-time"} {
-		if c.Duration(name) < 0 {
-			return usageErrorf("--%s must not be negative", name)
+// sweepFlags are sweep's flags; serve takes most of them.
+func sweepFlags() []cli.Flag {
+	return append(append(filterFlags(),
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report exactly what would be removed; change nothing"},
+		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation on a terminal"},
+		durationFlag(cli.DurationFlag{Name: "grace", Usage: "only remove jobs expired longer ago than this"}),
+		&cli.Int64Flag{Name: "limit", Usage: "stop after this many removals (0 = no limit)"},
+		durationFlag(cli.DurationFlag{Name: "max-duration", Usage: "stop cleanly after this long, reporting what was done"}),
+		durationFlag(cli.DurationFlag{Name: "max-age", Usage: "also remove jobs with no deadline enqueued longer ago than this (off by default)"}),
+		&cli.StringFlag{Name: "archive", Usage: "append one JSON line per removed job to this file (fsynced); see restore"},
+		&cli.BoolFlag{Name: "to-failed", Usage: "move removed jobs onto <ns>:failed as Resque failures (exception ResqueExpire::JobExpired)"},
+		&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: give each a TTL (the hold past its deadline, or past now); never delete one"},
+		durationFlag(cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"}),
+		durationFlag(cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"}),
+		durationFlag(cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"}),
+		metricsFileFlag(),
+	), failedSweepFlags()...)
+}
+
+// sweepOptions are sweep's options (serve takes them too).
+type sweepOptions struct {
+	filters
+	dryRun, yes, toFailed, orphans                                  bool
+	grace, maxDuration, maxAge, orphanGrace, lockTTL, maxScriptTime time.Duration
+	limit                                                           int64
+	archive                                                         string
+	failed                                                          failedSweep
+}
+
+func newSweepOptions() *sweepOptions { return &sweepOptions{} }
+
+func (o *sweepOptions) bind(c *cli.Context) {
+	o.filters.bind(c)
+	o.dryRun, o.yes, o.toFailed, o.orphans = c.Bool("dry-run"), c.Bool("yes"), c.Bool("to-failed"), c.Bool("orphans")
+	o.grace, o.maxDuration, o.maxAge = c.Duration("grace"), c.Duration("max-duration"), c.Duration("max-age")
+	o.orphanGrace, o.lockTTL, o.maxScriptTime = c.Duration("orphan-grace"), c.Duration("lock-ttl"), c.Duration("max-script-time")
+	o.limit, o.archive = c.Int64("limit"), c.String("archive")
+	o.failed.bind(c)
+}
+
+func (o *sweepOptions) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"grace", o.grace}, {"max-duration", o.maxDuration}, {"max-age", o.maxAge}, {"orphan-grace", o.orphanGrace},
+		{"lock-ttl", o.lockTTL}, {"max-script-time", o.maxScriptTime}} {
+		if d.v < 0 {
+			return usageErrorf("--%s must not be negative", d.name)
 		}
 	}
-	if c.Int64("limit") < 0 {
+	if o.limit < 0 {
 		return usageErrorf("--limit must not be negative")
 	}
-	if ttl := c.Duration("lock-ttl"); ttl < minLockTTL {
+	if o.lockTTL < minLockTTL {
 		// The lock is renewed every ttl/3: below a second a renewal can
 		// come too late and another run could take the lock meanwhile.
-		return usageErrorf("--lock-ttl must be at least %s (it is renewed every third of it), got %s", minLockTTL, ttl)
+		return usageErrorf("--lock-ttl must be at least %s (it is renewed every third of it), got %s", minLockTTL, o.lockTTL)
 	}
-	if c.Bool("orphans") && (len(c.StringSlice("queue")) > 0 || !wantDelayed(c)) {
+	if o.orphans && (len(o.queues) > 0 || !o.delayed) {
 		return usageErrorf("--orphans needs every queue in view: it cannot be combined with --queue or --no-delayed")
 	}
-	mf := e.metricsFile(sweepMetricsCommand(c))
-	defer mf.write()
-	rdb, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	mf.rdb, mf.readRemoved = rdb, true
-	s, err := e.scanner(rdb, c.StringSlice("queue"), c.StringSlice("class"))
-	if err != nil {
-		return err
-	}
-	opts := sweep.Options{
-		DryRun: c.Bool("dry-run"), Grace: c.Duration("grace"), Limit: c.Int64("limit"),
-		MaxDuration: c.Duration("max-duration"), MaxAge: c.Duration("max-age"), Delayed: wantDelayed(c),
-		ToFailed: c.Bool("to-failed"), LockTTL: c.Duration("lock-ttl"), MaxScriptTime: c.Duration("max-script-time"),
-		Orphans: c.Bool("orphans"), OrphanGrace: c.Duration("orphan-grace"),
-		// Set by a run over many targets (--targets) for each of them.
-		Target: os.Getenv(fleet.TargetEnv),
-	}
-	if err := failedSweepOptions(c, &opts); err != nil {
-		return err
-	}
-	sw := sweep.New(s)
+	return o.failed.validate(o.toFailed, o.orphans)
+}
 
-	if !opts.DryRun && !c.Bool("yes") && isTerminalReader(c.App.Reader) {
-		w, closeW, err := promptWriter(e)
-		if err != nil {
-			return usageErrorf("cannot ask for confirmation (stderr is not a terminal and %v); pass --yes to sweep, or --dry-run to see what would be removed", err)
-		}
-		ok, err := confirmSweep(c, e, sw, opts, w)
-		closeW()
+// library is what sweep.Run is given (without the archive and the hooks).
+func (o *sweepOptions) library() sweep.Options {
+	return sweep.Options{
+		DryRun: o.dryRun, Grace: o.grace, Limit: o.limit, MaxDuration: o.maxDuration, MaxAge: o.maxAge, Delayed: o.delayed,
+		ToFailed: o.toFailed, LockTTL: o.lockTTL, MaxScriptTime: o.maxScriptTime, Orphans: o.orphans, OrphanGrace: o.orphanGrace,
+		Failed: o.failed.failed, OnlyFailed: o.failed.onlySet, FailedOlderThan: o.failed.olderThan,
+	}
+}
+
+// metricsCommand is the command label of a sweep's metrics: a dry run is
+// no sweep, and must not count as the last success of one.
+func (o *sweepOptions) metricsCommand() string {
+	if o.dryRun {
+		return "sweep_dry_run"
+	}
+	return "sweep"
+}
+
+func sweepAction(ctx context.Context, e *env, o *sweepOptions) error {
+	mf := e.metricsFile(o.metricsCommand())
+	defer mf.write()
+	ss, err := e.open(o.filters, mf)
+	if err != nil {
+		return err
+	}
+	defer ss.Close()
+	mf.readRemoved = true
+	opts := o.library()
+	// Set by a run over many targets (--targets) for each of them.
+	opts.Target = os.Getenv(fleet.TargetEnv)
+	sw := sweep.New(ss.scanner)
+	if err := o.confirm(ctx, e, sw, opts); err != nil {
+		return err
+	}
+	if o.archive != "" && !opts.DryRun {
+		a, err := sweep.OpenArchive(o.archive)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			// Not a success: a script must not take "n" for a sweep.
-			return withCode(ExitFailure, errors.New("sweep aborted at the confirmation prompt; nothing was removed"))
-		}
-	}
-	if path := c.String("archive"); path != "" && !opts.DryRun {
-		a, err := sweep.OpenArchive(path)
-		if err != nil {
-			return withCode(ExitFailure, err)
 		}
 		defer a.Close()
 		opts.Archive = a
 	}
+	flushRm := e.logRemovals(&opts)
+	defer flushRm()
+	res, runErr := runSweep(ctx, e, sw, opts)
+	mf.observe(runErr, func(m *metrics.Set) { m.SetScanned(mf.command, res.Scanned) })
+	flushRm()
+	return e.reportSweep(ss.scanner, res, runErr)
+}
+
+// runSweep runs the sweep, with a progress bar.
+func runSweep(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Options) (*sweep.Result, error) {
+	p, done := e.track("sweep")
+	defer done()
+	opts.Progress = p
+	return sw.Run(ctx, opts)
+}
+
+// confirm asks the operator first, on a terminal, unless --yes or
+// --dry-run; any answer but yes is an error.
+func (o *sweepOptions) confirm(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Options) error {
+	if opts.DryRun || o.yes || !isTerminalReader(e.stdin) {
+		return nil
+	}
+	w, closeW, err := promptWriter(e)
+	if err != nil {
+		return usageErrorf("cannot ask for confirmation (stderr is not a terminal and %v); pass --yes to sweep, or --dry-run to see what would be removed", err)
+	}
+	ok, err := confirmSweep(ctx, e, sw, opts, o.archive, w)
+	closeW()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Not a success: a script must not take "n" for a sweep.
+		return errors.New("sweep aborted at the confirmation prompt; nothing was removed")
+	}
+	return nil
+}
+
+// logRemovals makes opts log one line per removed job, and returns the
+// function that flushes those lines.
+//
+// One line per removed job is the record in JSON logs (cron); on a
+// terminal it would bury the progress bar under thousands of lines, so
+// there it is debug (the archive is the per-job record). Either way the
+// lines go through a buffer, flushed at the end and at least every second,
+// so that logging a removal costs no write system call.
+func (e *env) logRemovals(opts *sweep.Options) func() {
 	verb := "removed expired job"
 	if opts.DryRun {
 		verb = "would remove expired job"
 	}
-	// One line per removed job is the record in JSON logs (cron); on a
-	// terminal it would bury the progress bar under thousands of lines, so
-	// there it is debug (the archive is the per-job record). Either way the
-	// lines go through a buffer, flushed at the end and at least every
-	// second, so that logging a removal costs no write system call.
-	rmLog, flushRm := e.bufferedLogger()
-	defer flushRm()
+	rmLog, flush := e.bufferedLogger()
 	rmLevel := zerolog.InfoLevel
-	if isTerminal(c.App.ErrWriter) {
+	if isTerminal(e.rawStderr) {
 		rmLevel = zerolog.DebugLevel
 	}
 	opts.OnRemoved = func(rm sweep.Removal) {
@@ -167,21 +233,16 @@ func runSweep(c *cli.Context) error {
 		}
 		ev.Str("overdue_by", report.Duration(rm.OverdueBy)).Msg(msg)
 	}
-	p := e.progress("sweep")
-	opts.Progress = p
-	res, runErr := sw.Run(c.Context, opts)
-	mf.observe(runErr, func(m *metrics.Set) { m.SetScanned(mf.command, res.Scanned) })
-	finishProgress(p)
-	flushRm()
+	return flush
+}
 
-	var held *sweep.LockHeldError
-	if errors.As(runErr, &held) {
-		return withCode(ExitLocked, held)
-	}
-	if runErr != nil && refused(res) {
+// reportSweep logs what the sweep met, renders its summary and returns
+// its error, if any.
+func (e *env) reportSweep(s *inspect.Scanner, res *sweep.Result, runErr error) error {
+	if isA[*sweep.LockHeldError](runErr) || (runErr != nil && refused(res)) {
 		// Refused before doing anything (lock, read-only replica): one
 		// error line, no warning, no all-zero "partial" summary.
-		return withCode(ExitFailure, runErr)
+		return runErr
 	}
 	if runErr == nil && res.Stopped == "" {
 		res.Problems = append(res.Problems, s.Unmatched()...)
@@ -189,22 +250,17 @@ func runSweep(c *cli.Context) error {
 	if res.Recovered > 0 {
 		e.log.Warn().Int("records", res.Recovered).Msg("wrote archive records left in the journal by an interrupted run")
 	}
-	for _, pr := range res.Problems {
-		e.log.Warn().Str("key", pr.Key).Str("kind", pr.Kind).Msg(pr.Detail)
-	}
+	e.logProblems(res.Problems)
 	if res.Stopped != "" {
 		e.log.Warn().Str("reason", res.Stopped).Msg("sweep stopped before the end; the summary is partial")
 	}
 	if err := e.render(sweepResult{res, e.clockSkew()}); err != nil {
 		return err
 	}
-	if runErr != nil {
-		if errors.Is(runErr, sweep.ErrReadOnly) {
-			return withCode(ExitFailure, runErr)
-		}
+	if runErr != nil && !errors.Is(runErr, sweep.ErrReadOnly) {
 		return fmt.Errorf("sweep failed (partial summary above): %w", runErr)
 	}
-	return nil
+	return runErr
 }
 
 // refused reports whether a failed sweep stopped before it looked at any
@@ -223,18 +279,18 @@ func promptWriter(e *env) (io.Writer, func(), error) {
 	if err == nil {
 		return &scrubWriter{w: tty, secrets: e.secrets}, func() { tty.Close() }, nil
 	}
-	if isTerminal(e.c.App.ErrWriter) {
+	if isTerminal(e.rawStderr) {
 		return e.stderr, func() {}, nil
 	}
 	return nil, nil, fmt.Errorf("there is no terminal to ask on: %v", err)
 }
 
 // confirmSweep shows what a sweep would remove on w and asks the operator.
-func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options, w io.Writer) (bool, error) {
+func confirmSweep(ctx context.Context, e *env, sw *sweep.Sweeper, opts sweep.Options, archive string, w io.Writer) (bool, error) {
 	dry := opts
 	dry.DryRun, dry.Orphans = true, false
 	dry.Progress = e.progress("checking")
-	res, err := sw.Run(c.Context, dry)
+	res, err := sw.Run(ctx, dry)
 	finishProgress(dry.Progress)
 	if err != nil {
 		return false, err
@@ -255,8 +311,8 @@ func confirmSweep(c *cli.Context, e *env, sw *sweep.Sweeper, opts sweep.Options,
 		fmt.Fprintln(w, "Nothing to remove.")
 		return true, nil
 	}
-	fmt.Fprintf(w, "Remove %d expired jobs (%s)? [y/N] ", res.Removed, destinationOf(opts, c.String("archive")))
-	return askYes(c.App.Reader), nil
+	fmt.Fprintf(w, "Remove %d expired jobs (%s)? [y/N] ", res.Removed, destinationOf(opts, archive))
+	return askYes(e.stdin), nil
 }
 
 func destinationOf(o sweep.Options, archive string) string {
@@ -281,47 +337,4 @@ func askYes(r io.Reader) bool {
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-type sweepResult struct {
-	*sweep.Result
-	ClockSkew *float64 `json:"clock_skew_seconds,omitempty"`
-}
-
-func (r sweepResult) Tables() []report.Table {
-	removed := "removed"
-	if r.DryRun {
-		removed = "would remove"
-	}
-	t := report.Table{Header: []string{"queue", "scanned", "expired", removed, "already gone", "changed", "skipped", "seconds"}}
-	row := func(q sweep.QueueResult) []string {
-		return []string{q.Queue, report.Int(q.Scanned), report.Int(q.Expired), report.Int(q.Removed), report.Int(q.AlreadyGone),
-			report.Int(q.Changed), report.Int(q.Skipped), fmt.Sprintf("%.2f", q.Elapsed)}
-	}
-	for _, q := range r.Queues {
-		t.Rows = append(t.Rows, row(q))
-	}
-	if r.Delayed != nil {
-		t.Rows = append(t.Rows, row(*r.Delayed))
-	}
-	if r.Failed != nil {
-		t.Rows = append(t.Rows, row(*r.Failed))
-	}
-	t.Footer = []string{"total", report.Int(r.Scanned), report.Int(r.Expired), report.Int(r.Removed), report.Int(r.AlreadyGone),
-		report.Int(r.Changed), report.Int(r.Skipped), fmt.Sprintf("%.2f", r.Elapsed)}
-	t.Notes = append(t.Notes, "removed jobs: "+r.Destination)
-	if r.Stopped != "" {
-		t.Notes = append(t.Notes, "stopped early: "+r.Stopped+" (partial)")
-	}
-	if o := r.Orphans; o != nil {
-		verb := "set to vanish"
-		if r.DryRun {
-			verb = "would set to vanish"
-		}
-		hold := report.Duration(secondsDuration(o.HoldSeconds))
-		t.Notes = append(t.Notes, fmt.Sprintf("orphaned deadline keys: %d of %d scanned; %s %d expired within %s, %d future ones %s after their deadline; %d unreadable left alone; none deleted",
-			o.Orphans, o.Keys, verb, o.Expired, hold, o.Expiring, hold, o.Invalid))
-	}
-	t.Notes = append(t.Notes, problemNotes(r.Problems)...)
-	return []report.Table{t}
 }

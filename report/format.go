@@ -18,10 +18,8 @@ const (
 	FormatCSV   Format = "csv"   // RFC 4180 CSV, header row first
 )
 
+// formats is every valid format, in the order they are documented.
 var formats = []Format{FormatTable, FormatJSON, FormatJSONL, FormatCSV}
-
-// Formats returns every valid format, in the order they are documented.
-func Formats() []Format { return append([]Format(nil), formats...) }
 
 // ParseFormat parses a format name, ignoring case and surrounding spaces.
 // The error of an unknown name lists the valid formats.

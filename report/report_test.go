@@ -129,15 +129,15 @@ func TestParseFormat(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseFormat(%q) = %q, want error", tt.in, got)
 			}
-			for _, f := range Formats() {
+			for _, f := range formats {
 				if !strings.Contains(err.Error(), string(f)) {
 					t.Errorf("error %q does not list %q", err, f)
 				}
 			}
 		})
 	}
-	if got := Formats(); len(got) != 4 {
-		t.Errorf("Formats() = %v", got)
+	if len(formats) != 4 {
+		t.Errorf("formats = %v", formats)
 	}
 }
 
@@ -393,7 +393,7 @@ func TestRenderErrors(t *testing.T) {
 		t.Errorf("failed Render wrote %q", buf.String())
 	}
 	boom := errors.New("boom")
-	for _, f := range Formats() {
+	for _, f := range formats {
 		if err := Render(failWriter{boom}, f, linerFixture); !errors.Is(err, boom) {
 			t.Errorf("%s: writer error: got %v", f, err)
 		}
@@ -499,7 +499,7 @@ func TestRowWriter(t *testing.T) {
 			}
 		},
 	}
-	for _, f := range Formats() {
+	for _, f := range formats {
 		for _, n := range []int{0, 1, 3, 1000} {
 			t.Run(fmt.Sprintf("%s/%d", f, n), func(t *testing.T) {
 				t.Parallel()
@@ -595,7 +595,7 @@ func TestRowWriterErrors(t *testing.T) {
 		}
 	})
 	boom := errors.New("boom")
-	for _, f := range Formats() {
+	for _, f := range formats {
 		t.Run("writer error "+string(f), func(t *testing.T) {
 			w := NewRowWriter(failWriter{boom}, f, jobHeader)
 			var err error
@@ -633,7 +633,7 @@ func (o objRec) Row() []string { return []string{fmt.Sprint(o.v)} }
 func (o objRec) Object() any   { return o.v }
 
 func TestRowWriterConcurrent(t *testing.T) {
-	for _, f := range Formats() {
+	for _, f := range formats {
 		t.Run(string(f), func(t *testing.T) {
 			var buf bytes.Buffer
 			w := NewRowWriter(&buf, f, jobHeader)
