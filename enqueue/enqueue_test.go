@@ -20,11 +20,15 @@ import (
 
 func enqArgs(ss ...string) []json.RawMessage { return ParseArgs(ss) }
 
-// enqJudge returns the jobs of list as the scanner judges them.
-func (f *fixture) enqJudge(list inspect.ListRef) []inspect.Job {
+// enqJudge returns the jobs of list as a scanner on f's clock judges them.
+func enqJudge(f *redistest.Fixture, list inspect.ListRef) []inspect.Job {
 	f.T.Helper()
+	s, err := inspect.NewScanner(f.RDB, inspect.Config{Layout: f.Layout, Now: f.Clock})
+	if err != nil {
+		f.T.Fatal(err)
+	}
 	var jobs []inspect.Job
-	if _, err := f.scanner(nil).ScanList(f.Ctx, list, func(_ context.Context, c *inspect.Chunk) error {
+	if _, err := s.ScanList(f.Ctx, list, func(_ context.Context, c *inspect.Chunk) error {
 		jobs = append(jobs, c.Jobs...)
 		return nil
 	}); err != nil {
@@ -65,7 +69,7 @@ func TestParseArg(t *testing.T) {
 // its key TTL; the scanner then sees the job live, under that id.
 func TestEnqueuePlain(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
 		Queue: "mailers", Class: "Mailer", Args: enqArgs("42", "x", `{"to":"<a@b>"}`), ID: "job-1",
 		TTL: 90 * time.Minute, Retention: time.Hour, Now: f.Clock,
@@ -90,7 +94,7 @@ func TestEnqueuePlain(t *testing.T) {
 		t.Errorf("deadline %q", f.Deadline("job-1"))
 	}
 	f.WantKeyExpiresAt("job-1", deadline.Add(time.Hour))
-	jobs := f.enqJudge(inspect.ListRef{Key: res.List, Queue: "mailers"})
+	jobs := enqJudge(f, inspect.ListRef{Key: res.List, Queue: "mailers"})
 	if len(jobs) != 1 || jobs[0].ID != "job-1" || jobs[0].State != inspect.StateLive || !jobs[0].Deadline.Equal(deadline) {
 		t.Errorf("scanner sees %+v", jobs)
 	}
@@ -104,7 +108,7 @@ func TestEnqueuePlain(t *testing.T) {
 // the tool cannot find it fail with ErrInvalidRequest, writing nothing.
 func TestEnqueueIDs(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	a, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
 	if err != nil {
@@ -169,7 +173,7 @@ func TestEnqueueIDs(t *testing.T) {
 // writes, with the id as job_id where the default id paths find it.
 func TestEnqueueActiveJob(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	now := f.Now.Add(123456789 * time.Nanosecond)
 	res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
 		Queue: "default", Class: "Reports::Daily", Args: enqArgs("7", "full"), ID: "aj-1", ActiveJob: true,
@@ -189,7 +193,7 @@ func TestEnqueueActiveJob(t *testing.T) {
 	if !res.Deadline.Equal(f.Now.Add(time.Hour+time.Second)) || f.Deadline("aj-1") != f.Unix(time.Hour+time.Second) {
 		t.Errorf("deadline %s / %q", res.Deadline, f.Deadline("aj-1"))
 	}
-	jobs := f.enqJudge(inspect.ListRef{Key: res.List, Queue: "default"})
+	jobs := enqJudge(f, inspect.ListRef{Key: res.List, Queue: "default"})
 	if len(jobs) != 1 || jobs[0].ID != "aj-1" || jobs[0].Class != "Reports::Daily" || jobs[0].State != inspect.StateLive ||
 		!jobs[0].EnqueuedAt.Equal(now) {
 		t.Errorf("scanner sees %+v", jobs)
@@ -211,7 +215,7 @@ func TestEnqueueDelayed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t)
+			f := redistest.NewFixture(t)
 			at := f.Now.Add(2*time.Hour + 500*time.Millisecond)
 			ts := at.Unix()
 			res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
@@ -253,7 +257,7 @@ func TestEnqueueDelayed(t *testing.T) {
 			if n := f.RDB.Exists(f.Ctx, f.Layout.Queue("low"), f.Layout.Queues()).Val(); n != 0 {
 				t.Errorf("a delayed job touched the queue (%d keys)", n)
 			}
-			jobs := f.enqJudge(inspect.ListRef{Key: bucket, DelayedAt: ts})
+			jobs := enqJudge(f, inspect.ListRef{Key: bucket, DelayedAt: ts})
 			if len(jobs) != 1 || jobs[0].ID != "d-1" || jobs[0].Queue != "low" || jobs[0].State != inspect.StateLive {
 				t.Errorf("scanner sees %+v", jobs)
 			}
@@ -265,7 +269,7 @@ func TestEnqueueDelayed(t *testing.T) {
 // the wrong type, the script writes nothing at all.
 func TestEnqueueAtomic(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	f.SetDeadline("dup", f.Unix(time.Minute), 0)
 	f.RDB.Set(f.Ctx, f.Layout.Queue("stringy"), "x", 0)
 	f.RDB.Set(f.Ctx, f.Layout.DelayedSchedule(), "x", 0)
@@ -295,7 +299,7 @@ func TestEnqueueAtomic(t *testing.T) {
 // and a job with a long TTL is left alone.
 func TestEnqueueThenSweep(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	keep, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "canary", Class: "Canary", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +363,7 @@ func TestEnqueueDocsShowTheScript(t *testing.T) {
 // out by hand as the Ruby recipe in docs/enqueue.md does.
 func TestEnqueueRawScript(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	payload := `{"class":"Mailer","args":[1],"id":"r1"}`
 	deadline := f.Now.Add(time.Hour).Unix()
 	n, err := f.RDB.Eval(f.Ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
@@ -372,7 +376,7 @@ func TestEnqueueRawScript(t *testing.T) {
 	if err != nil || n != 0 || f.RDB.LLen(f.Ctx, "resque:queue:mail").Val() != 1 {
 		t.Fatalf("second eval: %d, %v", n, err)
 	}
-	jobs := f.enqJudge(inspect.ListRef{Key: "resque:queue:mail", Queue: "mail"})
+	jobs := enqJudge(f, inspect.ListRef{Key: "resque:queue:mail", Queue: "mail"})
 	if len(jobs) != 1 || jobs[0].State != inspect.StateLive || jobs[0].DeadlineRaw != resque.FormatDeadline(time.Unix(deadline, 0)) {
 		t.Errorf("scanner sees %+v", jobs)
 	}
@@ -382,7 +386,7 @@ func TestEnqueueRawScript(t *testing.T) {
 // it again: success, with exactly one job queued.
 func TestRunWhenTheReplyIsLost(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	proxy := redistest.StartProxy(t, f.RDB.Options().Addr)
 	c := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3, MinRetryBackoff: time.Millisecond})
 	defer c.Close()
