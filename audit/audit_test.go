@@ -21,9 +21,10 @@ import (
 // auditNow is the clock of the audit tests' scanners.
 var auditNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func auditScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
+// auditScanner is a scanner on auditNow reading batch jobs at a time.
+func auditScanner(t *testing.T, rdb redis.UniversalClient, batch int) *inspect.Scanner {
 	t.Helper()
-	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: 3, Now: func() time.Time { return auditNow }})
+	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: batch, Now: func() time.Time { return auditNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestAuditCountsEveryRotCase(t *testing.T) {
 	var findings []Finding
 	opts := auditAll()
 	opts.OnFindings = func(_ context.Context, fs []Finding) error { findings = append(findings, fs...); return nil }
-	rep, err := Run(context.Background(), auditScanner(t, rdb), opts)
+	rep, err := Run(context.Background(), auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestAuditLonerMarkerWrittenDuringAuditIsNotJudged(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestAuditOrphansNeedEveryJob(t *testing.T) {
 	ctx := context.Background()
 	opts := auditAll()
 	opts.Jobs = false
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestAuditBounds(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		auditDo(t, rdb, "SET", fmt.Sprintf("many:%d", i), "v")
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys: keys %d partial %v %q / %v %q", f.Keys, f.Partial, f.Stopped, rep.Partial, rep.Stopped)
 	}
 	// One page holds them all, more than the limit: partial too.
-	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys in one page: keys %d partial %v %q", f.Keys, f.Partial, f.Stopped)
 	}
 	// Exactly as many keys as the limit: complete.
-	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestAuditBounds(t *testing.T) {
 
 	opts := auditAll()
 	opts.MaxDuration = time.Nanosecond
-	rep, err = Run(ctx, auditScanner(t, rdb), opts)
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +351,7 @@ func TestAuditStaysBounded(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "v:*"}}})
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "v:*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +591,7 @@ func TestAuditHeldDeadlineOrphans(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

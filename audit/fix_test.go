@@ -12,16 +12,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/redisserver"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/scripts"
 )
-
-var fxNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-
-const fxWeek = 7 * 24 * time.Hour
 
 var (
 	fxLonerOK     = "resque:loners:queue:default:job:" + auditMD5(`{"class":"A","args":[1]}`)
@@ -33,15 +28,15 @@ var (
 // keys and loner markers, some rotten and some not.
 func fxSeed(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
-	auditSet(t, rdb, "email_sent:1", "true", fxWeek)
+	auditSet(t, rdb, "email_sent:1", "true", auditWeek)
 	auditSet(t, rdb, "email_sent:2", "true", 0)       // no TTL
 	auditDo(t, rdb, "HSET", "email_sent:3", "f", "v") // wrong type, no TTL
-	auditSet(t, rdb, "payment:a", "completed", fxWeek)
-	auditSet(t, rdb, "payment:b", "in_progress", 0)                  // stuck, no TTL
-	auditSet(t, rdb, "payment:c", "in_progress", fxWeek-2*time.Hour) // stuck, 2h old
-	auditSet(t, rdb, "payment:d", "in_progress", fxWeek-time.Minute) // not stuck
-	auditSet(t, rdb, "payment:e", "unexpected", 0)                   // no TTL
-	past, future := strconv.FormatInt(fxNow.Add(-time.Hour).Unix(), 10), strconv.FormatInt(fxNow.Add(time.Hour).Unix(), 10)
+	auditSet(t, rdb, "payment:a", "completed", auditWeek)
+	auditSet(t, rdb, "payment:b", "in_progress", 0)                     // stuck, no TTL
+	auditSet(t, rdb, "payment:c", "in_progress", auditWeek-2*time.Hour) // stuck, 2h old
+	auditSet(t, rdb, "payment:d", "in_progress", auditWeek-time.Minute) // not stuck
+	auditSet(t, rdb, "payment:e", "unexpected", 0)                      // no TTL
+	past, future := strconv.FormatInt(auditNow.Add(-time.Hour).Unix(), 10), strconv.FormatInt(auditNow.Add(time.Hour).Unix(), 10)
 	redistest.Seed(t, rdb, resque.MustLayout("resque", "")).
 		Enqueue("default", redistest.Job{Payload: `{"class":"A","args":[1],"id":"j1"}`, ID: "j1", Deadline: future}).
 		Deadline("gone1", past).  // orphan, expired
@@ -49,15 +44,6 @@ func fxSeed(t *testing.T, rdb redis.UniversalClient) {
 	auditSet(t, rdb, fxLonerOK, "1", 0)
 	auditSet(t, rdb, fxLonerOrphan, "1", 0)      // orphan, no TTL
 	auditSet(t, rdb, fxLonerTTL, "1", time.Hour) // orphan that clears itself
-}
-
-func fxScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
-	t.Helper()
-	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: 2, Now: func() time.Time { return fxNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func fxAudit() Options {
@@ -109,7 +95,7 @@ func fxFix(t *testing.T, rdb redis.UniversalClient, opts FixOptions) (*FixResult
 	var acts []FixAction
 	opts.Audit = fxAudit()
 	opts.OnAction = func(a FixAction) { acts = append(acts, a) }
-	res, err := Fix(context.Background(), fxScanner(t, rdb), opts)
+	res, err := Fix(context.Background(), auditScanner(t, rdb, 2), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +181,7 @@ func TestFixApplyChangesExactlyTheReportedKeys(t *testing.T) {
 	}
 
 	// A second audit finds nothing left to fix.
-	rep, err := Run(context.Background(), fxScanner(t, rdb), fxAudit())
+	rep, err := Run(context.Background(), auditScanner(t, rdb, 2), fxAudit())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,9 +199,9 @@ func TestFixKeepsKeysChangedSinceJudged(t *testing.T) {
 	}
 	// Judged: in_progress, no TTL; now, each has moved on.
 	auditSet(t, rdb, "p:value", "completed", 0)
-	auditSet(t, rdb, "p:ttl", "in_progress", fxWeek)
+	auditSet(t, rdb, "p:ttl", "in_progress", auditWeek)
 	// Judged with 1h left; renewed since.
-	auditSet(t, rdb, "p:renewed", "in_progress", fxWeek)
+	auditSet(t, rdb, "p:renewed", "in_progress", auditWeek)
 	// Judged with 1h left; still so: deleted.
 	auditSet(t, rdb, "p:old", "in_progress", time.Hour-time.Second)
 	// An orphaned marker given a TTL since; a deadline key rewritten.
@@ -288,7 +274,7 @@ func TestFixOnReplica(t *testing.T) {
 		t.Errorf("dry run on a replica: %d actions", len(acts))
 	}
 	opts := FixOptions{Audit: fxAudit(), Stuck: true, Apply: true}
-	if _, err := Fix(ctx, fxScanner(t, replica), opts); !errors.Is(err, scripts.ErrReadOnly) {
+	if _, err := Fix(ctx, auditScanner(t, replica, 2), opts); !errors.Is(err, scripts.ErrReadOnly) {
 		t.Errorf("apply on a replica: %v, want ErrReadOnly", err)
 	}
 	if changed := fxChanged(before, fxDump(t, rdb)); len(changed) != 0 {
@@ -302,7 +288,7 @@ func fxReplica(t *testing.T, master *redisserver.Server) *redisserver.Server {
 
 func TestFixOptionErrors(t *testing.T) {
 	rdb := redistest.Client(t, redistest.Start(t))
-	s := fxScanner(t, rdb)
+	s := auditScanner(t, rdb, 2)
 	for _, o := range []FixOptions{
 		{Audit: fxAudit()},
 		{Audit: fxAudit(), TTL: -time.Second},
