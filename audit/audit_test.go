@@ -21,9 +21,10 @@ import (
 // auditNow is the clock of the audit tests' scanners.
 var auditNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func auditScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
+// auditScanner is a scanner on auditNow reading batch jobs at a time.
+func auditScanner(t *testing.T, rdb redis.UniversalClient, batch int) *inspect.Scanner {
 	t.Helper()
-	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: 3, Now: func() time.Time { return auditNow }})
+	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: batch, Now: func() time.Time { return auditNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,79 +43,69 @@ func auditDo(t *testing.T, rdb redis.UniversalClient, args ...any) {
 	}
 }
 
+// auditSet writes string key k, with a TTL unless ttl is 0.
+func auditSet(t *testing.T, rdb redis.UniversalClient, k, v string, ttl time.Duration) {
+	t.Helper()
+	if err := rdb.Set(context.Background(), k, v, ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 const auditWeek = 7 * 24 * time.Hour
 
 // auditSeed writes one Redis with every kind of rot the audit reports,
 // each counted in TestAuditCountsEveryRotCase.
 func auditSeed(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
-	ctx := context.Background()
-	set := func(k, v string, ttl time.Duration) {
-		t.Helper()
-		if err := rdb.Set(ctx, k, v, ttl).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The design note's idempotency keys.
-	set("email_sent:1:welcome", "true", auditWeek)
-	set("email_sent:2:welcome", "true", 0)                    // no TTL
-	set("email_sent:3:welcome", "yes", 24*time.Hour)          // unexpected value
-	auditDo(t, rdb, "HSET", "email_sent:4:welcome", "f", "v") // wrong type, no TTL
-	set("payment:a", "completed", auditWeek)
-	set("payment:b", "in_progress", 0)                        // stuck: no TTL
-	set("payment:c", "in_progress", auditWeek-2*time.Hour)    // stuck: 2h old
-	set("payment:d", "in_progress", auditWeek-10*time.Minute) // 10m old: not stuck yet
-	set("payment:e", "refunded", auditWeek)                   // unexpected value
-	auditDo(t, rdb, "RPUSH", "payment:f", "x")                // wrong type, no TTL
+	auditSet(t, rdb, "email_sent:1:welcome", "true", auditWeek)
+	auditSet(t, rdb, "email_sent:2:welcome", "true", 0)           // no TTL
+	auditSet(t, rdb, "email_sent:3:welcome", "yes", 24*time.Hour) // unexpected value
+	auditDo(t, rdb, "HSET", "email_sent:4:welcome", "f", "v")     // wrong type, no TTL
+	auditSet(t, rdb, "payment:a", "completed", auditWeek)
+	auditSet(t, rdb, "payment:b", "in_progress", 0)                        // stuck: no TTL
+	auditSet(t, rdb, "payment:c", "in_progress", auditWeek-2*time.Hour)    // stuck: 2h old
+	auditSet(t, rdb, "payment:d", "in_progress", auditWeek-10*time.Minute) // 10m old: not stuck yet
+	auditSet(t, rdb, "payment:e", "refunded", auditWeek)                   // unexpected value
+	auditDo(t, rdb, "RPUSH", "payment:f", "x")                             // wrong type, no TTL
 
 	// Jobs. default: a1 three times (twice byte-identical), b1, two
 	// identical id-less jobs, a unique job with a Hash argument.
-	q := func(queue string, payloads ...string) {
-		t.Helper()
-		auditDo(t, rdb, "SADD", "resque:queues", queue)
-		for _, p := range payloads {
-			auditDo(t, rdb, "RPUSH", "resque:queue:"+queue, p)
-		}
-	}
-	q("default",
-		`{"class":"SendEmailJob","args":[1],"id":"a1"}`,
-		`{"class":"SendEmailJob","args":[2],"id":"b1"}`,
-		`{"class":"SendEmailJob","args":[1],"id":"a1"}`, // same id, same payload
-		`{"class":"OtherJob","args":[9],"id":"a1"}`,     // same id
-		`{"class":"Plain","args":[7]}`,
-		`{"class":"Plain","args":[7]}`, // same payload
-		`{"class":"Unique","args":[{"b":1,"a":"x/y"}]}`,
-	)
-	q("mailers",
-		`{"class":"Mail","args":[],"id":"m1"}`,
-		`{"class":"Mail","args":[1],"id":"m2"}`, // no deadline key: missing
-		`not json`,                              // invalid
-	)
-	ts := auditNow.Add(time.Hour).Unix()
-	bucket := "resque:delayed:" + strconv.FormatInt(ts, 10)
-	auditDo(t, rdb, "ZADD", "resque:delayed_queue_schedule", ts, ts)
-	auditDo(t, rdb, "RPUSH", bucket, `{"class":"Later","args":[],"queue":"default","id":"d1"}`)
-	auditDo(t, rdb, "RPUSH", bucket, `{"class":"SendEmailJob","args":[2],"id":"b1","queue":"default"}`) // same id as a queued job
-
 	past, future := strconv.FormatInt(auditNow.Add(-3*time.Hour).Unix(), 10), strconv.FormatInt(auditNow.Add(3*time.Hour).Unix(), 10)
-	set("resque:job:a1:expiration", future, 0)
-	set("resque:job:b1:expiration", past, 0)
-	set("resque:job:m1:expiration", future, 0)
-	set("resque:job:d1:expiration", future, 24*time.Hour)
-	set("resque:job:gone1:expiration", past, 0)                      // orphan, expired
-	set("resque:job:gone2:expiration", future, 0)                    // orphan, live
-	set("resque:job:gone3:expiration", "garbage", 0)                 // orphan, unreadable
+	redistest.Seed(t, rdb, resque.MustLayout("resque", "")).
+		Enqueue("default",
+			redistest.Job{Payload: `{"class":"SendEmailJob","args":[1],"id":"a1"}`, ID: "a1", Deadline: future},
+			redistest.Job{Payload: `{"class":"SendEmailJob","args":[2],"id":"b1"}`, ID: "b1", Deadline: past},
+			redistest.Job{Payload: `{"class":"SendEmailJob","args":[1],"id":"a1"}`}, // same id, same payload
+			redistest.Job{Payload: `{"class":"OtherJob","args":[9],"id":"a1"}`},     // same id
+			redistest.Job{Payload: `{"class":"Plain","args":[7]}`},
+			redistest.Job{Payload: `{"class":"Plain","args":[7]}`}, // same payload
+			redistest.Job{Payload: `{"class":"Unique","args":[{"b":1,"a":"x/y"}]}`},
+		).
+		Enqueue("mailers",
+			redistest.Job{Payload: `{"class":"Mail","args":[],"id":"m1"}`, ID: "m1", Deadline: future},
+			redistest.Job{Payload: `{"class":"Mail","args":[1],"id":"m2"}`}, // no deadline key: missing
+			redistest.Job{Payload: `not json`},                              // invalid
+		).
+		Delay(auditNow.Add(time.Hour).Unix(),
+			redistest.Job{Payload: `{"class":"Later","args":[],"queue":"default","id":"d1"}`},
+			redistest.Job{Payload: `{"class":"SendEmailJob","args":[2],"id":"b1","queue":"default"}`}, // same id as a queued job
+		).
+		Deadline("gone1", past).     // orphan, expired
+		Deadline("gone2", future).   // orphan, live
+		Deadline("gone3", "garbage") // orphan, unreadable
+	auditSet(t, rdb, "resque:job:d1:expiration", future, 24*time.Hour)
 	auditDo(t, rdb, "HSET", "resque:job:gone4:expiration", "f", "v") // orphan of the wrong type
 
 	// resque-loner markers.
 	plain := auditMD5(`{"class":"Plain","args":[7]}`)
-	set("resque:loners:queue:default:job:"+plain, "1", 0)                                                         // job queued
-	set("resque:loners:queue:default:job:"+auditMD5(`{"class":"Unique","args":[[["a","x/y"],["b",1]]]}`), "1", 0) // job queued (sorted pairs)
-	set("resque:loners:queue:default:job:"+auditMD5(`{"class":"Gone","args":[]}`), "1", 0)                        // orphan, no TTL
-	set("resque:loners:queue:default:job:"+auditMD5(`{"class":"Gone","args":[1]}`), "1", time.Hour)               // orphan, clears itself
-	set("resque:loners:queue:nosuch:job:"+plain, "1", 0)                                                          // orphan, no such queue
-	set("resque:loners:queue:mailers:job:"+plain, "1", 0)                                                         // orphan: job is in another queue
-	set("resque:loners:queue:broken", "1", 0)                                                                     // unreadable name
+	auditSet(t, rdb, "resque:loners:queue:default:job:"+plain, "1", 0)                                                         // job queued
+	auditSet(t, rdb, "resque:loners:queue:default:job:"+auditMD5(`{"class":"Unique","args":[[["a","x/y"],["b",1]]]}`), "1", 0) // job queued (sorted pairs)
+	auditSet(t, rdb, "resque:loners:queue:default:job:"+auditMD5(`{"class":"Gone","args":[]}`), "1", 0)                        // orphan, no TTL
+	auditSet(t, rdb, "resque:loners:queue:default:job:"+auditMD5(`{"class":"Gone","args":[1]}`), "1", time.Hour)               // orphan, clears itself
+	auditSet(t, rdb, "resque:loners:queue:nosuch:job:"+plain, "1", 0)                                                          // orphan, no such queue
+	auditSet(t, rdb, "resque:loners:queue:mailers:job:"+plain, "1", 0)                                                         // orphan: job is in another queue
+	auditSet(t, rdb, "resque:loners:queue:broken", "1", 0)                                                                     // unreadable name
 }
 
 func auditAll() Options {
@@ -127,7 +118,7 @@ func TestAuditCountsEveryRotCase(t *testing.T) {
 	var findings []Finding
 	opts := auditAll()
 	opts.OnFindings = func(_ context.Context, fs []Finding) error { findings = append(findings, fs...); return nil }
-	rep, err := Run(context.Background(), auditScanner(t, rdb), opts)
+	rep, err := Run(context.Background(), auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +254,7 @@ func TestAuditLonerMarkerWrittenDuringAuditIsNotJudged(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +275,7 @@ func TestAuditOrphansNeedEveryJob(t *testing.T) {
 	ctx := context.Background()
 	opts := auditAll()
 	opts.Jobs = false
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +302,7 @@ func TestAuditBounds(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		auditDo(t, rdb, "SET", fmt.Sprintf("many:%d", i), "v")
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 3, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +310,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys: keys %d partial %v %q / %v %q", f.Keys, f.Partial, f.Stopped, rep.Partial, rep.Stopped)
 	}
 	// One page holds them all, more than the limit: partial too.
-	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +318,7 @@ func TestAuditBounds(t *testing.T) {
 		t.Errorf("max-keys in one page: keys %d partial %v %q", f.Keys, f.Partial, f.Stopped)
 	}
 	// Exactly as many keys as the limit: complete.
-	rep, err = Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "many:*"}}, ScanCount: 100, MaxKeys: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +328,7 @@ func TestAuditBounds(t *testing.T) {
 
 	opts := auditAll()
 	opts.MaxDuration = time.Nanosecond
-	rep, err = Run(ctx, auditScanner(t, rdb), opts)
+	rep, err = Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +351,7 @@ func TestAuditStaysBounded(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), Options{Families: []Family{{Pattern: "v:*"}}})
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), Options{Families: []Family{{Pattern: "v:*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +591,7 @@ func TestAuditHeldDeadlineOrphans(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := Run(ctx, auditScanner(t, rdb), opts)
+	rep, err := Run(ctx, auditScanner(t, rdb, 3), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

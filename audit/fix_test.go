@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,70 +12,38 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/redisserver"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/scripts"
 )
 
-var fxNow = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-
-const fxWeek = 7 * 24 * time.Hour
-
-func fxMD5(s string) string {
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 var (
-	fxLonerOK     = "resque:loners:queue:default:job:" + fxMD5(`{"class":"A","args":[1]}`)
-	fxLonerOrphan = "resque:loners:queue:default:job:" + fxMD5(`{"class":"Gone","args":[]}`)
-	fxLonerTTL    = "resque:loners:queue:default:job:" + fxMD5(`{"class":"Gone","args":[2]}`)
+	fxLonerOK     = "resque:loners:queue:default:job:" + auditMD5(`{"class":"A","args":[1]}`)
+	fxLonerOrphan = "resque:loners:queue:default:job:" + auditMD5(`{"class":"Gone","args":[]}`)
+	fxLonerTTL    = "resque:loners:queue:default:job:" + auditMD5(`{"class":"Gone","args":[2]}`)
 )
 
 // fxSeed writes idempotency keys, a job and its deadline, orphaned deadline
 // keys and loner markers, some rotten and some not.
 func fxSeed(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
-	ctx := context.Background()
-	do := func(args ...any) {
-		t.Helper()
-		if err := rdb.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	set := func(k, v string, ttl time.Duration) {
-		t.Helper()
-		if err := rdb.Set(ctx, k, v, ttl).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set("email_sent:1", "true", fxWeek)
-	set("email_sent:2", "true", 0)       // no TTL
-	do("HSET", "email_sent:3", "f", "v") // wrong type, no TTL
-	set("payment:a", "completed", fxWeek)
-	set("payment:b", "in_progress", 0)                  // stuck, no TTL
-	set("payment:c", "in_progress", fxWeek-2*time.Hour) // stuck, 2h old
-	set("payment:d", "in_progress", fxWeek-time.Minute) // not stuck
-	set("payment:e", "unexpected", 0)                   // no TTL
-	do("SADD", "resque:queues", "default")
-	do("RPUSH", "resque:queue:default", `{"class":"A","args":[1],"id":"j1"}`)
-	set("resque:job:j1:expiration", strconv.FormatInt(fxNow.Add(time.Hour).Unix(), 10), 0)
-	set("resque:job:gone1:expiration", strconv.FormatInt(fxNow.Add(-time.Hour).Unix(), 10), 0) // orphan, expired
-	set("resque:job:gone2:expiration", strconv.FormatInt(fxNow.Add(time.Hour).Unix(), 10), 0)  // orphan, live
-	set(fxLonerOK, "1", 0)
-	set(fxLonerOrphan, "1", 0)      // orphan, no TTL
-	set(fxLonerTTL, "1", time.Hour) // orphan that clears itself
-}
-
-func fxScanner(t *testing.T, rdb redis.UniversalClient) *inspect.Scanner {
-	t.Helper()
-	s, err := inspect.NewScanner(rdb, inspect.Config{Layout: resque.MustLayout("resque", ""), Batch: 2, Now: func() time.Time { return fxNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	auditSet(t, rdb, "email_sent:1", "true", auditWeek)
+	auditSet(t, rdb, "email_sent:2", "true", 0)       // no TTL
+	auditDo(t, rdb, "HSET", "email_sent:3", "f", "v") // wrong type, no TTL
+	auditSet(t, rdb, "payment:a", "completed", auditWeek)
+	auditSet(t, rdb, "payment:b", "in_progress", 0)                     // stuck, no TTL
+	auditSet(t, rdb, "payment:c", "in_progress", auditWeek-2*time.Hour) // stuck, 2h old
+	auditSet(t, rdb, "payment:d", "in_progress", auditWeek-time.Minute) // not stuck
+	auditSet(t, rdb, "payment:e", "unexpected", 0)                      // no TTL
+	past, future := strconv.FormatInt(auditNow.Add(-time.Hour).Unix(), 10), strconv.FormatInt(auditNow.Add(time.Hour).Unix(), 10)
+	redistest.Seed(t, rdb, resque.MustLayout("resque", "")).
+		Enqueue("default", redistest.Job{Payload: `{"class":"A","args":[1],"id":"j1"}`, ID: "j1", Deadline: future}).
+		Deadline("gone1", past).  // orphan, expired
+		Deadline("gone2", future) // orphan, live
+	auditSet(t, rdb, fxLonerOK, "1", 0)
+	auditSet(t, rdb, fxLonerOrphan, "1", 0)      // orphan, no TTL
+	auditSet(t, rdb, fxLonerTTL, "1", time.Hour) // orphan that clears itself
 }
 
 func fxAudit() Options {
@@ -129,7 +95,7 @@ func fxFix(t *testing.T, rdb redis.UniversalClient, opts FixOptions) (*FixResult
 	var acts []FixAction
 	opts.Audit = fxAudit()
 	opts.OnAction = func(a FixAction) { acts = append(acts, a) }
-	res, err := Fix(context.Background(), fxScanner(t, rdb), opts)
+	res, err := Fix(context.Background(), auditScanner(t, rdb, 2), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +181,7 @@ func TestFixApplyChangesExactlyTheReportedKeys(t *testing.T) {
 	}
 
 	// A second audit finds nothing left to fix.
-	rep, err := Run(context.Background(), fxScanner(t, rdb), fxAudit())
+	rep, err := Run(context.Background(), auditScanner(t, rdb, 2), fxAudit())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,24 +197,18 @@ func TestFixKeepsKeysChangedSinceJudged(t *testing.T) {
 	if err := LoadScripts(ctx, rdb); err != nil {
 		t.Fatal(err)
 	}
-	set := func(k, v string, ttl time.Duration) {
-		t.Helper()
-		if err := rdb.Set(ctx, k, v, ttl).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Judged: in_progress, no TTL; now, each has moved on.
-	set("p:value", "completed", 0)
-	set("p:ttl", "in_progress", fxWeek)
+	auditSet(t, rdb, "p:value", "completed", 0)
+	auditSet(t, rdb, "p:ttl", "in_progress", auditWeek)
 	// Judged with 1h left; renewed since.
-	set("p:renewed", "in_progress", fxWeek)
+	auditSet(t, rdb, "p:renewed", "in_progress", auditWeek)
 	// Judged with 1h left; still so: deleted.
-	set("p:old", "in_progress", time.Hour-time.Second)
+	auditSet(t, rdb, "p:old", "in_progress", time.Hour-time.Second)
 	// An orphaned marker given a TTL since; a deadline key rewritten.
-	set("m:ttl", "1", time.Hour)
-	set("d:value", "2000000000", 0)
+	auditSet(t, rdb, "m:ttl", "1", time.Hour)
+	auditSet(t, rdb, "d:value", "2000000000", 0)
 	// A key given a TTL by someone else.
-	set("k:ttl", "true", time.Minute)
+	auditSet(t, rdb, "k:ttl", "true", time.Minute)
 
 	stuck := func(key string, ttl time.Duration) Finding {
 		return Finding{Kind: KindKeys, Key: key, Type: "string", Value: "in_progress", HasValue: true,
@@ -314,7 +274,7 @@ func TestFixOnReplica(t *testing.T) {
 		t.Errorf("dry run on a replica: %d actions", len(acts))
 	}
 	opts := FixOptions{Audit: fxAudit(), Stuck: true, Apply: true}
-	if _, err := Fix(ctx, fxScanner(t, replica), opts); !errors.Is(err, scripts.ErrReadOnly) {
+	if _, err := Fix(ctx, auditScanner(t, replica, 2), opts); !errors.Is(err, scripts.ErrReadOnly) {
 		t.Errorf("apply on a replica: %v, want ErrReadOnly", err)
 	}
 	if changed := fxChanged(before, fxDump(t, rdb)); len(changed) != 0 {
@@ -328,7 +288,7 @@ func fxReplica(t *testing.T, master *redisserver.Server) *redisserver.Server {
 
 func TestFixOptionErrors(t *testing.T) {
 	rdb := redistest.Client(t, redistest.Start(t))
-	s := fxScanner(t, rdb)
+	s := auditScanner(t, rdb, 2)
 	for _, o := range []FixOptions{
 		{Audit: fxAudit()},
 		{Audit: fxAudit(), TTL: -time.Second},

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,160 +19,47 @@ import (
 	"github.com/resque-expire/resque-expire/sweep"
 )
 
-// bfFixture is a throwaway Redis with a Resque layout and a clock fixed at
-// a whole second close to the wall clock (Redis expires keys by its own
-// clock, so TTLs must make sense against it). The enqueue tests have
-// its twin.
-type bfFixture struct {
-	t      *testing.T
-	ctx    context.Context
-	rdb    *redis.Client
-	layout resque.Layout
-	now    time.Time
-}
+// bfFixture is the shared Redis fixture with the backfill's scanner and
+// run.
+type bfFixture struct{ *redistest.Fixture }
 
 func newBFFixture(t *testing.T) *bfFixture {
 	t.Helper()
-	srv := redistest.Start(t)
-	return &bfFixture{t: t, ctx: context.Background(), rdb: redistest.Client(t, srv),
-		layout: resque.MustLayout("resque", ""), now: time.Now().Truncate(time.Second).UTC()}
+	return &bfFixture{redistest.NewFixture(t)}
 }
-
-func (f *bfFixture) clock() time.Time { return f.now }
-
-func (f *bfFixture) unix(d time.Duration) string { return resque.FormatDeadline(f.now.Add(d)) }
 
 // push appends payloads to queue and registers it, as Resque does.
 func (f *bfFixture) push(queue string, payloads ...string) {
-	f.t.Helper()
-	pipe := f.rdb.TxPipeline()
-	pipe.SAdd(f.ctx, f.layout.Queues(), queue)
-	for _, p := range payloads {
-		pipe.RPush(f.ctx, f.layout.Queue(queue), p)
-	}
-	if _, err := pipe.Exec(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
+	f.T.Helper()
+	f.Seed().Enqueue(queue, redistest.Payloads(payloads...)...)
 }
 
 // delay stores payload in bucket ts as resque-scheduler's delayed_push does.
 func (f *bfFixture) delay(ts int64, payload string) {
-	f.t.Helper()
-	pipe := f.rdb.TxPipeline()
-	pipe.RPush(f.ctx, f.layout.Delayed(ts), payload)
-	pipe.SAdd(f.ctx, f.layout.Timestamps(payload), resque.DelayedMember(ts))
-	pipe.ZAdd(f.ctx, f.layout.DelayedSchedule(), redis.Z{Score: float64(ts), Member: strconv.FormatInt(ts, 10)})
-	if _, err := pipe.Exec(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-// setDeadline writes a deadline key with no Redis TTL (ttl 0) or one.
-func (f *bfFixture) setDeadline(id, value string, ttl time.Duration) {
-	f.t.Helper()
-	if err := f.rdb.Set(f.ctx, f.layout.Expiration(id), value, ttl).Err(); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-// deadline returns the value of id's deadline key ("" when there is none).
-func (f *bfFixture) deadline(id string) string {
-	f.t.Helper()
-	v, err := f.rdb.Get(f.ctx, f.layout.Expiration(id)).Result()
-	if err == redis.Nil {
-		return ""
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return v
-}
-
-// keyTTL is the Redis TTL of id's deadline key (-1 none, -2 no key).
-func (f *bfFixture) keyTTL(id string) time.Duration {
-	f.t.Helper()
-	d, err := f.rdb.PTTL(f.ctx, f.layout.Expiration(id)).Result()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return d // go-redis gives -1 (no TTL) and -2 (no key) as -1ns and -2ns
-}
-
-// wantKeyExpiresAt checks that id's key expires at Unix second at (within
-// the seconds the test has been running).
-func (f *bfFixture) wantKeyExpiresAt(id string, at time.Time) {
-	f.t.Helper()
-	ttl := f.keyTTL(id)
-	want := time.Until(at)
-	if ttl < 0 || ttl > want+time.Second || ttl < want-5*time.Second {
-		f.t.Errorf("key TTL of %s = %s, want about %s (expiring at %s)", id, ttl, want.Round(time.Second), at.UTC().Format(time.RFC3339))
-	}
+	f.T.Helper()
+	f.Seed().Delay(ts, redistest.Job{Payload: payload})
 }
 
 func (f *bfFixture) scanner(mod func(*inspect.Config)) *inspect.Scanner {
-	f.t.Helper()
-	cfg := inspect.Config{Layout: f.layout, Now: f.clock}
+	f.T.Helper()
+	cfg := inspect.Config{Layout: f.Layout, Now: f.Clock}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := inspect.NewScanner(f.rdb, cfg)
+	s, err := inspect.NewScanner(f.RDB, cfg)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return s
 }
 
 func (f *bfFixture) backfill(opts Options, mod func(*inspect.Config)) *Result {
-	f.t.Helper()
-	res, err := Run(f.ctx, f.scanner(mod), opts)
+	f.T.Helper()
+	res, err := Run(f.Ctx, f.scanner(mod), opts)
 	if err != nil {
-		f.t.Fatalf("backfill: %v", err)
+		f.T.Fatalf("backfill: %v", err)
 	}
 	return res
-}
-
-// dump returns every key with its type, value and whether it has a TTL.
-func (f *bfFixture) dump() map[string]string {
-	f.t.Helper()
-	out := map[string]string{}
-	keys, err := f.rdb.Keys(f.ctx, "*").Result()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	for _, k := range keys {
-		typ := f.rdb.Type(f.ctx, k).Val()
-		var v any
-		switch typ {
-		case "string":
-			v = f.rdb.Get(f.ctx, k).Val()
-		case "list":
-			v = f.rdb.LRange(f.ctx, k, 0, -1).Val()
-		case "set":
-			m := f.rdb.SMembers(f.ctx, k).Val()
-			sort.Strings(m)
-			v = m
-		case "zset":
-			v = f.rdb.ZRangeWithScores(f.ctx, k, 0, -1).Val()
-		case "hash":
-			v = f.rdb.HGetAll(f.ctx, k).Val()
-		}
-		out[k] = fmt.Sprintf("%s %v ttl=%v", typ, v, f.rdb.TTL(f.ctx, k).Val() > 0)
-	}
-	return out
-}
-
-func (f *bfFixture) sameDump(before, after map[string]string) {
-	f.t.Helper()
-	for k, v := range before {
-		if after[k] != v {
-			f.t.Errorf("key %s changed:\n  before %s\n  after  %s", k, v, after[k])
-		}
-	}
-	for k, v := range after {
-		if _, ok := before[k]; !ok {
-			f.t.Errorf("key %s appeared: %s", k, v)
-		}
-	}
 }
 
 func bfPlain(id, class string) string {
@@ -196,7 +81,7 @@ func TestBackfillFrom(t *testing.T) {
 		t.Run("from="+string(from), func(t *testing.T) {
 			t.Parallel()
 			f := newBFFixture(t)
-			enq := f.now.Add(-2 * time.Hour)
+			enq := f.Now.Add(-2 * time.Hour)
 			jobs := []struct {
 				id, payload string
 				// own is the job's own enqueue time (zero: none).
@@ -231,15 +116,15 @@ func TestBackfillFrom(t *testing.T) {
 				t.Fatalf("OnSet saw %d deadlines", len(seen))
 			}
 			for i, j := range jobs {
-				base, wantFrom := f.now, FromNow
+				base, wantFrom := f.Now, FromNow
 				if effective == FromEnqueued && !j.own.IsZero() {
 					base, wantFrom = j.own, FromEnqueued
 				}
 				want := base.Add(ttl)
-				if got := f.deadline(j.id); got != resque.FormatDeadline(want) {
+				if got := f.Deadline(j.id); got != resque.FormatDeadline(want) {
 					t.Errorf("%s: deadline %s, want %s (%s + %s)", j.id, got, resque.FormatDeadline(want), wantFrom, ttl)
 				}
-				f.wantKeyExpiresAt(j.id, want.Add(resque.DefaultRetention))
+				f.WantKeyExpiresAt(j.id, want.Add(resque.DefaultRetention))
 				if s := seen[i]; s.ID != j.id || s.From != wantFrom || !s.Base.Equal(base) || !s.Deadline.Equal(want) {
 					t.Errorf("%s: sample %+v", j.id, s)
 				}
@@ -269,8 +154,8 @@ func TestBackfillPolicy(t *testing.T) {
 			bfActiveJob("aj1", "Reports::Weekly", "default", ""))
 		f.push("low", bfPlain("l1", "CleanupOld"), bfPlain("l2", "Other"), bfPlain("l3", "Reports::X"))
 		// A delayed job is matched by the queue in its payload.
-		f.delay(f.now.Add(time.Hour).Unix(), `{"class":"Mailer","args":[],"queue":"mailers","id":"dm"}`)
-		f.delay(f.now.Add(time.Hour).Unix(), `{"class":"Other","args":[],"queue":"default","id":"dd"}`)
+		f.delay(f.Now.Add(time.Hour).Unix(), `{"class":"Mailer","args":[],"queue":"mailers","id":"dm"}`)
+		f.delay(f.Now.Add(time.Hour).Unix(), `{"class":"Other","args":[],"queue":"default","id":"dd"}`)
 	}
 	wantTTL := map[string]time.Duration{
 		"m1": time.Hour, "m2": time.Hour, // the queue rule comes first
@@ -288,9 +173,9 @@ func TestBackfillPolicy(t *testing.T) {
 		for id, ttl := range wantTTL {
 			want := ""
 			if ttl > 0 {
-				want = f.unix(ttl)
+				want = f.Unix(ttl)
 			}
-			if got := f.deadline(id); got != want {
+			if got := f.Deadline(id); got != want {
 				t.Errorf("%s: deadline %q, want %q", id, got, want)
 			}
 		}
@@ -326,8 +211,8 @@ func TestBackfillPolicy(t *testing.T) {
 			if ttl == 0 {
 				ttl = 24 * time.Hour
 			}
-			if got := f.deadline(id); got != f.unix(ttl) {
-				t.Errorf("%s: deadline %q, want %q", id, got, f.unix(ttl))
+			if got := f.Deadline(id); got != f.Unix(ttl) {
+				t.Errorf("%s: deadline %q, want %q", id, got, f.Unix(ttl))
 			}
 		}
 		last := res.Rules[len(res.Rules)-1]
@@ -345,8 +230,8 @@ func TestBackfillPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := f.backfill(Options{Policy: wp}, nil)
-		if res.Set != 1 || res.Unmatched != 7 || f.deadline("aj1") != f.unix(5*time.Hour) {
-			t.Errorf("totals %+v, aj1 %q", res.Counts, f.deadline("aj1"))
+		if res.Set != 1 || res.Unmatched != 7 || f.Deadline("aj1") != f.Unix(5*time.Hour) {
+			t.Errorf("totals %+v, aj1 %q", res.Counts, f.Deadline("aj1"))
 		}
 	})
 }
@@ -359,20 +244,20 @@ func TestBackfillLeavesOtherStatesAlone(t *testing.T) {
 	f.push("default",
 		bfPlain("live", "X"), bfPlain("expired", "X"), `{"class":"X","args":[]}`, `not json`,
 		bfPlain("badval", "X"), bfPlain("hashkey", "X"), bfPlain("missing", "X"))
-	f.setDeadline("live", f.unix(time.Hour), 0)
-	f.setDeadline("expired", f.unix(-time.Hour), 0)
-	f.setDeadline("badval", "soon", 0)
-	f.rdb.HSet(f.ctx, f.layout.Expiration("hashkey"), "a", "b")
-	before := f.dump()
+	f.SetDeadline("live", f.Unix(time.Hour), 0)
+	f.SetDeadline("expired", f.Unix(-time.Hour), 0)
+	f.SetDeadline("badval", "soon", 0)
+	f.RDB.HSet(f.Ctx, f.Layout.Expiration("hashkey"), "a", "b")
+	before := f.Dump()
 	res := f.backfill(Options{TTL: time.Hour}, nil)
 	if res.Scanned != 7 || res.Missing != 1 || res.Set != 1 {
 		t.Fatalf("totals %+v", res.Counts)
 	}
-	after := f.dump()
-	delete(after, f.layout.Expiration("missing"))
-	f.sameDump(before, after)
-	if f.deadline("missing") != f.unix(time.Hour) {
-		t.Errorf("missing job: deadline %q", f.deadline("missing"))
+	after := f.Dump()
+	delete(after, f.Layout.Expiration("missing"))
+	redistest.SameDump(t, "backfill, besides the missing job's deadline,", before, after)
+	if f.Deadline("missing") != f.Unix(time.Hour) {
+		t.Errorf("missing job: deadline %q", f.Deadline("missing"))
 	}
 }
 
@@ -388,8 +273,8 @@ func TestBackfillNeverOverwrites(t *testing.T) {
 		ids = append(ids, id)
 		f.push("default", bfPlain(id, "X"))
 	}
-	theirs := f.unix(12345 * time.Second)
-	writer := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr})
+	theirs := f.Unix(12345 * time.Second)
+	writer := redis.NewClient(&redis.Options{Addr: f.RDB.Options().Addr})
 	defer writer.Close()
 	opts := Options{TTL: time.Hour}
 	opts.beforeWrite = func(ctx context.Context, c *inspect.Chunk) {
@@ -408,11 +293,11 @@ func TestBackfillNeverOverwrites(t *testing.T) {
 	}
 	for i, id := range ids {
 		if i%8%3 == 0 {
-			if f.deadline(id) != theirs || f.keyTTL(id) != -1 {
-				t.Errorf("%s: deadline %q ttl %s, want theirs %q without TTL", id, f.deadline(id), f.keyTTL(id), theirs)
+			if f.Deadline(id) != theirs || f.KeyTTL(id) != -1 {
+				t.Errorf("%s: deadline %q ttl %s, want theirs %q without TTL", id, f.Deadline(id), f.KeyTTL(id), theirs)
 			}
-		} else if f.deadline(id) != f.unix(time.Hour) {
-			t.Errorf("%s: deadline %q, want ours", id, f.deadline(id))
+		} else if f.Deadline(id) != f.Unix(time.Hour) {
+			t.Errorf("%s: deadline %q, want ours", id, f.Deadline(id))
 		}
 	}
 }
@@ -434,8 +319,8 @@ func TestBackfillConcurrentWriter(t *testing.T) {
 		payloads[i] = bfPlain(ids[i], "X")
 	}
 	f.push("default", payloads...)
-	theirs := f.unix(54321 * time.Second)
-	writer := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr})
+	theirs := f.Unix(54321 * time.Second)
+	writer := redis.NewClient(&redis.Options{Addr: f.RDB.Options().Addr})
 	defer writer.Close()
 
 	// The writer sets the deadlines of half the jobs, in random order, as
@@ -450,7 +335,7 @@ func TestBackfillConcurrentWriter(t *testing.T) {
 		defer wg.Done()
 		<-start
 		for _, i := range order {
-			if err := writer.Set(f.ctx, f.layout.Expiration(ids[i]), theirs, 0).Err(); err != nil {
+			if err := writer.Set(f.Ctx, f.Layout.Expiration(ids[i]), theirs, 0).Err(); err != nil {
 				t.Error(err)
 				return
 			}
@@ -471,10 +356,10 @@ func TestBackfillConcurrentWriter(t *testing.T) {
 	if res.Scanned != n || res.Set+res.AlreadySet != res.Missing || res.Missing+res.Unmatched > n {
 		t.Fatalf("totals %+v", res.Counts)
 	}
-	ours := f.unix(time.Hour)
+	ours := f.Unix(time.Hour)
 	var mine int64
 	for i, id := range ids {
-		got := f.deadline(id)
+		got := f.Deadline(id)
 		switch {
 		case written[i] && got != theirs:
 			t.Fatalf("%s: the writer's deadline was replaced by %q", id, got)
@@ -499,43 +384,43 @@ func TestBackfillKeyTTL(t *testing.T) {
 	t.Parallel()
 	f := newBFFixture(t)
 	const retention = 2 * time.Hour
-	fresh := f.now.Add(-time.Hour)
-	old := f.now.Add(-10 * time.Hour)
+	fresh := f.Now.Add(-time.Hour)
+	old := f.Now.Add(-10 * time.Hour)
 	f.push("default",
 		fmt.Sprintf(`{"class":"X","args":[],"id":"fresh","enqueued_at":%d}`, fresh.Unix()),
 		fmt.Sprintf(`{"class":"X","args":[],"id":"old","enqueued_at":%d}`, old.Unix()),
-		fmt.Sprintf(`{"class":"X","args":[],"id":"edge","enqueued_at":%d}`, f.now.Add(-7*time.Hour).Unix()))
+		fmt.Sprintf(`{"class":"X","args":[],"id":"edge","enqueued_at":%d}`, f.Now.Add(-7*time.Hour).Unix()))
 	res := f.backfill(Options{TTL: 6 * time.Hour, Retention: retention}, nil)
 	if res.Set != 3 || res.RetentionSeconds != retention.Seconds() {
 		t.Fatalf("totals %+v", res.Counts)
 	}
 	// fresh: deadline in 5h, key expires 2h after.
-	if f.deadline("fresh") != f.unix(5*time.Hour) {
-		t.Errorf("fresh: deadline %s", f.deadline("fresh"))
+	if f.Deadline("fresh") != f.Unix(5*time.Hour) {
+		t.Errorf("fresh: deadline %s", f.Deadline("fresh"))
 	}
-	f.wantKeyExpiresAt("fresh", f.now.Add(7*time.Hour))
+	f.WantKeyExpiresAt("fresh", f.Now.Add(7*time.Hour))
 	// edge: deadline 1h ago; deadline + retention (1h ahead) is sooner
 	// than the floor of retention from now.
-	if f.deadline("edge") != f.unix(-time.Hour) {
-		t.Errorf("edge: deadline %s", f.deadline("edge"))
+	if f.Deadline("edge") != f.Unix(-time.Hour) {
+		t.Errorf("edge: deadline %s", f.Deadline("edge"))
 	}
-	f.wantKeyExpiresAt("edge", f.now.Add(retention))
+	f.WantKeyExpiresAt("edge", f.Now.Add(retention))
 	// old: deadline 4h ago, kept for the retention from now.
-	if f.deadline("old") != f.unix(-4*time.Hour) {
-		t.Errorf("old: deadline %s", f.deadline("old"))
+	if f.Deadline("old") != f.Unix(-4*time.Hour) {
+		t.Errorf("old: deadline %s", f.Deadline("old"))
 	}
-	f.wantKeyExpiresAt("old", f.now.Add(retention))
+	f.WantKeyExpiresAt("old", f.Now.Add(retention))
 
 	// The next sweep sees the jobs whose deadline passed as expired and
 	// removes exactly them.
-	sres, err := sweep.New(f.scanner(nil)).Run(f.ctx, sweep.Options{Now: f.clock})
+	sres, err := sweep.New(f.scanner(nil)).Run(f.Ctx, sweep.Options{Now: f.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sres.Removed != 2 || f.deadline("old") != "" || f.deadline("edge") != "" {
-		t.Errorf("sweep removed %d, old deadline %q", sres.Removed, f.deadline("old"))
+	if sres.Removed != 2 || f.Deadline("old") != "" || f.Deadline("edge") != "" {
+		t.Errorf("sweep removed %d, old deadline %q", sres.Removed, f.Deadline("old"))
 	}
-	if left := f.rdb.LRange(f.ctx, f.layout.Queue("default"), 0, -1).Val(); len(left) != 1 || left[0] != fmt.Sprintf(`{"class":"X","args":[],"id":"fresh","enqueued_at":%d}`, fresh.Unix()) {
+	if left := f.RDB.LRange(f.Ctx, f.Layout.Queue("default"), 0, -1).Val(); len(left) != 1 || left[0] != fmt.Sprintf(`{"class":"X","args":[],"id":"fresh","enqueued_at":%d}`, fresh.Unix()) {
 		t.Errorf("jobs left %q, want only fresh", left)
 	}
 }
@@ -550,11 +435,11 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 	setup := func(f *bfFixture) {
 		f.push("default", bfPlain("live", "X"), bfPlain("keeps", "X"), bfPlain("expired", "X"),
 			bfPlain("ancient", "X"), bfPlain("changed", "X"), bfPlain("missing", "X"))
-		f.setDeadline("live", f.unix(time.Hour), 0)
-		f.setDeadline("keeps", f.unix(time.Hour), 100*time.Second)
-		f.setDeadline("expired", f.unix(-time.Hour), 0)
-		f.setDeadline("ancient", f.unix(-30*time.Hour), 0)
-		f.setDeadline("changed", f.unix(2*time.Hour), 0)
+		f.SetDeadline("live", f.Unix(time.Hour), 0)
+		f.SetDeadline("keeps", f.Unix(time.Hour), 100*time.Second)
+		f.SetDeadline("expired", f.Unix(-time.Hour), 0)
+		f.SetDeadline("ancient", f.Unix(-30*time.Hour), 0)
+		f.SetDeadline("changed", f.Unix(2*time.Hour), 0)
 	}
 
 	t.Run("without the flag", func(t *testing.T) {
@@ -566,8 +451,8 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 			t.Fatalf("totals %+v", res.Counts)
 		}
 		for _, id := range []string{"live", "expired", "ancient", "changed"} {
-			if f.keyTTL(id) != -1 {
-				t.Errorf("%s got a TTL %s without --fix-key-ttl", id, f.keyTTL(id))
+			if f.KeyTTL(id) != -1 {
+				t.Errorf("%s got a TTL %s without --fix-key-ttl", id, f.KeyTTL(id))
 			}
 		}
 	})
@@ -576,40 +461,40 @@ func TestBackfillFixKeyTTL(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		before := f.dump()
+		before := f.Dump()
 		res := f.backfill(Options{TTL: time.Hour, Retention: retention, FixKeyTTL: true, DryRun: true}, nil)
 		if res.Set != 1 || res.TTLFixed != 4 || !res.DryRun || !res.FixKeyTTL {
 			t.Fatalf("totals %+v", res.Counts)
 		}
-		f.sameDump(before, f.dump())
+		redistest.SameDump(t, "a dry run with --fix-key-ttl", before, f.Dump())
 	})
 
 	t.Run("fix", func(t *testing.T) {
 		t.Parallel()
 		f := newBFFixture(t)
 		setup(f)
-		rewritten := f.unix(9 * time.Hour)
+		rewritten := f.Unix(9 * time.Hour)
 		opts := Options{TTL: time.Hour, Retention: retention, FixKeyTTL: true}
 		opts.beforeWrite = func(ctx context.Context, _ *inspect.Chunk) {
-			f.rdb.Set(ctx, f.layout.Expiration("changed"), rewritten, 0)
+			f.RDB.Set(ctx, f.Layout.Expiration("changed"), rewritten, 0)
 		}
 		res := f.backfill(opts, nil)
 		if res.Set != 1 || res.TTLFixed != 3 || res.Queues[0].TTLFixed != 3 {
 			t.Fatalf("totals %+v", res.Counts)
 		}
-		f.wantKeyExpiresAt("live", f.now.Add(time.Hour+retention))
+		f.WantKeyExpiresAt("live", f.Now.Add(time.Hour+retention))
 		// Past deadlines: kept for the retention from now.
-		f.wantKeyExpiresAt("expired", f.now.Add(retention))
-		f.wantKeyExpiresAt("ancient", f.now.Add(retention))
-		f.wantKeyExpiresAt("missing", f.now.Add(time.Hour+retention))
-		if ttl := f.keyTTL("keeps"); ttl <= 0 || ttl > 100*time.Second {
+		f.WantKeyExpiresAt("expired", f.Now.Add(retention))
+		f.WantKeyExpiresAt("ancient", f.Now.Add(retention))
+		f.WantKeyExpiresAt("missing", f.Now.Add(time.Hour+retention))
+		if ttl := f.KeyTTL("keeps"); ttl <= 0 || ttl > 100*time.Second {
 			t.Errorf("keeps: TTL %s, want the 100s someone set", ttl)
 		}
-		if f.deadline("changed") != rewritten || f.keyTTL("changed") != -1 {
-			t.Errorf("changed: %q ttl %s; a key rewritten after the read must be left alone", f.deadline("changed"), f.keyTTL("changed"))
+		if f.Deadline("changed") != rewritten || f.KeyTTL("changed") != -1 {
+			t.Errorf("changed: %q ttl %s; a key rewritten after the read must be left alone", f.Deadline("changed"), f.KeyTTL("changed"))
 		}
 		for _, id := range []string{"live", "keeps", "expired", "ancient"} {
-			if f.deadline(id) == "" {
+			if f.Deadline(id) == "" {
 				t.Errorf("%s: deadline gone", id)
 			}
 		}
@@ -636,10 +521,10 @@ func TestBackfillDryRun(t *testing.T) {
 		f.push("default", bfPlain(fmt.Sprintf("d%d", i), "D"))
 	}
 	f.push("default", bfPlain("live", "D"))
-	f.setDeadline("live", f.unix(time.Minute), 0)
-	before := f.dump()
+	f.SetDeadline("live", f.Unix(time.Minute), 0)
+	before := f.Dump()
 	dry := f.backfill(Options{Policy: pol, DryRun: true}, nil)
-	f.sameDump(before, f.dump())
+	redistest.SameDump(t, "a dry run", before, f.Dump())
 	if !dry.DryRun || dry.Scanned != 11 || dry.Missing != 10 || dry.Set != 10 {
 		t.Fatalf("dry totals %+v", dry.Counts)
 	}
@@ -653,7 +538,7 @@ func TestBackfillDryRun(t *testing.T) {
 		}
 		for i, smp := range s {
 			wantID := fmt.Sprintf("%c%d", "md"[r], i)
-			if smp.ID != wantID || !smp.Deadline.Equal(f.now.Add(ttl)) || !smp.KeyExpiresAt.Equal(f.now.Add(ttl+resque.DefaultRetention)) ||
+			if smp.ID != wantID || !smp.Deadline.Equal(f.Now.Add(ttl)) || !smp.KeyExpiresAt.Equal(f.Now.Add(ttl+resque.DefaultRetention)) ||
 				smp.From != FromNow || !smp.DryRun || smp.Rule != dry.Rules[r].Rule {
 				t.Errorf("rule %d sample %d: %+v", r, i, smp)
 			}
@@ -695,7 +580,7 @@ func TestBackfillLimit(t *testing.T) {
 			opts := Options{TTL: time.Hour, Limit: tc.limit, DryRun: tc.dry}
 			if tc.stolen {
 				opts.beforeWrite = func(ctx context.Context, _ *inspect.Chunk) {
-					f.rdb.SetNX(ctx, f.layout.Expiration("j00"), "1", 0)
+					f.RDB.SetNX(ctx, f.Layout.Expiration("j00"), "1", 0)
 				}
 			}
 			res := f.backfill(opts, func(c *inspect.Config) { c.Batch = 4 })
@@ -704,7 +589,7 @@ func TestBackfillLimit(t *testing.T) {
 			}
 			var have int64
 			for i := 0; i < 12; i++ {
-				if d := f.deadline(fmt.Sprintf("j%02d", i)); d != "" && d != "1" {
+				if d := f.Deadline(fmt.Sprintf("j%02d", i)); d != "" && d != "1" {
 					have++
 				}
 			}
@@ -715,8 +600,8 @@ func TestBackfillLimit(t *testing.T) {
 			if have != want {
 				t.Errorf("%d deadlines written, want %d", have, want)
 			}
-			if tc.stolen && (res.AlreadySet != 1 || f.deadline("j05") == "") {
-				t.Errorf("already set %d; j05 %q", res.AlreadySet, f.deadline("j05"))
+			if tc.stolen && (res.AlreadySet != 1 || f.Deadline("j05") == "") {
+				t.Errorf("already set %d; j05 %q", res.AlreadySet, f.Deadline("j05"))
 			}
 		})
 	}
@@ -729,7 +614,7 @@ func TestBackfillFilters(t *testing.T) {
 	f := newBFFixture(t)
 	f.push("mailers", bfPlain("m1", "Mail"), bfPlain("m2", "Reports::A"))
 	f.push("default", bfPlain("d1", "Reports::B"), bfActiveJob("aj", "Reports::C", "default", ""))
-	f.delay(f.now.Add(time.Hour).Unix(), `{"class":"Reports::D","args":[],"queue":"default","id":"dl"}`)
+	f.delay(f.Now.Add(time.Hour).Unix(), `{"class":"Reports::D","args":[],"queue":"default","id":"dl"}`)
 
 	res := f.backfill(Options{TTL: time.Hour, Delayed: false}, func(c *inspect.Config) {
 		c.Queues, c.Classes = []string{"default", "mail*"}, []string{"Reports::*"}
@@ -738,17 +623,17 @@ func TestBackfillFilters(t *testing.T) {
 		t.Fatalf("totals %+v delayed %v", res.Counts, res.Delayed)
 	}
 	for id, want := range map[string]bool{"m1": false, "m2": true, "d1": true, "aj": true, "dl": false} {
-		if got := f.deadline(id) != ""; got != want {
+		if got := f.Deadline(id) != ""; got != want {
 			t.Errorf("%s: has deadline %v, want %v", id, got, want)
 		}
 	}
 	// --queue selects delayed jobs by the queue in their payload.
 	res = f.backfill(Options{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"none"} })
-	if res.Delayed == nil || res.Delayed.Set != 0 || res.Delayed.Skipped != 1 || f.deadline("dl") != "" || len(res.Queues) != 0 {
+	if res.Delayed == nil || res.Delayed.Set != 0 || res.Delayed.Skipped != 1 || f.Deadline("dl") != "" || len(res.Queues) != 0 {
 		t.Errorf("queue none: delayed %+v", res.Delayed)
 	}
 	res = f.backfill(Options{TTL: time.Hour, Delayed: true}, func(c *inspect.Config) { c.Queues = []string{"default"} })
-	if res.Delayed == nil || res.Delayed.Set != 1 || f.deadline("dl") == "" {
+	if res.Delayed == nil || res.Delayed.Set != 1 || f.Deadline("dl") == "" {
 		t.Errorf("queue default: delayed %+v", res.Delayed)
 	}
 }
@@ -759,13 +644,13 @@ func TestBackfillOptionErrors(t *testing.T) {
 	t.Parallel()
 	f := newBFFixture(t)
 	f.push("default", bfPlain("a", "X"))
-	if _, err := Run(f.ctx, f.scanner(nil), Options{}); !errors.Is(err, ErrNoTTL) {
+	if _, err := Run(f.Ctx, f.scanner(nil), Options{}); !errors.Is(err, ErrNoTTL) {
 		t.Errorf("no ttl: %v", err)
 	}
-	if _, err := Run(f.ctx, f.scanner(nil), Options{TTL: time.Hour, From: "later"}); err == nil {
+	if _, err := Run(f.Ctx, f.scanner(nil), Options{TTL: time.Hour, From: "later"}); err == nil {
 		t.Error("bad from: no error")
 	}
-	if f.deadline("a") != "" {
+	if f.Deadline("a") != "" {
 		t.Error("a failed backfill wrote a deadline")
 	}
 	for _, s := range []string{"enqueued", "NOW", " now "} {
@@ -796,7 +681,7 @@ func TestBackfillInterrupted(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		f.push("default", bfPlain(fmt.Sprintf("j%02d", i), "X"))
 	}
-	ctx, cancel := context.WithCancel(f.ctx)
+	ctx, cancel := context.WithCancel(f.Ctx)
 	defer cancel()
 	res, err := Run(ctx, f.scanner(func(c *inspect.Config) { c.Batch = 10 }),
 		Options{TTL: time.Hour, Progress: &bfCancelAt{at: 2, cancel: cancel}})
@@ -813,20 +698,20 @@ func TestRunRefusesWithoutPermission(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		f.push("default", bfPlain(fmt.Sprintf("nd%d", i), "X"))
 	}
-	if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-set").Err(); err != nil {
+	if err := f.RDB.Do(f.Ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-set").Err(); err != nil {
 		t.Fatal(err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr, Username: "t", Password: "pw"})
+	c := redis.NewClient(&redis.Options{Addr: f.RDB.Options().Addr, Username: "t", Password: "pw"})
 	defer c.Close()
-	s, err := inspect.NewScanner(c, inspect.Config{Layout: f.layout, Now: f.clock})
+	s, err := inspect.NewScanner(c, inspect.Config{Layout: f.Layout, Now: f.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := f.dump()
-	_, err = Run(f.ctx, s, Options{TTL: time.Hour})
+	before := f.Dump()
+	_, err = Run(f.Ctx, s, Options{TTL: time.Hour})
 	var pe *preflight.PermissionError
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "SET on") {
 		t.Fatalf("backfill without SET: %v, want a permission error naming it", err)
 	}
-	f.sameDump(before, f.dump())
+	redistest.SameDump(t, "a backfill without SET", before, f.Dump())
 }

@@ -20,15 +20,19 @@ import (
 
 func enqArgs(ss ...string) []json.RawMessage { return ParseArgs(ss) }
 
-// enqJudge returns the jobs of list as the scanner judges them.
-func (f *fixture) enqJudge(list inspect.ListRef) []inspect.Job {
-	f.t.Helper()
+// enqJudge returns the jobs of list as a scanner on f's clock judges them.
+func enqJudge(f *redistest.Fixture, list inspect.ListRef) []inspect.Job {
+	f.T.Helper()
+	s, err := inspect.NewScanner(f.RDB, inspect.Config{Layout: f.Layout, Now: f.Clock})
+	if err != nil {
+		f.T.Fatal(err)
+	}
 	var jobs []inspect.Job
-	if _, err := f.scanner(nil).ScanList(f.ctx, list, func(_ context.Context, c *inspect.Chunk) error {
+	if _, err := s.ScanList(f.Ctx, list, func(_ context.Context, c *inspect.Chunk) error {
 		jobs = append(jobs, c.Jobs...)
 		return nil
 	}); err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return jobs
 }
@@ -65,36 +69,36 @@ func TestParseArg(t *testing.T) {
 // its key TTL; the scanner then sees the job live, under that id.
 func TestEnqueuePlain(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	res, err := Run(f.ctx, f.rdb, f.layout, Job{
+	f := redistest.NewFixture(t)
+	res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
 		Queue: "mailers", Class: "Mailer", Args: enqArgs("42", "x", `{"to":"<a@b>"}`), ID: "job-1",
-		TTL: 90 * time.Minute, Retention: time.Hour, Now: f.clock,
+		TTL: 90 * time.Minute, Retention: time.Hour, Now: f.Clock,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantPayload := `{"class":"Mailer","args":[42,"x",{"to":"<a@b>"}],"id":"job-1"}`
-	deadline := f.now.Add(90 * time.Minute)
+	deadline := f.Now.Add(90 * time.Minute)
 	want := Result{ID: "job-1", Queue: "mailers", Class: "Mailer", List: "resque:queue:mailers",
 		ExpirationKey: "resque:job:job-1:expiration", Deadline: deadline, KeyExpiresAt: deadline.Add(time.Hour), Payload: wantPayload}
 	if res != want {
 		t.Errorf("result\n  %+v\nwant\n  %+v", res, want)
 	}
-	if got := f.rdb.LRange(f.ctx, "resque:queue:mailers", 0, -1).Val(); len(got) != 1 || got[0] != wantPayload {
+	if got := f.RDB.LRange(f.Ctx, "resque:queue:mailers", 0, -1).Val(); len(got) != 1 || got[0] != wantPayload {
 		t.Errorf("queue holds %q", got)
 	}
-	if !f.rdb.SIsMember(f.ctx, "resque:queues", "mailers").Val() {
+	if !f.RDB.SIsMember(f.Ctx, "resque:queues", "mailers").Val() {
 		t.Error("queue not registered in resque:queues")
 	}
-	if f.deadline("job-1") != f.unix(90*time.Minute) {
-		t.Errorf("deadline %q", f.deadline("job-1"))
+	if f.Deadline("job-1") != f.Unix(90*time.Minute) {
+		t.Errorf("deadline %q", f.Deadline("job-1"))
 	}
-	f.wantKeyExpiresAt("job-1", deadline.Add(time.Hour))
-	jobs := f.enqJudge(inspect.ListRef{Key: res.List, Queue: "mailers"})
+	f.WantKeyExpiresAt("job-1", deadline.Add(time.Hour))
+	jobs := enqJudge(f, inspect.ListRef{Key: res.List, Queue: "mailers"})
 	if len(jobs) != 1 || jobs[0].ID != "job-1" || jobs[0].State != inspect.StateLive || !jobs[0].Deadline.Equal(deadline) {
 		t.Errorf("scanner sees %+v", jobs)
 	}
-	if n := f.rdb.DBSize(f.ctx).Val(); n != 3 {
+	if n := f.RDB.DBSize(f.Ctx).Val(); n != 3 {
 		t.Errorf("%d keys, want 3 (queue, queues, deadline)", n)
 	}
 }
@@ -104,13 +108,13 @@ func TestEnqueuePlain(t *testing.T) {
 // the tool cannot find it fail with ErrInvalidRequest, writing nothing.
 func TestEnqueueIDs(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
+	a, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
+	b, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +125,12 @@ func TestEnqueueIDs(t *testing.T) {
 		t.Errorf("payload %s", a.Payload)
 	}
 
-	jid, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "s1", IDPaths: []string{"jid", "id"}, TTL: time.Hour})
+	jid, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", ID: "s1", IDPaths: []string{"jid", "id"}, TTL: time.Hour})
 	if err != nil || jid.Payload != `{"class":"C","args":[],"jid":"s1"}` {
 		t.Errorf("jid: %s, %v", jid.Payload, err)
 	}
 
-	before := f.dump()
+	before := f.Dump()
 	for _, tc := range []struct {
 		name string
 		req  Job
@@ -139,7 +143,7 @@ func TestEnqueueIDs(t *testing.T) {
 		{"no class", Job{Class: "-"}, "a class is required"},
 		{"no ttl", Job{TTL: -1}, "the TTL must be positive"},
 		{"bad arg", Job{Args: []json.RawMessage{json.RawMessage(`{nope`)}}, "argument 1 is not a JSON value"},
-		{"past deadline", Job{At: f.now.Add(-2 * time.Hour)}, "is already past"},
+		{"past deadline", Job{At: f.Now.Add(-2 * time.Hour)}, "is already past"},
 		{"bad path", Job{IDPaths: []string{"a..b"}}, "empty segment"},
 	} {
 		req := tc.req
@@ -156,22 +160,22 @@ func TestEnqueueIDs(t *testing.T) {
 		if req.TTL == 0 {
 			req.TTL = time.Hour
 		}
-		req.Now = f.clock
-		_, err := Run(f.ctx, f.rdb, f.layout, req)
+		req.Now = f.Clock
+		_, err := Run(f.Ctx, f.RDB, f.Layout, req)
 		if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want ErrInvalidRequest with %q", tc.name, err, tc.want)
 		}
 	}
-	f.sameDump(before, f.dump())
+	redistest.SameDump(t, "invalid requests", before, f.Dump())
 }
 
 // TestEnqueueActiveJob: --activejob writes the payload Rails' Resque adapter
 // writes, with the id as job_id where the default id paths find it.
 func TestEnqueueActiveJob(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	now := f.now.Add(123456789 * time.Nanosecond)
-	res, err := Run(f.ctx, f.rdb, f.layout, Job{
+	f := redistest.NewFixture(t)
+	now := f.Now.Add(123456789 * time.Nanosecond)
+	res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
 		Queue: "default", Class: "Reports::Daily", Args: enqArgs("7", "full"), ID: "aj-1", ActiveJob: true,
 		TTL: time.Hour, Now: func() time.Time { return now },
 	})
@@ -181,20 +185,20 @@ func TestEnqueueActiveJob(t *testing.T) {
 	want := `{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper","args":[{"job_class":"Reports::Daily",` +
 		`"job_id":"aj-1","provider_job_id":null,"queue_name":"default","priority":null,"arguments":[7,"full"],` +
 		`"executions":0,"exception_executions":{},"locale":"en","timezone":"UTC",` +
-		`"enqueued_at":"` + f.now.Format("2006-01-02T15:04:05") + `.123456789Z","scheduled_at":null}]}`
+		`"enqueued_at":"` + f.Now.Format("2006-01-02T15:04:05") + `.123456789Z","scheduled_at":null}]}`
 	if res.Payload != want {
 		t.Errorf("payload\n  %s\nwant\n  %s", res.Payload, want)
 	}
 	// The deadline is rounded up to the whole second.
-	if !res.Deadline.Equal(f.now.Add(time.Hour+time.Second)) || f.deadline("aj-1") != f.unix(time.Hour+time.Second) {
-		t.Errorf("deadline %s / %q", res.Deadline, f.deadline("aj-1"))
+	if !res.Deadline.Equal(f.Now.Add(time.Hour+time.Second)) || f.Deadline("aj-1") != f.Unix(time.Hour+time.Second) {
+		t.Errorf("deadline %s / %q", res.Deadline, f.Deadline("aj-1"))
 	}
-	jobs := f.enqJudge(inspect.ListRef{Key: res.List, Queue: "default"})
+	jobs := enqJudge(f, inspect.ListRef{Key: res.List, Queue: "default"})
 	if len(jobs) != 1 || jobs[0].ID != "aj-1" || jobs[0].Class != "Reports::Daily" || jobs[0].State != inspect.StateLive ||
 		!jobs[0].EnqueuedAt.Equal(now) {
 		t.Errorf("scanner sees %+v", jobs)
 	}
-	if !f.rdb.SIsMember(f.ctx, "resque:queues", "default").Val() {
+	if !f.RDB.SIsMember(f.Ctx, "resque:queues", "default").Val() {
 		t.Error("queue not registered")
 	}
 }
@@ -211,12 +215,12 @@ func TestEnqueueDelayed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t)
-			at := f.now.Add(2*time.Hour + 500*time.Millisecond)
+			f := redistest.NewFixture(t)
+			at := f.Now.Add(2*time.Hour + 500*time.Millisecond)
 			ts := at.Unix()
-			res, err := Run(f.ctx, f.rdb, f.layout, Job{
+			res, err := Run(f.Ctx, f.RDB, f.Layout, Job{
 				Queue: "low", Class: "Cleanup", Args: enqArgs("1"), ID: "d-1", ActiveJob: aj,
-				TTL: 30 * time.Minute, At: at, Now: f.clock,
+				TTL: 30 * time.Minute, At: at, Now: f.Clock,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -225,35 +229,35 @@ func TestEnqueueDelayed(t *testing.T) {
 			if aj {
 				wantPayload = `{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper","args":[{"job_class":"Cleanup",` +
 					`"job_id":"d-1","provider_job_id":null,"queue_name":"low","priority":null,"arguments":[1],"executions":0,` +
-					`"exception_executions":{},"locale":"en","timezone":"UTC","enqueued_at":"` + f.now.Format("2006-01-02T15:04:05") +
-					`.000000000Z","scheduled_at":"` + f.now.Add(2*time.Hour).Format("2006-01-02T15:04:05") + `.500000000Z"}],"queue":"low"}`
+					`"exception_executions":{},"locale":"en","timezone":"UTC","enqueued_at":"` + f.Now.Format("2006-01-02T15:04:05") +
+					`.000000000Z","scheduled_at":"` + f.Now.Add(2*time.Hour).Format("2006-01-02T15:04:05") + `.500000000Z"}],"queue":"low"}`
 			}
 			if res.Payload != wantPayload {
 				t.Errorf("payload\n  %s\nwant\n  %s", res.Payload, wantPayload)
 			}
-			bucket := f.layout.Delayed(ts)
+			bucket := f.Layout.Delayed(ts)
 			if res.DelayedAt != ts || res.List != bucket {
 				t.Errorf("result %+v", res)
 			}
-			if got := f.rdb.LRange(f.ctx, bucket, 0, -1).Val(); len(got) != 1 || got[0] != wantPayload {
+			if got := f.RDB.LRange(f.Ctx, bucket, 0, -1).Val(); len(got) != 1 || got[0] != wantPayload {
 				t.Errorf("bucket holds %q", got)
 			}
-			if got := f.rdb.SMembers(f.ctx, f.layout.Timestamps(wantPayload)).Val(); len(got) != 1 || got[0] != "delayed:"+f.unix(2*time.Hour) {
+			if got := f.RDB.SMembers(f.Ctx, f.Layout.Timestamps(wantPayload)).Val(); len(got) != 1 || got[0] != "delayed:"+f.Unix(2*time.Hour) {
 				t.Errorf("timestamps set %q", got)
 			}
-			z := f.rdb.ZRangeWithScores(f.ctx, f.layout.DelayedSchedule(), 0, -1).Val()
-			if len(z) != 1 || z[0].Member != f.unix(2*time.Hour) || z[0].Score != float64(ts) {
+			z := f.RDB.ZRangeWithScores(f.Ctx, f.Layout.DelayedSchedule(), 0, -1).Val()
+			if len(z) != 1 || z[0].Member != f.Unix(2*time.Hour) || z[0].Score != float64(ts) {
 				t.Errorf("schedule %v", z)
 			}
 			// Due at +2h0.5s: the deadline is 30 minutes later, rounded up.
-			if f.deadline("d-1") != f.unix(2*time.Hour+30*time.Minute+time.Second) {
-				t.Errorf("deadline %q", f.deadline("d-1"))
+			if f.Deadline("d-1") != f.Unix(2*time.Hour+30*time.Minute+time.Second) {
+				t.Errorf("deadline %q", f.Deadline("d-1"))
 			}
-			f.wantKeyExpiresAt("d-1", f.now.Add(2*time.Hour+30*time.Minute+time.Second+resque.DefaultRetention))
-			if n := f.rdb.Exists(f.ctx, f.layout.Queue("low"), f.layout.Queues()).Val(); n != 0 {
+			f.WantKeyExpiresAt("d-1", f.Now.Add(2*time.Hour+30*time.Minute+time.Second+resque.DefaultRetention))
+			if n := f.RDB.Exists(f.Ctx, f.Layout.Queue("low"), f.Layout.Queues()).Val(); n != 0 {
 				t.Errorf("a delayed job touched the queue (%d keys)", n)
 			}
-			jobs := f.enqJudge(inspect.ListRef{Key: bucket, DelayedAt: ts})
+			jobs := enqJudge(f, inspect.ListRef{Key: bucket, DelayedAt: ts})
 			if len(jobs) != 1 || jobs[0].ID != "d-1" || jobs[0].Queue != "low" || jobs[0].State != inspect.StateLive {
 				t.Errorf("scanner sees %+v", jobs)
 			}
@@ -265,29 +269,29 @@ func TestEnqueueDelayed(t *testing.T) {
 // the wrong type, the script writes nothing at all.
 func TestEnqueueAtomic(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.setDeadline("dup", f.unix(time.Minute), 0)
-	f.rdb.Set(f.ctx, f.layout.Queue("stringy"), "x", 0)
-	f.rdb.Set(f.ctx, f.layout.DelayedSchedule(), "x", 0)
-	before := f.dump()
+	f := redistest.NewFixture(t)
+	f.SetDeadline("dup", f.Unix(time.Minute), 0)
+	f.RDB.Set(f.Ctx, f.Layout.Queue("stringy"), "x", 0)
+	f.RDB.Set(f.Ctx, f.Layout.DelayedSchedule(), "x", 0)
+	before := f.Dump()
 
-	_, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour})
+	_, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour})
 	if !errors.Is(err, ErrIDExists) {
 		t.Errorf("duplicate id: %v", err)
 	}
-	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour, At: f.now.Add(time.Hour)})
+	_, err = Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", ID: "dup", TTL: time.Hour, At: f.Now.Add(time.Hour)})
 	if !errors.Is(err, ErrIDExists) && (err == nil || !strings.Contains(err.Error(), "WRONGTYPE")) {
 		t.Errorf("duplicate delayed id: %v", err)
 	}
-	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "stringy", Class: "C", ID: "new1", TTL: time.Hour})
+	_, err = Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "stringy", Class: "C", ID: "new1", TTL: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE resque:queue:stringy holds a string, not a list") {
 		t.Errorf("wrong-type queue: %v", err)
 	}
-	_, err = Run(f.ctx, f.rdb, f.layout, Job{Queue: "q", Class: "C", ID: "new2", TTL: time.Hour, At: f.now.Add(time.Hour)})
+	_, err = Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "q", Class: "C", ID: "new2", TTL: time.Hour, At: f.Now.Add(time.Hour)})
 	if err == nil || !strings.Contains(err.Error(), "not a zset") {
 		t.Errorf("wrong-type schedule: %v", err)
 	}
-	f.sameDump(before, f.dump())
+	redistest.SameDump(t, "failed enqueues", before, f.Dump())
 }
 
 // TestEnqueueThenSweep is the canary round trip: a job enqueued with a 1s
@@ -295,16 +299,16 @@ func TestEnqueueAtomic(t *testing.T) {
 // and a job with a long TTL is left alone.
 func TestEnqueueThenSweep(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	keep, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Hour})
+	f := redistest.NewFixture(t)
+	keep, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "canary", Class: "Canary", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	canary, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second})
+	canary, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	delayed, err := Run(f.ctx, f.rdb, f.layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second,
+	delayed, err := Run(f.Ctx, f.RDB, f.Layout, Job{Queue: "canary", Class: "Canary", TTL: time.Second,
 		At: time.Now().Add(-time.Second / 2)})
 	if err != nil {
 		t.Fatal(err)
@@ -319,25 +323,25 @@ func TestEnqueueThenSweep(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s, err := inspect.NewScanner(f.rdb, inspect.Config{Layout: f.layout})
+	s, err := inspect.NewScanner(f.RDB, inspect.Config{Layout: f.Layout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var removed []string
-	res, err := sweep.New(s).Run(f.ctx, sweep.Options{Delayed: true, OnRemoved: func(r sweep.Removal) { removed = append(removed, r.ID) }})
+	res, err := sweep.New(s).Run(f.Ctx, sweep.Options{Delayed: true, OnRemoved: func(r sweep.Removal) { removed = append(removed, r.ID) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Removed != 2 || len(removed) != 2 || removed[0] != canary.ID || removed[1] != delayed.ID {
 		t.Fatalf("removed %v (%d), want the canaries %s %s", removed, res.Removed, canary.ID, delayed.ID)
 	}
-	if got := f.rdb.LRange(f.ctx, keep.List, 0, -1).Val(); len(got) != 1 || got[0] != keep.Payload {
+	if got := f.RDB.LRange(f.Ctx, keep.List, 0, -1).Val(); len(got) != 1 || got[0] != keep.Payload {
 		t.Errorf("queue holds %q, want only the long-lived job", got)
 	}
-	if f.deadline(canary.ID) != "" || f.deadline(delayed.ID) != "" || f.deadline(keep.ID) == "" {
+	if f.Deadline(canary.ID) != "" || f.Deadline(delayed.ID) != "" || f.Deadline(keep.ID) == "" {
 		t.Error("deadline keys not removed with their jobs")
 	}
-	if n := f.rdb.Exists(f.ctx, delayed.List, f.layout.Timestamps(delayed.Payload), f.layout.DelayedSchedule()).Val(); n != 0 {
+	if n := f.RDB.Exists(f.Ctx, delayed.List, f.Layout.Timestamps(delayed.Payload), f.Layout.DelayedSchedule()).Val(); n != 0 {
 		t.Errorf("%d delayed structures left behind", n)
 	}
 }
@@ -359,20 +363,20 @@ func TestEnqueueDocsShowTheScript(t *testing.T) {
 // out by hand as the Ruby recipe in docs/enqueue.md does.
 func TestEnqueueRawScript(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := redistest.NewFixture(t)
 	payload := `{"class":"Mailer","args":[1],"id":"r1"}`
-	deadline := f.now.Add(time.Hour).Unix()
-	n, err := f.rdb.Eval(f.ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
+	deadline := f.Now.Add(time.Hour).Unix()
+	n, err := f.RDB.Eval(f.Ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
 		payload, "mail", deadline, deadline+7*86400, "").Int()
 	if err != nil || n != 1 {
 		t.Fatalf("eval: %d, %v", n, err)
 	}
-	n, err = f.rdb.Eval(f.ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
+	n, err = f.RDB.Eval(f.Ctx, enqueueSrc, []string{"resque:queue:mail", "resque:queues", "resque:job:r1:expiration"},
 		payload, "mail", deadline, deadline+7*86400, "").Int()
-	if err != nil || n != 0 || f.rdb.LLen(f.ctx, "resque:queue:mail").Val() != 1 {
+	if err != nil || n != 0 || f.RDB.LLen(f.Ctx, "resque:queue:mail").Val() != 1 {
 		t.Fatalf("second eval: %d, %v", n, err)
 	}
-	jobs := f.enqJudge(inspect.ListRef{Key: "resque:queue:mail", Queue: "mail"})
+	jobs := enqJudge(f, inspect.ListRef{Key: "resque:queue:mail", Queue: "mail"})
 	if len(jobs) != 1 || jobs[0].State != inspect.StateLive || jobs[0].DeadlineRaw != resque.FormatDeadline(time.Unix(deadline, 0)) {
 		t.Errorf("scanner sees %+v", jobs)
 	}
@@ -382,22 +386,22 @@ func TestEnqueueRawScript(t *testing.T) {
 // it again: success, with exactly one job queued.
 func TestRunWhenTheReplyIsLost(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	proxy := redistest.StartProxy(t, f.rdb.Options().Addr)
+	f := redistest.NewFixture(t)
+	proxy := redistest.StartProxy(t, f.RDB.Options().Addr)
 	c := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: 3, MinRetryBackoff: time.Millisecond})
 	defer c.Close()
-	if err := luaScripts.Load(f.ctx, c); err != nil {
+	if err := luaScripts.Load(f.Ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	proxy.LoseRepliesTo(enqueueScript.Hash(), 1)
-	res, err := Run(f.ctx, c, f.layout, Job{Queue: "mail", Class: "Mailer", ID: "once", TTL: time.Hour})
+	res, err := Run(f.Ctx, c, f.Layout, Job{Queue: "mail", Class: "Mailer", ID: "once", TTL: time.Hour})
 	if err != nil {
 		t.Fatalf("enqueue after a lost reply: %v", err)
 	}
-	if n := f.rdb.LLen(f.ctx, f.layout.Queue("mail")).Val(); n != 1 || res.ID != "once" {
+	if n := f.RDB.LLen(f.Ctx, f.Layout.Queue("mail")).Val(); n != 1 || res.ID != "once" {
 		t.Errorf("%d jobs queued (id %q), want exactly 1", n, res.ID)
 	}
-	if keys := f.rdb.Keys(f.ctx, "resque:resque-expire:*").Val(); len(keys) != 0 {
+	if keys := f.RDB.Keys(f.Ctx, "resque:resque-expire:*").Val(); len(keys) != 0 {
 		t.Errorf("left behind: %v", keys)
 	}
 }

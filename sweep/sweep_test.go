@@ -138,58 +138,12 @@ func (f *sweepFixture) exists(key string) bool {
 // the database before and after.
 func (f *sweepFixture) dump() map[string]string {
 	f.t.Helper()
-	out := map[string]string{}
-	iter := f.rdb.Scan(f.ctx, 0, "*", 1000).Iterator()
-	for iter.Next(f.ctx) {
-		k := iter.Val()
-		typ := f.rdb.Type(f.ctx, k).Val()
-		var v any
-		var err error
-		switch typ {
-		case "string":
-			v, err = f.rdb.Get(f.ctx, k).Result()
-		case "list":
-			v, err = f.rdb.LRange(f.ctx, k, 0, -1).Result()
-		case "set":
-			var m []string
-			m, err = f.rdb.SMembers(f.ctx, k).Result()
-			sort.Strings(m)
-			v = m
-		case "zset":
-			v, err = f.rdb.ZRangeWithScores(f.ctx, k, 0, -1).Result()
-		case "hash":
-			v, err = f.rdb.HGetAll(f.ctx, k).Result()
-		}
-		if err != nil {
-			f.t.Fatalf("dump %s: %v", k, err)
-		}
-		ttl := f.rdb.PTTL(f.ctx, k).Val() > 0
-		b, _ := json.Marshal(v)
-		out[k] = fmt.Sprintf("%s ttl=%v %s", typ, ttl, b)
-	}
-	if err := iter.Err(); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
+	return redistest.Dump(f.t, f.rdb, nil)
 }
 
 // diffDumps describes the keys that differ between two dumps ("" when equal).
 func diffDumps(before, after map[string]string) string {
-	var d []string
-	for k, v := range before {
-		if w, ok := after[k]; !ok {
-			d = append(d, "deleted "+k)
-		} else if w != v {
-			d = append(d, fmt.Sprintf("changed %s:\n  was %s\n  now %s", k, v, w))
-		}
-	}
-	for k := range after {
-		if _, ok := before[k]; !ok {
-			d = append(d, "created "+k)
-		}
-	}
-	sort.Strings(d)
-	return strings.Join(d, "\n")
+	return redistest.DiffDumps(before, after)
 }
 
 // removalKeys names removals as "list|payload", sorted.

@@ -114,51 +114,6 @@ func hstProblems(t *testing.T, r result) map[string]string {
 	return out
 }
 
-// hstDump returns every key whose name satisfies keep, with its DUMP and
-// TTL flag: equal dumps mean those keys were not touched.
-func hstDump(t *testing.T, rdb *redis.Client, keep func(string) bool) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		if !keep(k) {
-			continue
-		}
-		d, err := rdb.Dump(ctx, k).Result()
-		if err != nil && err != redis.Nil {
-			t.Fatalf("dump %q: %v", k, err)
-		}
-		out[k] = fmt.Sprintf("%q ttl=%v", d, rdb.PTTL(ctx, k).Val() > 0)
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func hstSameDump(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	var diff []string
-	for k, v := range before {
-		if w, ok := after[k]; !ok {
-			diff = append(diff, fmt.Sprintf("deleted %q", k))
-		} else if w != v {
-			diff = append(diff, fmt.Sprintf("changed %q", k))
-		}
-	}
-	for k := range after {
-		if _, ok := before[k]; !ok {
-			diff = append(diff, fmt.Sprintf("created %q", k))
-		}
-	}
-	sort.Strings(diff)
-	if len(diff) > 0 {
-		t.Errorf("%s touched keys it must leave alone:\n%s", what, strings.Join(diff, "\n"))
-	}
-}
-
 // hstCheckQueue checks that queue q of l holds exactly the jobs that must
 // stay, in their order, no marker, and that deadline keys of removed jobs
 // are gone while the others are untouched.
@@ -460,7 +415,7 @@ func TestHostileNamespaceGlob(t *testing.T) {
 		rdb.Set(ctx, l.Expiration("stray-"+other), hstPast(), 0)
 	}
 	isOdd := func(k string) bool { return strings.HasPrefix(k, ns+":") }
-	before := hstDump(t, rdb, func(k string) bool { return !isOdd(k) })
+	before := redistest.Dump(t, rdb, func(k string) bool { return !isOdd(k) })
 
 	var sum struct {
 		Queues []struct {
@@ -492,7 +447,7 @@ func TestHostileNamespaceGlob(t *testing.T) {
 	if pttl := rdb.PTTL(ctx, odd.Expiration("odd-orphan")).Val(); pttl <= 0 || pttl > time.Hour {
 		t.Errorf("the namespace's own expired orphan has TTL %v, want at most 1h", pttl)
 	}
-	hstSameDump(t, fmt.Sprintf("sweep --namespace %q --orphans", ns), before, hstDump(t, rdb, func(k string) bool { return !isOdd(k) }))
+	redistest.SameDump(t, fmt.Sprintf("sweep --namespace %q --orphans", ns), before, redistest.Dump(t, rdb, func(k string) bool { return !isOdd(k) }))
 }
 
 // TestHostileQueueNames: queue names with spaces, unicode, glob and
@@ -641,7 +596,7 @@ func TestHostileWrongTypes(t *testing.T) {
 					k == l.Stats() // the removal counter: the expired control's removal is counted
 			}
 			odd := func(k string) bool { return strings.HasPrefix(k, ns+":") && !isControl(k) }
-			before := hstDump(t, rdb, odd)
+			before := redistest.Dump(t, rdb, odd)
 
 			r := hstOK(t, srv, "--namespace", ns, "inspect")
 			if reported != "" {
@@ -664,7 +619,7 @@ func TestHostileWrongTypes(t *testing.T) {
 				t.Errorf("sweep removed %d, want the 1 expired control", res.Removed)
 			}
 			hstCheckQueue(t, rdb, l, "ok", jobs)
-			hstSameDump(t, "inspect, list and sweep", before, hstDump(t, rdb, odd))
+			redistest.SameDump(t, "inspect, list and sweep", before, redistest.Dump(t, rdb, odd))
 		})
 	}
 }
@@ -860,26 +815,26 @@ func TestHostileExpirationTemplate(t *testing.T) {
 	rdb.Set(ctx, "resque:stat:processed:host:1:q", "1700000000", 0)
 	rdb.RPush(ctx, l.Queue("q"), hstPayload("Evil", "stat:failed"))
 	bystanders := func(k string) bool { return strings.HasPrefix(k, "resque:stat:") }
-	before := hstDump(t, rdb, bystanders)
+	before := redistest.Dump(t, rdb, bystanders)
 
 	r := run(t, srv, "--expiration-key", "{ns}:{id}", "--log-level", "warn", "sweep", "--yes", "--orphans")
 	fltNoCrash(t, r)
 	if r.code != 0 {
 		fltExpectError(t, r, 2, "expiration")
 	}
-	hstSameDump(t, "sweep --expiration-key '{ns}:{id}' --orphans", before, hstDump(t, rdb, bystanders))
+	redistest.SameDump(t, "sweep --expiration-key '{ns}:{id}' --orphans", before, redistest.Dump(t, rdb, bystanders))
 
 	// audit --fix-orphans deletes expired orphaned deadline keys too.
 	rdb.Set(ctx, "resque:stat:processed", "1234", 0)
 	rdb.Set(ctx, "resque:stat:failed", "5", 0)
 	rdb.Set(ctx, "resque:stat:processed:host:1:q", "1700000000", 0)
-	before = hstDump(t, rdb, bystanders)
+	before = redistest.Dump(t, rdb, bystanders)
 	r = run(t, srv, "--expiration-key", "{ns}:{id}", "--log-level", "warn", "audit", "--fix-orphans", "--apply")
 	fltNoCrash(t, r)
 	if r.code != 0 && r.code != 3 {
 		fltExpectError(t, r, 2, "expiration")
 	}
-	hstSameDump(t, "audit --expiration-key '{ns}:{id}' --fix-orphans --apply", before, hstDump(t, rdb, bystanders))
+	redistest.SameDump(t, "audit --expiration-key '{ns}:{id}' --fix-orphans --apply", before, redistest.Dump(t, rdb, bystanders))
 }
 
 // TestHostileDeadlineTinyUnixTime: ' 12 ' (and '12') read as Unix seconds is

@@ -173,3 +173,12 @@ func (s *Seeder) exec(add func(p redis.Pipeliner, i int) int, n int) {
 	}
 	run()
 }
+
+// Payloads is one Job for each payload, with no deadline key.
+func Payloads(payloads ...string) []Job {
+	jobs := make([]Job, len(payloads))
+	for i, p := range payloads {
+		jobs[i] = Job{Payload: p}
+	}
+	return jobs
+}
