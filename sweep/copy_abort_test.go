@@ -451,3 +451,25 @@ func TestCopyAbortOnMaxDuration(t *testing.T) {
 	f.checkKeys(gone)
 	f.noLeftovers()
 }
+
+// TestCopyNotDueByRedisClock: a host clock ahead of Redis's judges live jobs
+// expired; the cutover, checking Redis's clock, refuses to swap, and in
+// place every job not due by Redis's clock stays.
+func TestCopyNotDueByRedisClock(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(3000, copyLayouts["random"])
+	f.now = f.now.Add(90 * time.Minute) // the deadlines of the live jobs are 1h ahead
+	res, removed, err := f.sweepCopy(f.copyOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := problemKinds(res); !strings.Contains(p, "copy-aborted: not-due") {
+		t.Errorf("problems %q, want copy-aborted: not-due", p)
+	}
+	if got, want := f.list(f.key()), f.liveOnly(f.initialPayloads()); !slices.Equal(got, want) {
+		t.Errorf("list holds %d jobs, want the %d live ones", len(got), len(want))
+	}
+	f.checkKeys(idSetOf(removed))
+	f.noLeftovers()
+}

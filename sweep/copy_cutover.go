@@ -155,7 +155,7 @@ func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cuto
 	defer r.fence.mu.Unlock()
 	want := cp.fenceBase.plus(r.fence.ownCounts().minus(cp.own0))
 	args := []any{r.lock.value, c, cp.nsurv, nvict, nj, nf, want.lset, want.linsert, want.lrem,
-		r.opts.cutoverTail, StatsField(r.opts, cp.ref), p0, len(cp.last)}
+		r.opts.cutoverTail, StatsField(r.opts, cp.ref), p0, cp.maxDue, len(cp.last)}
 	for _, l := range cp.last {
 		args = append(args, sha1hex(l)[:16])
 	}

@@ -153,7 +153,9 @@ type copyRun struct {
 	// counts of the judged pages, added to the queue's at the cutover.
 	counts   Counts
 	limitHit bool
-	pages    int
+	// maxDue: the latest a staged victim is due (Unix ms, by Redis's clock).
+	maxDue int64
+	pages  int
 	// The fence's counts and the tool's own at the start.
 	fenceBase, own0  fenceCounts
 	memBase, memPeak int64
@@ -317,6 +319,7 @@ func (cp *copyRun) push(ctx context.Context, c *inspect.Chunk, cands []candidate
 			records = append(records, r.archiveRecord(cd, c, now))
 		}
 		cp.victims = append(cp.victims, r.copyVictim(c, cd))
+		cp.maxDue = max(cp.maxDue, r.due(cd).UnixMilli())
 	}
 	cp.nsurv += int64(len(surv))
 	cp.avgBytes = int64(avgPayload(c))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,4 +415,44 @@ func crc16(b []byte) uint16 {
 		}
 	}
 	return crc
+}
+
+// TestCopyTwoDeepQueues: two deep queues swept at once are copied one
+// after the other (one copy at a time per run), both exactly.
+func TestCopyTwoDeepQueues(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(3000, copyLayouts["random"])
+	other := &copyFixture{sweepFixture: f.sweepFixture, queue: "deep2", jobs: map[string]copyJob{}, next: 100000}
+	other.seed(3000, copyLayouts["twoclass"])
+	var most atomic.Int32
+	opts := f.copyOpts()
+	// Count copies in flight by the registry, which holds each copy from
+	// its start to the end of its drain.
+	opts.copyHook = func(phase, list string) error {
+		n := int32(f.rdb.SCard(f.ctx, copiesRegistry(f.layout)).Val())
+		if n > most.Load() {
+			most.Store(n)
+		}
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d copies at once, want 1", most.Load())
+	}
+	for _, q := range res.Queues {
+		if q.Engine != engineCopy {
+			t.Errorf("queue %s: engine %q, want copy", q.Queue, q.Engine)
+		}
+	}
+	for _, g := range []*copyFixture{f, other} {
+		if got, want := g.list(g.key()), g.liveOnly(g.initialPayloads()); !slices.Equal(got, want) {
+			t.Errorf("%s holds %d jobs, want %d", g.queue, len(got), len(want))
+		}
+		g.checkKeys(idSetOf(removed))
+	}
+	f.noLeftovers()
 }

@@ -34,8 +34,10 @@
 -- ARGV[10]  the most elements of X's uncopied tail the script appends
 -- ARGV[11]  the stats field, or "" to count nothing
 -- ARGV[12]  p0: the record position of X's head when the client looked
--- ARGV[13]  a, the number of end-anchor hashes (at most 3)
--- ARGV[14..13+a]  the first 16 hex digits of the SHA1 of the last a copied
+-- ARGV[13]  the latest time a staged victim is due (Unix ms, deadline +
+--           grace): by Redis's clock (TIME) it must have come
+-- ARGV[14]  a, the number of end-anchor hashes (at most 3)
+-- ARGV[15..14+a]  the first 16 hex digits of the SHA1 of the last a copied
 --           elements, in order
 -- then, for w = 0.. (4 each): for record position p0 + w, the SHA1 prefix of
 --           the element there, the survivors before it, the victims before
@@ -47,15 +49,15 @@
 -- elements were appended; {'retry-head'}: X's head is not in the window
 -- (look again); {'retry-tail', n}: the uncopied tail is n > ARGV[10] long
 -- (copy more first); {'abort', reason}: the copied region changed (reasons:
--- lock-lost, list-gone, copy-mismatch, t-head, end-anchor, fence-lset,
+-- lock-lost, not-due, list-gone, copy-mismatch, t-head, end-anchor, fence-lset,
 -- fence-linsert, fence-lrem). Nothing is written unless it answers ok.
 local X, T, S, J, F, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local CS, CJ, CF, LOCK, STATS = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local C, nsurv, nvict = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local njournal, nfail = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxtail, stats_field, p0 = tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])
-local na = tonumber(ARGV[13])
-local wbase = 13 + na
+local na = tonumber(ARGV[14])
+local wbase = 14 + na
 local wn = (#ARGV - wbase) / 4
 
 if redis.acl_check_cmd then
@@ -82,6 +84,10 @@ end
 local function h16(s) return string.sub(redis.sha1hex(s), 1, 16) end
 
 if redis.call('GET', LOCK) ~= ARGV[1] then return {'abort', 'lock-lost'} end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) < tonumber(ARGV[13]) then
+  return {'abort', 'not-due'}
+end
 if redis.call('TYPE', X)['ok'] ~= 'list' then return {'abort', 'list-gone'} end
 if redis.call('LLEN', T) ~= nsurv or redis.call('LLEN', S) ~= 2 * nvict or
   redis.call('LLEN', J) ~= njournal or redis.call('LLEN', F) ~= nfail then
@@ -123,7 +129,7 @@ if na > 0 then
   local got = redis.call('LRANGE', X, from, e - 1)
   if #got ~= e - from then return {'abort', 'end-anchor'} end
   for k = 1, #got do
-    if h16(got[k]) ~= ARGV[13 + na - (e - from) + k] then return {'abort', 'end-anchor'} end
+    if h16(got[k]) ~= ARGV[14 + na - (e - from) + k] then return {'abort', 'end-anchor'} end
   end
 end
 
