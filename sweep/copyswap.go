@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -164,7 +165,7 @@ type copyRun struct {
 	// lastP: the record position of the list's head when last seen;
 	// prefAt, prefS, prefV: survivors and victims before position prefAt.
 	lastP, prefAt, prefS, prefV int
-	committed                   bool
+	committed, slotFreed        bool
 }
 
 // copyVictim is what the report of a removal needs, without the payload.
@@ -182,9 +183,18 @@ func (lr *listRun) copyList(ctx context.Context, ref inspect.ListRef) error {
 	if err := r.takeCopySlot(); err != nil {
 		return &copyAbort{reason: stopReason(err), err: err}
 	}
-	defer func() { <-r.copySlot }()
 	cp := &copyRun{lr: lr, ref: ref, keys: newCopyKeys(ref.Key, r.runID)}
+	defer cp.releaseSlot()
 	return cp.finish(ctx, cp.run(ctx))
+}
+
+// releaseSlot lets the run's next copy start: once this one's cutover freed
+// the old list (its drain needs little memory), or it ended.
+func (cp *copyRun) releaseSlot() {
+	if !cp.slotFreed {
+		cp.slotFreed = true
+		<-cp.lr.r.copySlot
+	}
 }
 
 // takeCopySlot waits for the run's one copy slot, or for a reason to stop.
@@ -225,6 +235,7 @@ func (cp *copyRun) run(ctx context.Context) error {
 	if err := cp.cutover(ctx); err != nil {
 		return err
 	}
+	cp.releaseSlot()
 	if err := cp.hook("after-cutover"); err != nil {
 		return err
 	}
@@ -356,7 +367,9 @@ func (cp *copyRun) note(raw string, survivor bool) {
 
 func (r *run) copyVictim(c *inspect.Chunk, cd candidate) copyVictim {
 	j := cd.job
-	v := copyVictim{id: j.ID, class: j.Class, deadline: j.Deadline, byAge: cd.byAge}
+	// Copies: the decoder's strings may be slices of the payload, which
+	// the report must not keep alive.
+	v := copyVictim{id: strings.Clone(j.ID), class: r.intern(j.Class), deadline: j.Deadline, byAge: cd.byAge}
 	if cd.byAge {
 		v.enqueued = j.EnqueuedAt
 		v.overdue = c.Now.Sub(j.EnqueuedAt) - r.opts.MaxAge
@@ -436,6 +449,23 @@ func stopReason(err error) string {
 		return "limit"
 	}
 	return "error: " + err.Error()
+}
+
+// intern returns one copy of s per run (class names repeat).
+func (r *run) intern(s string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.interned[s]; ok {
+		return v
+	}
+	if r.interned == nil {
+		r.interned = map[string]string{}
+	}
+	v := strings.Clone(s)
+	if len(r.interned) < 1<<12 {
+		r.interned[v] = v
+	}
+	return v
 }
 
 func cloneCounts(m map[uint64]int) map[uint64]int {

@@ -427,11 +427,20 @@ func TestCopyTwoDeepQueues(t *testing.T) {
 	other.seed(3000, copyLayouts["twoclass"])
 	var most atomic.Int32
 	opts := f.copyOpts()
-	// Count copies in flight by the registry, which holds each copy from
-	// its start to the end of its drain.
+	// A copy is in flight from its first page to its cutover (its drain
+	// may overlap the next copy: the old list is gone by then).
+	var mu sync.Mutex
+	active := map[string]bool{}
 	opts.copyHook = func(phase, list string) error {
-		n := int32(f.rdb.SCard(f.ctx, copiesRegistry(f.layout)).Val())
-		if n > most.Load() {
+		mu.Lock()
+		defer mu.Unlock()
+		switch phase {
+		case "copy":
+			active[list] = true
+		case "after-cutover":
+			delete(active, list)
+		}
+		if n := int32(len(active)); n > most.Load() {
 			most.Store(n)
 		}
 		return nil
