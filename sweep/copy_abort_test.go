@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // liveOnly is list without the jobs seeded expired.
@@ -469,6 +471,35 @@ func TestCopyNotDueByRedisClock(t *testing.T) {
 	}
 	if got, want := f.list(f.key()), f.liveOnly(f.initialPayloads()); !slices.Equal(got, want) {
 		t.Errorf("list holds %d jobs, want the %d live ones", len(got), len(want))
+	}
+	f.checkKeys(idSetOf(removed))
+	f.noLeftovers()
+}
+
+// TestCopyRefusedWithoutRename: a user who may not RENAME gets the deep
+// queue removed in place, and the run says why.
+func TestCopyRefusedWithoutRename(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(3000, copyLayouts["random"])
+	if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "norename", "on", ">pw", "~*", "&*", "+@all", "-rename").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: f.srv.Addr(), Username: "norename", Password: "pw"})
+	t.Cleanup(func() { _ = c.Close() })
+	f.via = c
+	res, removed, err := f.sweepCopy(f.copyOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := problemKinds(res); !strings.Contains(p, "copy-skipped") || !strings.Contains(p, "RENAME") {
+		t.Errorf("problems %q, want a copy-skipped naming RENAME", p)
+	}
+	if f.engine(res) != engineInPlace {
+		t.Errorf("engine %q, want in-place", f.engine(res))
+	}
+	if got, want := f.list(f.key()), f.liveOnly(f.initialPayloads()); !slices.Equal(got, want) {
+		t.Errorf("list holds %d jobs, want %d", len(got), len(want))
 	}
 	f.checkKeys(idSetOf(removed))
 	f.noLeftovers()

@@ -412,8 +412,11 @@ func (cp *copyRun) finish(ctx context.Context, err error) error {
 	if r.opts.Limit > 0 {
 		r.removedSoFar.Add(-int64(len(cp.victims)))
 	}
-	_ = r.s.rdb.Unlink(ctx, cp.keys.staging()...).Err()
-	_ = r.s.rdb.SRem(ctx, copiesRegistry(r.s.layout), registryMember(cp.keys.token, cp.ref.Key)).Err()
+	// Out of the registry only once its keys are gone: otherwise the next
+	// run deletes them.
+	if r.s.rdb.Unlink(ctx, cp.keys.staging()...).Err() == nil {
+		_ = r.s.rdb.SRem(ctx, copiesRegistry(r.s.layout), registryMember(cp.keys.token, cp.ref.Key)).Err()
+	}
 	var ab *copyAbort
 	if !errors.As(err, &ab) {
 		ab = &copyAbort{reason: stopReason(err), err: err}
