@@ -465,3 +465,45 @@ func TestCopyTwoDeepQueues(t *testing.T) {
 	}
 	f.noLeftovers()
 }
+
+// TestCopyBlockedWorkerServedAfterSwap: the swapped-in list is the queue
+// for blocking workers too. A worker blocked (BLPOP) on another, empty
+// queue throughout the swap, and one blocked on the swapped queue once
+// it is drained, are both served by the next push.
+func TestCopyBlockedWorkerServedAfterSwap(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(3000, copyLayouts["random"])
+	idle := f.layout.Queue("idle")
+	served := make(chan string, 2)
+	block := func(key string) {
+		c := redis.NewClient(&redis.Options{Addr: f.srv.Addr()})
+		defer c.Close()
+		kv, err := c.BLPop(f.ctx, 10*time.Second, key).Result()
+		if err != nil {
+			served <- "error: " + err.Error()
+			return
+		}
+		served <- kv[1]
+	}
+	go block(idle)
+	res, _, err := f.sweepCopy(f.copyOpts())
+	if err != nil || f.engine(res) != engineCopy {
+		t.Fatalf("sweep: %v, engine %q", err, f.engine(res))
+	}
+	for f.rdb.LPop(f.ctx, f.key()).Err() == nil {
+	}
+	go block(f.key())
+	time.Sleep(100 * time.Millisecond) // let it block
+	for _, key := range []string{idle, f.key()} {
+		if err := f.rdb.RPush(f.ctx, key, "job for "+key).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{<-served: true, <-served: true}
+	for _, key := range []string{idle, f.key()} {
+		if !got["job for "+key] {
+			t.Errorf("the worker blocked on %s was not served: %v", key, got)
+		}
+	}
+}
