@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -482,8 +484,17 @@ func cloneCounts(m map[uint64]int) map[uint64]int {
 	return out
 }
 
+// copyTestEnv, "<head reach>:<min length>", lowers the copy engine's
+// thresholds so that end-to-end tests can drive it through the binary with
+// small queues. It is a test hook, not a setting.
+const copyTestEnv = "RESQUE_EXPIRE_TEST_COPY_THRESHOLDS"
+
 // setCopyDefaults fills in the copy engine's thresholds left zero.
 func (o *Options) setCopyDefaults() {
+	if reach, minLen, ok := strings.Cut(os.Getenv(copyTestEnv), ":"); ok && o.headReach == 0 && o.copyMinLen == 0 {
+		o.headReach, _ = strconv.ParseInt(reach, 10, 64)
+		o.copyMinLen, _ = strconv.ParseInt(minLen, 10, 64)
+	}
 	if o.headReach <= 0 {
 		o.headReach = defaultHeadReach
 	}
