@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 
-	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/once"
 )
 
@@ -140,7 +139,7 @@ func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cuto
 			next[w] = q - (p0 + w)
 		}
 	}
-	nvict := int64(len(cp.victims))
+	nvict := cp.nvict
 	var nj, nf int64
 	if r.opts.Archive != nil {
 		nj = nvict
@@ -208,10 +207,6 @@ func (cp *copyRun) commit(ans cutoverAnswer) {
 	}
 	q.Engine = engineCopy
 	q.CopyMemoryBytes = max(0, cp.memPeak-cp.memBase)
-	for _, v := range cp.victims[vb:] {
-		r.reportCopied(cp.ref, v)
-	}
-	cp.victims = nil
 }
 
 // catchUp copies the elements pushed to the list since the copy's end (and,
@@ -277,20 +272,4 @@ func (cp *copyRun) readTail(ctx context.Context, n int64) ([]string, error) {
 		}
 	}
 	return nil, abortFallBack("end-anchor")
-}
-
-// reportCopied tells OnRemoved of a job the copy engine removed (without
-// its payload, which the copy does not keep; the archive has it).
-func (r *run) reportCopied(ref inspect.ListRef, v copyVictim) {
-	if r.opts.OnRemoved == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rm := Removal{Queue: ref.Queue, List: ref.Key, ID: v.id, Class: v.class, ExpiresAt: v.deadline,
-		OverdueBy: v.overdue, ByAge: v.byAge}
-	if v.byAge {
-		rm.EnqueuedAt = v.enqueued
-	}
-	r.opts.OnRemoved(rm)
 }

@@ -150,9 +150,8 @@ type copyRun struct {
 	hashes []uint64
 	surv   []bool
 	last   []string // the last copied payloads (up to copyAnchor)
-	// nsurv survivors pushed to the copy; victims staged, in order.
-	nsurv   int64
-	victims []copyVictim
+	// nsurv survivors pushed to the copy; nvict victims staged.
+	nsurv, nvict int64
 	// counts of the judged pages, added to the queue's at the cutover.
 	counts   Counts
 	limitHit bool
@@ -168,15 +167,6 @@ type copyRun struct {
 	// prefAt, prefS, prefV: survivors and victims before position prefAt.
 	lastP, prefAt, prefS, prefV int
 	committed, slotFreed        bool
-}
-
-// copyVictim is what the report of a removal needs, without the payload.
-type copyVictim struct {
-	id, class string
-	deadline  time.Time
-	enqueued  time.Time
-	overdue   time.Duration
-	byAge     bool
 }
 
 // copyList runs the copy engine on one list (one copy at a time per run).
@@ -324,14 +314,14 @@ func (cp *copyRun) push(ctx context.Context, c *inspect.Chunk, cands []candidate
 		if cd.byAge || value == "" {
 			key, value = "", ""
 		}
-		pairs = append(pairs, key, value)
+		pairs = append(pairs, key, value, r.stagedReport(c, cd))
 		if r.opts.ToFailed {
 			failures = append(failures, r.failureEntry(cd, c, now))
 		}
 		if r.opts.Archive != nil {
 			records = append(records, r.archiveRecord(cd, c, now))
 		}
-		cp.victims = append(cp.victims, r.copyVictim(c, cd))
+		cp.nvict++
 		cp.maxDue = max(cp.maxDue, r.due(cd).UnixMilli())
 	}
 	cp.nsurv += int64(len(surv))
@@ -367,20 +357,6 @@ func (cp *copyRun) note(raw string, survivor bool) {
 	}
 }
 
-func (r *run) copyVictim(c *inspect.Chunk, cd candidate) copyVictim {
-	j := cd.job
-	// Copies: the decoder's strings may be slices of the payload, which
-	// the report must not keep alive.
-	v := copyVictim{id: strings.Clone(j.ID), class: r.intern(j.Class), deadline: j.Deadline, byAge: cd.byAge}
-	if cd.byAge {
-		v.enqueued = j.EnqueuedAt
-		v.overdue = c.Now.Sub(j.EnqueuedAt) - r.opts.MaxAge
-	} else {
-		v.overdue = c.Now.Sub(j.Deadline)
-	}
-	return v
-}
-
 // checkMemory aborts the copy when Redis no longer has room for the rest
 // of it, and notes the peak of the memory the copy used.
 func (cp *copyRun) checkMemory(ctx context.Context) error {
@@ -412,7 +388,7 @@ func (cp *copyRun) finish(ctx context.Context, err error) error {
 		return err
 	}
 	if r.opts.Limit > 0 {
-		r.removedSoFar.Add(-int64(len(cp.victims)))
+		r.removedSoFar.Add(-cp.nvict)
 	}
 	// Out of the registry only once its keys are gone: otherwise the next
 	// run deletes them.
@@ -454,23 +430,6 @@ func stopReason(err error) string {
 		return "limit"
 	}
 	return "error: " + err.Error()
-}
-
-// intern returns one copy of s per run (class names repeat).
-func (r *run) intern(s string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.interned[s]; ok {
-		return v
-	}
-	if r.interned == nil {
-		r.interned = map[string]string{}
-	}
-	v := strings.Clone(s)
-	if len(r.interned) < 1<<12 {
-		r.interned[v] = v
-	}
-	return v
 }
 
 func cloneCounts(m map[uint64]int) map[uint64]int {
