@@ -43,7 +43,8 @@ const (
 	// copyAnchor: the last copied elements the cutover finds at the end.
 	copyAnchor = 3
 	// stagedBytes estimates what a victim's staging costs Redis.
-	stagedBytes = 70
+	// (deadline key, value, log record, and the list's overhead).
+	stagedBytes = 200
 	// memoryCheckPages: the memory guard looks again this often.
 	memoryCheckPages = 32
 	// copyAttempts bounds the cutover's retries.
@@ -117,7 +118,10 @@ func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []cand
 		r.problem(inspect.Problem{Key: c.List.Key, Kind: "copy-skipped", Detail: "removed in place: " + err.Error()})
 		return false
 	}
-	est := n*int64(avgPayload(c)) + n*stagedBytes
+	// The copy holds the survivors' payloads and the victims' staging: by
+	// the share of victims read so far in this list, this page included.
+	victims := float64(lr.q.Expired+int64(len(cands))) / float64(max(1, lr.q.Scanned+int64(len(c.Jobs))))
+	est := int64(float64(n) * ((1-victims)*float64(avgPayload(c)) + victims*stagedBytes))
 	if m.max > 0 && m.max-m.used < 2*est {
 		r.problem(inspect.Problem{Key: c.List.Key, Kind: "copy-skipped", Detail: fmt.Sprintf(
 			"removed in place: a copy may need about %d bytes, and maxmemory leaves %d (a copy needs twice its size free)",
