@@ -425,11 +425,13 @@ func TestCopyAbortOnMaxDuration(t *testing.T) {
 	f := newCopyFixture(t)
 	f.seed(3000, copyLayouts["random"])
 	opts := f.copyOpts()
-	opts.MaxDuration = 300 * time.Millisecond
+	// Room for the head phase however slow the machine; the copy's third
+	// page then outlasts it.
+	opts.MaxDuration = 2 * time.Second
 	var pages atomic.Int32
 	opts.copyHook = func(phase, list string) error {
 		if phase == "copy" && pages.Add(1) == 3 {
-			time.Sleep(400 * time.Millisecond)
+			time.Sleep(2100 * time.Millisecond)
 		}
 		return nil
 	}

@@ -296,8 +296,6 @@ type run struct {
 	// kept as 128-bit hashes (about 40 bytes a removed job rather than
 	// 100), where a collision is beyond any realistic run.
 	deleted map[[16]byte]int64
-	// interned holds one copy of each class name the copy engine reports.
-	interned map[string]string
 }
 
 // listRun is the state of one list being swept.
