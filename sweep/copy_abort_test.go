@@ -506,3 +506,38 @@ func TestCopyRefusedWithoutRename(t *testing.T) {
 	f.checkKeys(idSetOf(removed))
 	f.noLeftovers()
 }
+
+// TestCopyLongTailRetries: more jobs pushed before the cutover than it
+// appends in one step: the client copies them first (unjudged: they stay,
+// expired or not) and the swap goes through, exactly.
+func TestCopyLongTailRetries(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(3000, copyLayouts["random"])
+	var pushed []string
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase == "before-cutover" && pushed == nil {
+			for i := 0; i < 1000; i++ {
+				if err := f.produce(); err != nil {
+					return err
+				}
+			}
+			pushed = f.list(f.key())[len(f.list(f.key()))-1000:]
+		}
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.engine(res) != engineCopy {
+		t.Fatalf("engine %q: %s", f.engine(res), problemKinds(res))
+	}
+	want := append(f.liveOnly(f.initialPayloads()), pushed...)
+	if got := f.list(f.key()); !slices.Equal(got, want) {
+		t.Errorf("list holds %d jobs, want %d", len(got), len(want))
+	}
+	f.checkKeys(idSetOf(removed))
+	f.noLeftovers()
+}
