@@ -102,6 +102,9 @@ func (s *Scanner) Client() redis.UniversalClient { return s.rdb }
 // Now returns the scanner's current time.
 func (s *Scanner) Now() time.Time { return s.now() }
 
+// Batch is how many jobs a page of ScanList holds at most.
+func (s *Scanner) Batch() int { return s.batch }
+
 // QueueFiltered reports whether the scanner only looks at some queues.
 func (s *Scanner) QueueFiltered() bool { return len(s.queues) > 0 }
 

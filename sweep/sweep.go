@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"os"
 	"sort"
 	"sync"
@@ -76,6 +77,16 @@ type Options struct {
 	Failed          bool
 	OnlyFailed      bool
 	FailedOlderThan time.Duration
+
+	// The copy engine's thresholds (copyswap.go; zero: the defaults), and
+	// a test's hook, called at each phase of a copy ("copy" after each
+	// page, "before-cutover", "after-cutover", "drain" after each step):
+	// an error it returns aborts the copy, errCrashed stops the run as a
+	// kill would.
+	headReach   int64
+	copyMinLen  int64
+	cutoverTail int64
+	copyHook    func(phase, list string) error
 }
 
 // Removal describes one removed job.
@@ -130,7 +141,19 @@ type QueueResult struct {
 	Counts
 	// Elapsed seconds spent on this queue.
 	Elapsed float64 `json:"elapsed_seconds"`
+	// Engine says how expired jobs were removed from the queue: "in-place"
+	// or "copy" (copy and swap, docs/sweep.md); "" in a dry run.
+	Engine string `json:"engine,omitempty"`
+	// CopyMemoryBytes is the most Redis memory (INFO used_memory) the copy
+	// engine's copy of this queue added while it ran.
+	CopyMemoryBytes int64 `json:"copy_memory_bytes,omitempty"`
 }
+
+// The engines of QueueResult.Engine.
+const (
+	engineInPlace = "in-place"
+	engineCopy    = "copy"
+)
 
 // Result is the summary of a sweep.
 type Result struct {
@@ -147,10 +170,13 @@ type Result struct {
 	Stopped string `json:"stopped,omitempty"`
 	// Recovered counts archive records recovered from an earlier run that
 	// was killed before it could write them.
-	Recovered int               `json:"recovered,omitempty"`
-	Problems  []inspect.Problem `json:"problems"`
-	Elapsed   float64           `json:"elapsed_seconds"`
-	StartedAt time.Time         `json:"started_at"`
+	Recovered int `json:"recovered,omitempty"`
+	// RecoveredCopies counts copies of an earlier, interrupted run that
+	// this run deleted (before their cutover) or drained (after it).
+	RecoveredCopies int               `json:"recovered_copies,omitempty"`
+	Problems        []inspect.Problem `json:"problems"`
+	Elapsed         float64           `json:"elapsed_seconds"`
+	StartedAt       time.Time         `json:"started_at"`
 }
 
 // Complete reports whether the run went through everything.
@@ -188,6 +214,9 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	if r.opts.MaxScriptTime <= 0 {
 		r.opts.MaxScriptTime = 4 * time.Millisecond
 	}
+	r.opts.setCopyDefaults()
+	r.hashSeed = maphash.MakeSeed()
+	r.copySlot = make(chan struct{}, 1)
 	host, _ := os.Hostname()
 	r.worker = fmt.Sprintf("%s:%d:resque-expire", host, os.Getpid())
 	mark := make([]byte, 16)
@@ -239,6 +268,16 @@ type run struct {
 	worker    string
 	marker    string
 	interrupt context.Context
+	// runID names this run's requests hash and its copies' keys.
+	runID string
+
+	// The copy engine: one copy at a time (copySlot), the permission
+	// probe's verdict, the fence, and the seed of the record's hashes.
+	copySlot    chan struct{}
+	copyProbe   sync.Once
+	copyRefused string
+	fence       fence
+	hashSeed    maphash.Seed
 
 	// removedSoFar counts removals (or would-be removals) across lists,
 	// for Limit; lists swept concurrently reserve from it atomically.
@@ -268,7 +307,19 @@ type listRun struct {
 	avgBytes int
 	// deep: scripts on this list run over the budget whatever their size.
 	deep bool
+	// mayCopy: the list may still go to the copy engine. headSeen counts
+	// the hashes of the jobs the in-place head phase read and left (up to
+	// maxHeadSeen); a later scan of the list from its head (the copy, or
+	// the fall-back after it) takes them from seenLeft, a copy of it, as
+	// read already: kept, and not counted again.
+	mayCopy  bool
+	headSeen map[uint64]int
+	seenLeft map[uint64]int
 }
+
+// maxHeadSeen bounds listRun.headSeen; past it, jobs read again by a copy
+// count as scanned twice.
+const maxHeadSeen = 1 << 17
 
 func (r *run) problem(p ...inspect.Problem) {
 	r.mu.Lock()
@@ -283,44 +334,87 @@ func (r *run) execute(ctx context.Context) error {
 	r.interrupt = ctx
 	work := context.WithoutCancel(ctx)
 	if !r.opts.DryRun {
-		if err := CheckPermissions(work, r.s.rdb, r.sweepNeeds()); err != nil {
-			return err
-		}
-		lock, err := AcquireLock(work, r.s.rdb, r.s.layout.Lock(), r.opts.LockTTL)
+		release, err := r.prepare(work)
+		defer release()
 		if err != nil {
 			return err
 		}
-		r.lock = lock
-		defer func() { _ = lock.Release(work) }()
-		r.requests = once.NewRequests(r.s.layout.Requests(once.NewRunID()))
-		defer func() { _ = r.requests.Done(work, r.s.rdb) }()
-		if err := LoadScripts(work, r.s.rdb); err != nil {
-			if redis.IsReadOnlyError(err) {
-				return ErrReadOnly
-			}
-			return err
-		}
-		if r.opts.Archive != nil {
-			n, err := r.drainJournal(work)
-			if err != nil {
-				return err
-			}
-			r.res.Recovered = n
-		} else if n, err := r.s.rdb.LLen(work, r.s.layout.Journal()).Result(); err == nil && n > 0 {
-			r.res.Problems = append(r.res.Problems, inspect.Problem{Key: r.s.layout.Journal(), Kind: "unarchived-journal",
-				Detail: fmt.Sprintf("%d records of jobs removed by an interrupted archiving sweep are waiting; rerun with --archive to write them out", n)})
-		}
 	}
-
 	if r.opts.OnlyFailed {
 		return r.sweepFailedLists(work)
 	}
 	if r.opts.Orphans {
 		r.seen = idSet{}
 	}
-	// The registered queues are swept while discovery's SCAN of the keyspace
-	// looks for unregistered lists in the background; those come after.
-	d, err := r.s.scanner.StartDiscovery(work)
+	if err := r.sweepAllQueues(work); err != nil {
+		return err
+	}
+	if err := r.sweepDelayed(work); err != nil {
+		return err
+	}
+	if err := r.sweepFailedLists(work); err != nil {
+		return err
+	}
+	if r.opts.Orphans {
+		if r.opts.Limit > 0 && r.removedSoFar.Load() >= r.opts.Limit {
+			return errLimit
+		}
+		var err error
+		r.res.Orphans, err = r.sweepOrphans(work, r.seen, orphanHold(r.opts.OrphanGrace))
+		return err
+	}
+	return nil
+}
+
+// prepare readies a run that writes: permissions, the lock, the record of
+// its scripts' answers, the scripts, and what an interrupted run left (the
+// copies, the journal). release undoes it at the end of the run.
+func (r *run) prepare(ctx context.Context) (release func(), err error) {
+	var undo []func()
+	release = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	if err := CheckPermissions(ctx, r.s.rdb, r.sweepNeeds()); err != nil {
+		return release, err
+	}
+	lock, err := AcquireLock(ctx, r.s.rdb, r.s.layout.Lock(), r.opts.LockTTL)
+	if err != nil {
+		return release, err
+	}
+	r.lock = lock
+	undo = append(undo, func() { _ = lock.Release(ctx) })
+	r.runID = once.NewRunID()
+	r.requests = once.NewRequests(r.s.layout.Requests(r.runID))
+	undo = append(undo, func() { _ = r.requests.Done(ctx, r.s.rdb) })
+	if err := LoadScripts(ctx, r.s.rdb); err != nil {
+		if redis.IsReadOnlyError(err) {
+			return release, ErrReadOnly
+		}
+		return release, err
+	}
+	if err := r.recoverCopies(ctx); err != nil {
+		return release, err
+	}
+	if r.opts.Archive != nil {
+		n, err := r.drainJournal(ctx)
+		if err != nil {
+			return release, err
+		}
+		r.res.Recovered = n
+	} else if n, err := r.s.rdb.LLen(ctx, r.s.layout.Journal()).Result(); err == nil && n > 0 {
+		r.res.Problems = append(r.res.Problems, inspect.Problem{Key: r.s.layout.Journal(), Kind: "unarchived-journal",
+			Detail: fmt.Sprintf("%d records of jobs removed by an interrupted archiving sweep are waiting; rerun with --archive to write them out", n)})
+	}
+	return release, nil
+}
+
+// sweepAllQueues sweeps the registered queues while discovery's SCAN of
+// the keyspace looks for unregistered lists in the background; those come
+// after.
+func (r *run) sweepAllQueues(ctx context.Context) error {
+	d, err := r.s.scanner.StartDiscovery(ctx)
 	if err != nil {
 		return err
 	}
@@ -346,7 +440,7 @@ func (r *run) execute(ctx context.Context) error {
 		for i, q := range readable {
 			results[i].Queue = q.Name
 		}
-		return results, r.sweepQueues(work, readable, results)
+		return results, r.sweepQueues(ctx, readable, results)
 	}
 	registered, err := sweepPart(d.Registered)
 	var extra []inspect.QueueInfo
@@ -362,33 +456,22 @@ func (r *run) execute(ctx context.Context) error {
 	qp := r.s.scanner.QueueProblems(inspect.MergeQueues(d.Registered, extra))
 	r.res.Problems = append(r.res.Problems[:queueProblemsAt], append(qp, r.res.Problems[queueProblemsAt:]...)...)
 	r.mu.Unlock()
-	if err != nil {
-		return err
+	return err
+}
+
+// sweepDelayed sweeps resque-scheduler's delayed buckets, in place.
+func (r *run) sweepDelayed(ctx context.Context) error {
+	if !r.opts.Delayed {
+		return nil
 	}
-	if r.opts.Delayed {
-		r.res.Delayed = &QueueResult{Queue: "(delayed)"}
-		lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims}
-		qstart := time.Now()
-		problems, err := r.s.scanner.ScanDelayed(work, lr.visit, nil)
-		lr.q.Elapsed = time.Since(qstart).Seconds()
-		r.tally(lr.q)
-		r.problem(problems...)
-		if err != nil {
-			return err
-		}
-	}
-	if err := r.sweepFailedLists(work); err != nil {
-		return err
-	}
-	if r.opts.Orphans {
-		if r.opts.Limit > 0 && r.removedSoFar.Load() >= r.opts.Limit {
-			return errLimit
-		}
-		var err error
-		r.res.Orphans, err = r.sweepOrphans(work, r.seen, orphanHold(r.opts.OrphanGrace))
-		return err
-	}
-	return nil
+	r.res.Delayed = &QueueResult{Queue: "(delayed)"}
+	lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims}
+	qstart := time.Now()
+	problems, err := r.s.scanner.ScanDelayed(ctx, lr.visit, nil)
+	lr.q.Elapsed = time.Since(qstart).Seconds()
+	r.tally(lr.q)
+	r.problem(problems...)
+	return err
 }
 
 // sweepQueues sweeps the queues, inspect.Concurrency at a time (each queue
@@ -399,8 +482,11 @@ func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo, resul
 		q := queues[i]
 		lr := &listRun{r: r, q: &results[i], maxVictims: startVictims}
 		qstart := time.Now()
-		_, err := r.s.scanner.ScanList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name}, lr.visit)
+		err := lr.sweepList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name})
 		lr.q.Elapsed = time.Since(qstart).Seconds()
+		if !r.opts.DryRun && lr.q.Engine == "" {
+			lr.q.Engine = engineInPlace
+		}
 		if err != nil && inspect.IsWrongType(err) {
 			r.problem(inspect.WrongTypeProblem(q.Key, err))
 			return nil
@@ -463,18 +549,50 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 	if err := r.checkStop(); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	if r.opts.Progress != nil {
-		r.opts.Progress.Add(len(c.Jobs))
+	cands, n := lr.judgePage(c)
+	if lr.wantsCopy(ctx, c, cands) {
+		return errSwitchCopy
 	}
-	if r.seen != nil {
-		r.seen.addChunk(c)
+	lr.q.add(n)
+	r.notePage(c, int(n.Scanned))
+	// Reserve this page's removals; trim what the limit does not allow.
+	keep, limitHit := r.reserve(len(cands))
+	cands = cands[:keep]
+	if r.opts.DryRun {
+		for _, cd := range cands {
+			lr.q.Removed++
+			if r.opts.Limit == 0 {
+				r.removedSoFar.Add(1)
+			}
+			r.report(c, cd, true)
+		}
+	} else if err := lr.removeInPlace(ctx, c, cands); err != nil {
+		return err
 	}
-	r.mu.Unlock()
-	q := lr.q
+	lr.rememberHead(c)
+	if limitHit {
+		r.halt.Store(true)
+		return errLimit
+	}
+	return nil
+}
+
+// judgePage picks a page's candidates for removal and counts what it read.
+// A job the list's head phase read and left already (seenLeft) is neither
+// counted again nor a candidate.
+func (lr *listRun) judgePage(c *inspect.Chunk) ([]candidate, Counts) {
+	r := lr.r
+	var q Counts
 	var cands []candidate
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
+		if lr.seenLeft != nil {
+			h := maphash.String(r.hashSeed, j.Raw)
+			if lr.seenLeft[h] > 0 {
+				lr.seenLeft[h]--
+				continue
+			}
+		}
 		q.Scanned++
 		if j.Skipped {
 			q.Skipped++
@@ -505,46 +623,71 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 		}
 		cands = append(cands, candidate{i: i, job: j, byAge: byAge})
 	}
-	// Reserve this page's removals; trim what the limit does not allow.
-	keep, limitHit := r.reserve(len(cands))
-	cands = cands[:keep]
-	if r.opts.DryRun {
-		for _, cd := range cands {
-			q.Removed++
-			if r.opts.Limit == 0 {
-				r.removedSoFar.Add(1)
-			}
-			r.report(c, cd, true)
+	return cands, q
+}
+
+// notePage tells the progress of scanned jobs read and the orphan sweep
+// of the page's ids.
+func (r *run) notePage(c *inspect.Chunk, scanned int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opts.Progress != nil && scanned > 0 {
+		r.opts.Progress.Add(scanned)
+	}
+	if r.seen != nil {
+		r.seen.addChunk(c)
+	}
+}
+
+// rememberHead notes the jobs a page of a list that may still go to the
+// copy engine left in the list (see listRun.headSeen).
+func (lr *listRun) rememberHead(c *inspect.Chunk) {
+	if !lr.mayCopy {
+		return
+	}
+	if lr.headSeen == nil {
+		lr.headSeen = map[uint64]int{}
+	}
+	for i := range c.Jobs {
+		if len(lr.headSeen) >= maxHeadSeen {
+			return
 		}
-	} else if len(cands) > 0 {
-		c.Removed = make([]bool, len(c.Jobs))
-		// A page's candidates may take several scripts. Each script's
-		// removals shift the later candidates left; shifted tells the next
-		// script where to look.
-		shifted := int64(0)
-		lr.avgBytes = avgPayload(c)
-		if run := headRun(c, cands); len(run) > 0 {
-			gone, trimmed, err := lr.headTrim(ctx, c, run)
-			if err != nil {
-				return err
-			}
-			if trimmed {
-				shifted, cands = gone, cands[len(run):]
-			}
+		if i < len(c.Removed) && c.Removed[i] {
+			continue
 		}
-		for len(cands) > 0 {
-			n := lr.take(cands)
-			gone, err := lr.remove(ctx, c, cands[:n], shifted)
-			if err != nil {
-				return err
-			}
-			shifted += gone
-			cands = cands[n:]
+		lr.headSeen[maphash.String(lr.r.hashSeed, c.Jobs[i].Raw)]++
+	}
+}
+
+// removeInPlace removes a page's candidates in place: a run at the head
+// with head_trim.lua, the others with remove_expired.lua.
+func (lr *listRun) removeInPlace(ctx context.Context, c *inspect.Chunk, cands []candidate) error {
+	if len(cands) == 0 {
+		return nil
+	}
+	c.Removed = make([]bool, len(c.Jobs))
+	// A page's candidates may take several scripts. Each script's
+	// removals shift the later candidates left; shifted tells the next
+	// script where to look.
+	shifted := int64(0)
+	lr.avgBytes = avgPayload(c)
+	if run := headRun(c, cands); len(run) > 0 {
+		gone, trimmed, err := lr.headTrim(ctx, c, run)
+		if err != nil {
+			return err
+		}
+		if trimmed {
+			shifted, cands = gone, cands[len(run):]
 		}
 	}
-	if limitHit {
-		r.halt.Store(true)
-		return errLimit
+	for len(cands) > 0 {
+		n := lr.take(cands)
+		gone, err := lr.remove(ctx, c, cands[:n], shifted)
+		if err != nil {
+			return err
+		}
+		shifted += gone
+		cands = cands[n:]
 	}
 	return nil
 }
@@ -629,7 +772,14 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 		args = append(args, cd.job.Raw, cd.job.Index-shift, deadline, r.due(cd).UnixMilli(), failure, record)
 	}
 	t0 := time.Now()
+	// Under the fence's read lock, so that a copy's cutover counts this
+	// script's LSETs and LREM as the tool's own (copy_fence.go).
+	r.fence.mu.RLock()
 	codes, err := r.requests.Run(ctx, r.s.rdb, removeExpiredScript, keys, args...).Int64Slice()
+	if err == nil {
+		r.fence.removalRan(codes)
+	}
+	r.fence.mu.RUnlock()
 	lr.adapt(time.Since(t0), n)
 	if err != nil {
 		if redis.IsReadOnlyError(err) {
@@ -767,7 +917,12 @@ func (lr *listRun) take(cands []candidate) int {
 		copies++
 	}
 	// 64: besides its payload, a candidate's index, deadline and due time.
-	return lr.budget(len(cands), copies, 64, func(k int) *inspect.Job { return cands[k].job })
+	n := lr.budget(len(cands), copies, 64, func(k int) *inspect.Job { return cands[k].job })
+	// Near the head, scripts stay short: at most headVictims each.
+	if cands[0].job.Index < lr.r.opts.headReach {
+		n = min(n, headVictims)
+	}
+	return n
 }
 
 // budget says how many of n candidates (job(k) the k-th, in list order) a

@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/resque-expire/resque-expire/internal/redistest"
+	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/sample"
+	"github.com/resque-expire/resque-expire/sweep"
 )
 
 // aclLine returns the ACL SETUSER line docs/acl.md gives for role, with
@@ -90,6 +94,22 @@ func TestPublishedACLRoles(t *testing.T) {
 
 	if b, err := os.ReadFile(failedArchive); err != nil || !strings.Contains(string(b), `"failed":"failed"`) {
 		t.Errorf("the write role's sweep --failed archived no failure entry: %v", err)
+	}
+
+	// The copy engine's commands (sweep.CopyNeeds, which a run probes
+	// before it copies a deep queue): the write role may run them all, the
+	// read role none of its writes.
+	copyNeeds := sweep.CopyNeeds(resque.MustLayout("resque", ""))
+	for _, role := range []struct {
+		user, pw string
+		ok       bool
+	}{{"resque-expire", "pw-write", true}, {"resque-expire-read", "pw-read", false}} {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: role.user, Password: role.pw})
+		err := sweep.CheckPermissions(ctx, c, copyNeeds)
+		_ = c.Close()
+		if (err == nil) != role.ok {
+			t.Errorf("as %s: the copy engine's commands: %v, want allowed %t", role.user, err, role.ok)
+		}
 	}
 
 	before := snapshot(t, rdb)

@@ -1,0 +1,45 @@
+-- drain_keys.lua: after a copy engine's cutover (cutover.lua), delete the
+-- deadline keys of the removed jobs, a batch from the head of the committed
+-- staging list at a time, each only if it still holds the value the job was
+-- judged by (compare-and-delete): a key given a new deadline since, or a
+-- job re-enqueued with the same id and a new deadline, keeps its key.
+--
+-- KEYS[1]    the committed staging list: (deadline key, judged value,
+--            report) triples, the key and value "" for a victim judged
+--            without a key (--max-age); the report is the client's
+-- KEYS[1+i]  deadline key i (i = 1..m): the keys of the triples read, in
+--            order, without the empty ones
+-- ARGV[1]    n, the entries read from the list's head (three a victim)
+-- ARGV[2]    SHA1 of the first entry read; ARGV[3] of the n-th
+-- ARGV[3+i]  the judged value of KEYS[1+i]
+--
+-- Returns the number of keys deleted, or -1 when the list's head is not what
+-- was read any more (the batch was drained already); nothing is changed then.
+local list, n = KEYS[1], tonumber(ARGV[1])
+if redis.acl_check_cmd then
+  local checks = {{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}
+  for i = 2, #KEYS do
+    checks[#checks + 1] = {'get', KEYS[i]}
+    checks[#checks + 1] = {'del', KEYS[i]}
+  end
+  for _, c in ipairs(checks) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
+        ' on ' .. c[2] .. '; nothing was deleted')
+    end
+  end
+end
+local first = redis.call('LINDEX', list, 0)
+local last = redis.call('LINDEX', list, n - 1)
+if not first or not last or redis.sha1hex(first) ~= ARGV[2] or redis.sha1hex(last) ~= ARGV[3] then
+  return -1
+end
+local deleted = 0
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    redis.call('DEL', KEYS[i])
+    deleted = deleted + 1
+  end
+end
+redis.call('LTRIM', list, n, -1)
+return deleted
