@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // Audit defaults and bounds.
@@ -41,14 +42,6 @@ const (
 	KindDeadlines = "deadlines"
 	// KindLoners is the family of resque-loner unique-job markers.
 	KindLoners = "loners"
-)
-
-// Reasons an audit section stopped early.
-const (
-	StopMaxKeys     = "max-keys"
-	StopMaxDuration = "max-duration"
-	StopInterrupted = "interrupted"
-	StopError       = "error"
 )
 
 // Family describes one family of keys to audit.
@@ -357,9 +350,9 @@ func Run(ctx context.Context, s *inspect.Scanner, opts Options) (*Report, error)
 	err := a.run(ctx)
 	a.rep.Elapsed = time.Since(start).Seconds()
 	if err != nil {
-		a.stop(StopError)
+		a.stop(stop.Error)
 		if ctx.Err() != nil {
-			a.rep.Stopped = StopInterrupted
+			a.rep.Stopped = stop.Interrupted
 			err = ctx.Err()
 		}
 	}
@@ -390,7 +383,7 @@ func (a *auditRun) run(ctx context.Context) error {
 		a.rep.Families = append(a.rep.Families, fr)
 		if a.outOfTime() {
 			fr.Skipped = true
-			a.partial(fr, StopMaxDuration)
+			a.partial(fr, stop.MaxDuration)
 			continue
 		}
 		if err := a.scanFamily(ctx, f, fr); err != nil {
@@ -424,7 +417,7 @@ func (a *auditRun) run(ctx context.Context) error {
 		if a.outOfTime() {
 			fr.Skipped = true
 			fr.Orphans.Judged, fr.Orphans.NotJudged = false, "out of time"
-			a.partial(fr, StopMaxDuration)
+			a.partial(fr, stop.MaxDuration)
 		} else if err := a.scanFamily(ctx, f, fr); err != nil {
 			return err
 		}
@@ -505,14 +498,14 @@ func (a *auditRun) scanKeys(ctx context.Context, pattern string, limited bool, p
 	var seen int64
 	for {
 		if a.outOfTime() {
-			return StopMaxDuration, nil
+			return stop.MaxDuration, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return StopInterrupted, err
+			return stop.Interrupted, err
 		}
 		keys, next, err := a.s.Client().Scan(ctx, cursor, pattern, a.opts.ScanCount).Result()
 		if err != nil {
-			return StopError, fmt.Errorf("scan %s: %w", pattern, err)
+			return stop.Error, fmt.Errorf("scan %s: %w", pattern, err)
 		}
 		// capped: keys were left unread, in this page or after it.
 		capped := false
@@ -524,11 +517,11 @@ func (a *auditRun) scanKeys(ctx context.Context, pattern string, limited bool, p
 		seen += int64(len(keys))
 		if len(keys) > 0 {
 			if err := page(ctx, keys); err != nil {
-				return StopError, err
+				return stop.Error, err
 			}
 		}
 		if capped {
-			return StopMaxKeys, nil
+			return stop.MaxKeys, nil
 		}
 		if cursor = next; cursor == 0 {
 			return "", nil

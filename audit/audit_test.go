@@ -16,6 +16,7 @@ import (
 	"github.com/resque-expire/resque-expire/inspect"
 	"github.com/resque-expire/resque-expire/internal/redistest"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // auditNow is the clock of the audit tests' scanners.
@@ -306,7 +307,7 @@ func TestAuditBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := rep.Families[0]; f.Keys != 7 || !f.Partial || f.Stopped != StopMaxKeys || !rep.Partial || rep.Stopped != StopMaxKeys {
+	if f := rep.Families[0]; f.Keys != 7 || !f.Partial || f.Stopped != stop.MaxKeys || !rep.Partial || rep.Stopped != stop.MaxKeys {
 		t.Errorf("max-keys: keys %d partial %v %q / %v %q", f.Keys, f.Partial, f.Stopped, rep.Partial, rep.Stopped)
 	}
 	// One page holds them all, more than the limit: partial too.
@@ -314,7 +315,7 @@ func TestAuditBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := rep.Families[0]; f.Keys != 7 || !f.Partial || f.Stopped != StopMaxKeys {
+	if f := rep.Families[0]; f.Keys != 7 || !f.Partial || f.Stopped != stop.MaxKeys {
 		t.Errorf("max-keys in one page: keys %d partial %v %q", f.Keys, f.Partial, f.Stopped)
 	}
 	// Exactly as many keys as the limit: complete.
@@ -332,7 +333,7 @@ func TestAuditBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Partial || rep.Stopped != StopMaxDuration || !rep.Families[0].Skipped || !rep.Jobs.Partial ||
+	if !rep.Partial || rep.Stopped != stop.MaxDuration || !rep.Families[0].Skipped || !rep.Jobs.Partial ||
 		rep.Deadlines.Orphans.Judged || rep.Loners.Orphans.Judged || rep.Orphans() != 0 {
 		t.Errorf("max-duration: %+v", rep)
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // JobsReport is what the audit found in the queues and delayed buckets.
@@ -197,7 +198,7 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 		return nil
 	}
 	if a.outOfTime() {
-		return stopped(StopMaxDuration)
+		return stopped(stop.MaxDuration)
 	}
 	queues, problems, err := a.s.DiscoverQueues(ctx)
 	if err != nil {
@@ -217,7 +218,7 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 		totals.Merge(&qs)
 		switch {
 		case err == errAuditTime:
-			return stopped(StopMaxDuration)
+			return stopped(stop.MaxDuration)
 		case inspect.IsWrongType(err): // the key changed type under us
 			a.rep.Problems = append(a.rep.Problems, inspect.WrongTypeProblem(q.Key, err))
 		case err != nil:
@@ -231,7 +232,7 @@ func (a *auditRun) scanJobs(ctx context.Context) error {
 	r.Jobs += r.Delayed
 	switch {
 	case err == errAuditTime:
-		return stopped(StopMaxDuration)
+		return stopped(stop.MaxDuration)
 	case err != nil:
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // resque-loner marks a queued unique job with the key
@@ -25,7 +26,7 @@ import (
 func (a *auditRun) readLoners(ctx context.Context, f Family, fr *FamilyReport) error {
 	if a.outOfTime() {
 		fr.Skipped = true
-		a.partial(fr, StopMaxDuration)
+		a.partial(fr, stop.MaxDuration)
 		return nil
 	}
 	if a.opts.Jobs {

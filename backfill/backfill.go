@@ -15,6 +15,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/scripts"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // defaultSampleSize is how many deadlines Run samples per rule.
@@ -178,8 +179,8 @@ type Result struct {
 
 // Errors that end a run early; Run turns them into a Stopped reason.
 var (
-	errLimit   = errors.New("limit reached")
-	errStopped = errors.New("interrupted")
+	errLimit   = stop.ErrLimit
+	errStopped = stop.ErrInterrupted
 )
 
 // ErrNoTTL is returned by Run when neither a TTL nor a policy is given.
@@ -250,15 +251,7 @@ func Run(ctx context.Context, scanner *inspect.Scanner, opts Options) (*Result, 
 	b := &backfill{scanner: scanner, rdb: scanner.Client(), opts: opts, rules: rules, res: res}
 	err := b.execute(ctx)
 	res.Elapsed = time.Since(start).Seconds()
-	switch {
-	case err == nil:
-	case errors.Is(err, errLimit):
-		res.Stopped, err = "limit", nil
-	case errors.Is(err, errStopped) || (ctx.Err() != nil && errors.Is(err, ctx.Err())):
-		res.Stopped, err = "interrupted", ctx.Err()
-	default:
-		res.Stopped = "error"
-	}
+	res.Stopped, err = stop.Reason(ctx, err)
 	return res, err
 }
 

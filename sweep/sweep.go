@@ -11,7 +11,6 @@ import (
 	"hash/fnv"
 	"hash/maphash"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/parallel"
 	"github.com/resque-expire/resque-expire/internal/resque"
+	"github.com/resque-expire/resque-expire/internal/stop"
 )
 
 // Options configure one sweep.
@@ -195,9 +195,9 @@ func New(scanner *inspect.Scanner) *Sweeper {
 }
 
 var (
-	errLimit    = errors.New("limit reached")
-	errDeadline = errors.New("max duration reached")
-	errStopped  = errors.New("interrupted")
+	errLimit    = stop.ErrLimit
+	errDeadline = stop.ErrMaxDuration
+	errStopped  = stop.ErrInterrupted
 )
 
 // Run sweeps every queue the scanner's filters select, then the delayed
@@ -232,17 +232,10 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	err := r.execute(ctx)
 	res.Elapsed = time.Since(start).Seconds()
-	switch {
-	case err == nil:
-	case errors.Is(err, errLimit):
-		res.Stopped, err = "limit", nil
-	case errors.Is(err, errDeadline):
-		res.Stopped, err = "max-duration", nil
-	case errors.Is(err, errStopped) || errors.Is(err, errHalted) || (ctx.Err() != nil && errors.Is(err, ctx.Err())):
-		res.Stopped, err = "interrupted", ctx.Err()
-	default:
-		res.Stopped = "error"
+	if errors.Is(err, errHalted) { // stopped because another list stopped the run
+		err = errStopped
 	}
+	res.Stopped, err = stop.Reason(ctx, err)
 	return res, err
 }
 
@@ -412,24 +405,15 @@ func (r *run) prepare(ctx context.Context) (release func(), err error) {
 
 // sweepAllQueues sweeps the registered queues while discovery's SCAN of
 // the keyspace looks for unregistered lists in the background; those come
-// after.
+// after. An interrupt stops that SCAN too.
 func (r *run) sweepAllQueues(ctx context.Context) error {
-	d, err := r.s.scanner.StartDiscovery(ctx)
-	if err != nil {
-		return err
-	}
-	r.problem(d.RegistryProblems...)
 	r.mu.Lock()
-	queueProblemsAt := len(r.res.Problems)
+	problemsAt := len(r.res.Problems)
 	r.mu.Unlock()
 	var total int64
-	sweepPart := func(queues []inspect.QueueInfo) ([]QueueResult, error) {
-		var readable []inspect.QueueInfo
-		for _, q := range queues {
-			if q.Readable() {
-				readable = append(readable, q)
-				total += q.Length
-			}
+	sweepPart := func(readable []inspect.QueueInfo) ([]QueueResult, error) {
+		for _, q := range readable {
+			total += q.Length
 		}
 		if r.opts.Progress != nil {
 			r.mu.Lock()
@@ -442,19 +426,10 @@ func (r *run) sweepAllQueues(ctx context.Context) error {
 		}
 		return results, r.sweepQueues(ctx, readable, results)
 	}
-	registered, err := sweepPart(d.Registered)
-	var extra []inspect.QueueInfo
-	var unregistered []QueueResult
-	if err == nil {
-		if extra, err = d.Rest(); err == nil {
-			unregistered, err = sweepPart(extra)
-		}
-	}
-	r.res.Queues = append(append(r.res.Queues, registered...), unregistered...)
-	sort.SliceStable(r.res.Queues, func(i, j int) bool { return r.res.Queues[i].Queue < r.res.Queues[j].Queue })
+	queues, qp, err := inspect.ScanQueues(r.interrupt, r.s.scanner, sweepPart, func(q *QueueResult) string { return q.Queue })
+	r.res.Queues = append(r.res.Queues, queues...)
 	r.mu.Lock()
-	qp := r.s.scanner.QueueProblems(inspect.MergeQueues(d.Registered, extra))
-	r.res.Problems = append(r.res.Problems[:queueProblemsAt], append(qp, r.res.Problems[queueProblemsAt:]...)...)
+	r.res.Problems = append(r.res.Problems[:problemsAt], append(qp, r.res.Problems[problemsAt:]...)...)
 	r.mu.Unlock()
 	return err
 }
