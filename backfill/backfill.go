@@ -16,6 +16,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/scripts"
 	"github.com/resque-expire/resque-expire/internal/stop"
+	"github.com/resque-expire/resque-expire/internal/tally"
 )
 
 // defaultSampleSize is how many deadlines Run samples per rule.
@@ -106,16 +107,7 @@ type Counts struct {
 	TTLFixed int64 `json:"ttl_fixed"`
 }
 
-func (c *Counts) add(o Counts) {
-	c.Scanned += o.Scanned
-	c.Skipped += o.Skipped
-	c.Missing += o.Missing
-	c.Set += o.Set
-	c.AlreadySet += o.AlreadySet
-	c.Unmatched += o.Unmatched
-	c.FromNow += o.FromNow
-	c.TTLFixed += o.TTLFixed
-}
+func (c *Counts) add(o Counts) { tally.Add(c, o) }
 
 // QueueCounts counts one queue, or the delayed jobs ("(delayed)").
 type QueueCounts struct {

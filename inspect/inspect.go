@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/resque-expire/resque-expire/internal/parallel"
+	"github.com/resque-expire/resque-expire/internal/tally"
 )
 
 // Counts holds the number of jobs in each state.
@@ -33,15 +34,7 @@ func (c *Counts) Add(j *Job) {
 }
 
 // Merge adds o to c.
-func (c *Counts) Merge(o Counts) {
-	c.Jobs += o.Jobs
-	c.Expired += o.Expired
-	c.Live += o.Live
-	c.Missing += o.Missing
-	c.Unidentified += o.Unidentified
-	c.Invalid += o.Invalid
-	c.Skipped += o.Skipped
-}
+func (c *Counts) Merge(o Counts) { tally.Add(c, o) }
 
 // of is c's count of jobs in state s, nil for a state it does not count.
 func (c *Counts) of(s State) *int64 {

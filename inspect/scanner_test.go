@@ -77,9 +77,9 @@ func rpush(t *testing.T, rdb redis.UniversalClient, key string, items []string) 
 	}
 }
 
-// tally records what a scan visited and what others popped. It is safe for
+// scanTally records what a scan visited and what others popped. It is safe for
 // concurrent use.
-type tally struct {
+type scanTally struct {
 	mu      sync.Mutex
 	visited map[string]int
 	popped  map[string]bool
@@ -87,11 +87,11 @@ type tally struct {
 	order   []string
 }
 
-func newTally() *tally {
-	return &tally{visited: map[string]int{}, popped: map[string]bool{}, pushed: map[string]bool{}}
+func newTally() *scanTally {
+	return &scanTally{visited: map[string]int{}, popped: map[string]bool{}, pushed: map[string]bool{}}
 }
 
-func (tl *tally) visit(c *Chunk) {
+func (tl *scanTally) visit(c *Chunk) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, j := range c.Jobs {
@@ -100,13 +100,13 @@ func (tl *tally) visit(c *Chunk) {
 	}
 }
 
-func (tl *tally) seen() int {
+func (tl *scanTally) seen() int {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	return len(tl.order)
 }
 
-func (tl *tally) pop(items []string) {
+func (tl *scanTally) pop(items []string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, p := range items {
@@ -114,7 +114,7 @@ func (tl *tally) pop(items []string) {
 	}
 }
 
-func (tl *tally) push(items []string) {
+func (tl *scanTally) push(items []string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, p := range items {
@@ -125,7 +125,7 @@ func (tl *tally) push(items []string) {
 // check asserts the scanner's promise: every initial payload that nobody
 // popped was visited exactly once, nothing was visited twice, and nothing
 // was visited that was never in the list.
-func (tl *tally) check(t *testing.T, initial []string) {
+func (tl *scanTally) check(t *testing.T, initial []string) {
 	t.Helper()
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -406,7 +406,7 @@ func TestScanListPushToHead(t *testing.T) {
 // chunk.Removed, after recording the visit. If the job was popped
 // meanwhile, LREM finds nothing, and like the real sweep ("already gone")
 // it is still marked removed.
-func sweepVisitor(t *testing.T, rdb redis.UniversalClient, key string, tl *tally, doom func(raw string) bool, after func()) Visitor {
+func sweepVisitor(t *testing.T, rdb redis.UniversalClient, key string, tl *scanTally, doom func(raw string) bool, after func()) Visitor {
 	return func(ctx context.Context, c *Chunk) error {
 		tl.visit(c)
 		c.Removed = make([]bool, len(c.Jobs))

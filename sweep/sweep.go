@@ -22,6 +22,7 @@ import (
 	"github.com/resque-expire/resque-expire/internal/parallel"
 	"github.com/resque-expire/resque-expire/internal/resque"
 	"github.com/resque-expire/resque-expire/internal/stop"
+	"github.com/resque-expire/resque-expire/internal/tally"
 )
 
 // Options configure one sweep.
@@ -126,14 +127,7 @@ type Counts struct {
 	Skipped int64 `json:"skipped"`
 }
 
-func (c *Counts) add(o Counts) {
-	c.Scanned += o.Scanned
-	c.Expired += o.Expired
-	c.Removed += o.Removed
-	c.AlreadyGone += o.AlreadyGone
-	c.Changed += o.Changed
-	c.Skipped += o.Skipped
-}
+func (c *Counts) add(o Counts) { tally.Add(c, o) }
 
 // QueueResult counts what happened to one queue (or to the delayed jobs).
 type QueueResult struct {
