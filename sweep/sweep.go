@@ -173,9 +173,6 @@ type Result struct {
 	StartedAt       time.Time         `json:"started_at"`
 }
 
-// Complete reports whether the run went through everything.
-func (r *Result) Complete() bool { return r.Stopped == "" }
-
 // Sweeper removes expired jobs. Build it with New.
 type Sweeper struct {
 	scanner *inspect.Scanner

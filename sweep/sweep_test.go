@@ -280,7 +280,7 @@ func TestSweepRemovesExactlyTheExpiredJobs(t *testing.T) {
 	if got := removalKeys(removed); !equalStrings(got, want) {
 		t.Fatalf("removed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if res.Removed != int64(len(want)) || res.Expired != int64(len(want)) || !res.Complete() {
+	if res.Removed != int64(len(want)) || res.Expired != int64(len(want)) || res.Stopped != "" {
 		t.Errorf("result removed=%d expired=%d stopped=%q, want %d, %d, complete", res.Removed, res.Expired, res.Stopped, len(want), len(want))
 	}
 	if res.Scanned != int64(len(all)+4) {
@@ -543,7 +543,7 @@ func TestSweepLimit(t *testing.T) {
 		}
 	}
 	res, removed := f.mustSweep(Options{Limit: 7}, small)
-	if res.Removed != 7 || len(removed) != 7 || res.Stopped != "limit" || res.Complete() {
+	if res.Removed != 7 || len(removed) != 7 || res.Stopped != "limit" || res.Stopped == "" {
 		t.Fatalf("limit 7: removed %d (%d reported), stopped %q", res.Removed, len(removed), res.Stopped)
 	}
 	total := f.rdb.LLen(f.ctx, f.layout.Queue("a")).Val() + f.rdb.LLen(f.ctx, f.layout.Queue("b")).Val()
@@ -1045,7 +1045,7 @@ func TestSweepWrongTypeLists(t *testing.T) {
 	f.rdb.ZAdd(f.ctx, f.layout.DelayedSchedule(), redis.Z{Score: float64(ts), Member: strconv.FormatInt(ts, 10)})
 	f.rdb.Set(f.ctx, f.layout.Delayed(ts), "not a list", 0)
 	res, removed := f.mustSweep(Options{Delayed: true}, nil)
-	if len(removed) != 1 || removed[0].ID != "g" || !res.Complete() {
+	if len(removed) != 1 || removed[0].ID != "g" || res.Stopped != "" {
 		t.Errorf("removed %v, stopped %q", removedIDs(removed), res.Stopped)
 	}
 	kinds := map[string]string{}
