@@ -68,7 +68,10 @@ func (cp *copyRun) cutover(ctx context.Context) error {
 
 // observeHead reads the live list's first elements and finds them in the
 // record: p0 is the record position of the list's head (elements before it
-// were popped since they were copied).
+// were popped since they were copied). Every element read must match, as
+// far as the record goes, and at one position only: a queue of id-less,
+// identical payloads can repeat a short run elsewhere, and aligning at the
+// wrong one would bring back popped jobs or drop pushed ones.
 func (cp *copyRun) observeHead(ctx context.Context) ([]string, int, error) {
 	r := cp.lr.r
 	head, err := r.s.rdb.LRange(ctx, cp.ref.Key, 0, cutoverWindow+copyAnchor).Result()
@@ -78,25 +81,35 @@ func (cp *copyRun) observeHead(ctx context.Context) ([]string, int, error) {
 	if len(head) == 0 {
 		return nil, 0, abortFallBack("head-lost")
 	}
-	hs := make([]uint64, min(4, len(head)))
+	hs := make([]uint64, len(head))
 	for i := range hs {
 		hs[i] = maphash.String(r.hashSeed, head[i])
 	}
-	c := len(cp.hashes)
-	for p := cp.lastP; p < c; p++ {
-		ok := true
-		for i := 0; i < len(hs) && p+i < c; i++ {
-			if cp.hashes[p+i] != hs[i] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			cp.lastP = p
-			return head, p, nil
+	p0, found := -1, 0
+	for p := cp.lastP; p < len(cp.hashes) && found < 2; p++ {
+		if cp.matchesAt(p, hs) {
+			p0, found = p, found+1
 		}
 	}
-	return nil, 0, abortFallBack("head-lost")
+	switch found {
+	case 0:
+		return nil, 0, abortFallBack("head-lost")
+	case 2:
+		return nil, 0, abortFallBack("head-ambiguous")
+	}
+	cp.lastP = p0
+	return head, p0, nil
+}
+
+// matchesAt says whether the record from position p holds hs, as far as
+// the record goes.
+func (cp *copyRun) matchesAt(p int, hs []uint64) bool {
+	for i := 0; i < len(hs) && p+i < len(cp.hashes); i++ {
+		if cp.hashes[p+i] != hs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // prefix returns the survivors and victims of the record before position p

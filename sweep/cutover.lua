@@ -47,7 +47,8 @@
 --
 -- Returns {'ok', p, removed, tail}: swapped, p copied elements had been
 -- popped (their victims count as gone), removed victims left with X, tail
--- elements were appended; {'retry-head'}: X's head is not in the window
+-- elements were appended; {'retry-head'}: X's head is not in the window,
+-- or not at one place only
 -- (look again); {'retry-tail', n}: the uncopied tail is n > ARGV[10] long
 -- (copy more first); {'abort', reason}: the copied region changed (reasons:
 -- lock-lost, not-due, list-gone, copy-mismatch, t-head, end-anchor, fence-lset,
@@ -95,28 +96,30 @@ if redis.call('LLEN', T) ~= nsurv or redis.call('LLEN', S) ~= 3 * nvict or
   return {'abort', 'copy-mismatch'}
 end
 
--- Where X's head is in the record: the first window position whose
--- elements are X's first ones.
-local head = redis.call('LRANGE', X, 0, 3)
+-- Where X's head is in the record: the window position from which X's
+-- first elements are the window's, as far as the window goes, and the only
+-- one (id-less identical payloads can repeat a short run; aligning at the
+-- wrong one would bring back popped jobs). At most wn elements are hashed,
+-- and the search stops at a second match.
+local head = redis.call('LRANGE', X, 0, wn - 1)
 local hh = {}
 for i, v in ipairs(head) do hh[i] = h16(v) end
-local off = nil
+local off, found = nil, 0
 for o = 0, wn - 1 do
   local ok = true
-  for i = 1, #hh do
-    local w = o + i - 1
-    if w >= wn then break end
-    if ARGV[wbase + 4 * w + 1] ~= hh[i] then
+  for i = 1, math.min(#hh, wn - o) do
+    if ARGV[wbase + 4 * (o + i - 1) + 1] ~= hh[i] then
       ok = false
       break
     end
   end
   if ok then
+    found = found + 1
+    if found > 1 then break end
     off = o
-    break
   end
 end
-if not off or #hh == 0 then return {'retry-head'} end
+if found ~= 1 or #hh == 0 then return {'retry-head'} end
 local p = p0 + off
 local a = wbase + 4 * off
 local sb, vb, nxt = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
