@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/resque-expire/resque-expire/inspect"
 )
 
 //go:embed cutover.lua
@@ -74,7 +75,7 @@ func (cp *copyRun) cutover(ctx context.Context) error {
 // wrong one would bring back popped jobs or drop pushed ones.
 func (cp *copyRun) observeHead(ctx context.Context) ([]string, int, error) {
 	r := cp.lr.r
-	head, err := r.s.rdb.LRange(ctx, cp.ref.Key, 0, cutoverWindow+copyAnchor).Result()
+	head, err := r.s.rdb.LRange(ctx, cp.ref.Key, 0, int64(cp.itemsFor(cutoverWindow+copyAnchor+1)-1)).Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", cp.ref.Key, err)
 	}
@@ -130,8 +131,12 @@ func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cuto
 	c := len(cp.hashes)
 	// The window: the record positions from p0 whose elements are the
 	// head just read (a difference ends it).
-	wn := 0
-	for wn < cutoverWindow && p0+wn < c && wn < len(head) && cp.hashes[p0+wn] == maphash.String(r.hashSeed, head[wn]) {
+	// It stays within windowBytes, since the script hashes the live
+	// list's first wn elements.
+	wn, bytes := 0, 0
+	for wn < cutoverWindow && p0+wn < c && wn < len(head) && cp.hashes[p0+wn] == maphash.String(r.hashSeed, head[wn]) &&
+		(wn == 0 || bytes+len(head[wn]) <= windowBytes) {
+		bytes += len(head[wn])
 		wn++
 	}
 	// next[w]: distance from p0+w to the first survivor at or after it.
@@ -167,7 +172,7 @@ func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cuto
 	defer r.fence.mu.Unlock()
 	want := cp.fenceBase.plus(r.fence.ownCounts().minus(cp.own0))
 	args := []any{r.lock.value, c, cp.nsurv, nvict, nj, nf, want.lset, want.linsert, want.lrem,
-		r.opts.cutoverTail, StatsField(r.opts, cp.ref), p0, cp.maxDue, len(cp.last)}
+		r.opts.cutoverTail, StatsField(r.opts, cp.ref), p0, cp.maxDue, argBytes, len(cp.last)}
 	for _, l := range cp.last {
 		args = append(args, sha1hex(l)[:16])
 	}
@@ -227,7 +232,7 @@ func (cp *copyRun) commit(ans cutoverAnswer) {
 // a read comes back short.
 func (cp *copyRun) catchUp(ctx context.Context) error {
 	r := cp.lr.r
-	page := int64(r.s.scanner.Batch())
+	page := int64(cp.itemsFor(r.s.scanner.Batch()))
 	for {
 		if err := r.checkStop(); err != nil {
 			return err
@@ -253,6 +258,15 @@ func (cp *copyRun) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// itemsFor says how many elements, at most n, one read of the list may ask
+// for: about inspect.MaxPageBytes of the copy's mean payload, and at least 4.
+func (cp *copyRun) itemsFor(n int) int {
+	if cp.avgBytes <= 0 {
+		return n
+	}
+	return min(n, max(4, int(inspect.MaxPageBytes/cp.avgBytes)))
 }
 
 // readTail reads up to n elements of the list after the copied region,

@@ -36,7 +36,7 @@ const (
 func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error) error {
 	for _, m := range []struct{ src, dst string }{{k.cJournal, r.s.layout.Journal()}, {k.cFailures, r.s.layout.Failed()}} {
 		for {
-			n, err := r.requests.Run(ctx, r.s.rdb, drainMoveScript, []string{m.src, m.dst}, drainEntries).Int()
+			n, err := r.requests.Run(ctx, r.s.rdb, drainMoveScript, []string{m.src, m.dst}, drainEntries, argBytes).Int()
 			if err != nil {
 				return fmt.Errorf("drain %s: %w", m.src, err)
 			}

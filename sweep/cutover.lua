@@ -37,8 +37,10 @@
 -- ARGV[12]  p0: the record position of X's head when the client looked
 -- ARGV[13]  the latest time a staged victim is due (Unix ms, deadline +
 --           grace): by Redis's clock (TIME) it must have come
--- ARGV[14]  a, the number of end-anchor hashes (at most 3)
--- ARGV[15..14+a]  the first 16 hex digits of the SHA1 of the last a copied
+-- ARGV[14]  the most bytes of X's uncopied tail the script appends; beyond
+--           them it answers retry-tail like ARGV[10]
+-- ARGV[15]  a, the number of end-anchor hashes (at most 3)
+-- ARGV[16..15+a]  the first 16 hex digits of the SHA1 of the last a copied
 --           elements, in order
 -- then, for w = 0.. (4 each): for record position p0 + w, the SHA1 prefix of
 --           the element there, the survivors before it, the victims before
@@ -49,7 +51,8 @@
 -- popped (their victims count as gone), removed victims left with X, tail
 -- elements were appended; {'retry-head'}: X's head is not in the window,
 -- or not at one place only
--- (look again); {'retry-tail', n}: the uncopied tail is n > ARGV[10] long
+-- (look again); {'retry-tail', n}: the uncopied tail is n > ARGV[10] long,
+-- or over ARGV[14] bytes
 -- (copy more first); {'abort', reason}: the copied region changed (reasons:
 -- lock-lost, not-due, list-gone, copy-mismatch, t-head, end-anchor, fence-lset,
 -- fence-linsert, fence-lrem). Nothing is written unless it answers ok.
@@ -58,8 +61,8 @@ local CS, CJ, CF, LOCK, STATS = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local C, nsurv, nvict = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local njournal, nfail = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxtail, stats_field, p0 = tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])
-local na = tonumber(ARGV[14])
-local wbase = 14 + na
+local maxtailbytes, na = tonumber(ARGV[14]), tonumber(ARGV[15])
+local wbase = 15 + na
 local wn = (#ARGV - wbase) / 4
 
 if redis.acl_check_cmd then
@@ -133,7 +136,7 @@ if na > 0 then
   local got = redis.call('LRANGE', X, from, e - 1)
   if #got ~= e - from then return {'abort', 'end-anchor'} end
   for k = 1, #got do
-    if h16(got[k]) ~= ARGV[14 + na - (e - from) + k] then return {'abort', 'end-anchor'} end
+    if h16(got[k]) ~= ARGV[15 + na - (e - from) + k] then return {'abort', 'end-anchor'} end
   end
 end
 
@@ -154,8 +157,18 @@ end
 local len = redis.call('LLEN', X)
 local tail = len - e
 if tail > maxtail then return {'retry-tail', tail} end
-local items = {}
-if tail > 0 then items = redis.call('LRANGE', X, e, -1) end
+-- Read in small steps, so that a tail of large payloads stops the read
+-- at about ARGV[14] bytes instead of moving it all through Lua.
+local items, bytes = {}, 0
+while #items < tail do
+  local got = redis.call('LRANGE', X, e + #items, e + math.min(#items + 7, tail - 1))
+  for _, v in ipairs(got) do
+    bytes = bytes + #v
+    items[#items + 1] = v
+  end
+  if bytes > maxtailbytes then return {'retry-tail', tail} end
+  if #got == 0 then break end
+end
 
 -- The writes that may fail (they allocate), undone should one do so
 -- (write, push, undone come from internal/once's envelope).

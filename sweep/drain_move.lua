@@ -6,10 +6,12 @@
 -- KEYS[1]  the committed list (its entries, in order)
 -- KEYS[2]  the destination list
 -- ARGV[1]  the most entries to move
+-- ARGV[2]  the most bytes to move: the script stops after the entry that
+--          passes them (an archive record holds a whole payload)
 --
 -- Returns the number of entries moved (0: the committed list is empty).
 -- Refuses, changing nothing, when the destination holds another type.
-local src, dst, n = KEYS[1], KEYS[2], tonumber(ARGV[1])
+local src, dst, n, maxbytes = KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.acl_check_cmd then
   for _, c in ipairs({{'lrange', src, '0', '0'}, {'ltrim', src, '0', '0'}, {'type', dst}, {'rpush', dst, ''}}) do
     if not redis.acl_check_cmd(unpack(c)) then
@@ -22,7 +24,18 @@ local t = redis.call('TYPE', dst)['ok']
 if t ~= 'none' and t ~= 'list' then
   return redis.error_reply('ERR resque-expire: ' .. dst .. ' is a ' .. t .. ', not a list; nothing was moved')
 end
-local items = redis.call('LRANGE', src, 0, n - 1)
+-- Read in small steps, up to n entries or maxbytes.
+local items, bytes = {}, 0
+while #items < n and bytes < maxbytes do
+  local got = redis.call('LRANGE', src, #items, math.min(#items + 3, n - 1))
+  if #got == 0 then break end
+  for _, v in ipairs(got) do
+    if #items < n and bytes < maxbytes then
+      items[#items + 1] = v
+      bytes = bytes + #v
+    end
+  end
+end
 if #items == 0 then return 0 end
 for k = 1, #items, 1000 do
   redis.call('RPUSH', dst, unpack(items, k, math.min(k + 999, #items)))
