@@ -1,0 +1,219 @@
+package sweep
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// Adversarial tests of the copy engine's cutover: interleavings of other
+// clients' commands with a copy that the cutover's checks (the head window,
+// the end anchor, T's head, the fence) must catch or handle. The list must
+// end as a control run with the same interleaving would leave it: nothing
+// popped comes back, nothing pushed is lost, nothing another client deleted
+// is restored, no job a worker took is reported removed.
+
+// advPing is an id-less plain Resque job: many queues hold identical
+// payloads of it (a heartbeat, a cache refresh), which no id tells apart.
+const advPing = `{"class":"Ping","args":[]}`
+
+// advSegment is a run of the test list: n copies of ping, or n new jobs,
+// expired or live.
+type advSegment struct {
+	n       int
+	ping    bool
+	expired bool
+}
+
+// advSeed pushes the segments in order (with the deadline keys of the
+// jobs that have ids) and returns the list as pushed.
+func (f *copyFixture) advSeed(segs ...advSegment) []string {
+	f.t.Helper()
+	pipe := f.rdb.Pipeline()
+	pipe.SAdd(f.ctx, f.layout.Queues(), f.queue)
+	var out []string
+	for _, s := range segs {
+		for i := 0; i < s.n; i++ {
+			if s.ping {
+				out = append(out, advPing)
+				pipe.RPush(f.ctx, f.key(), advPing)
+				continue
+			}
+			id, p, d := f.newJob(s.expired, true)
+			out = append(out, p)
+			pipe.RPush(f.ctx, f.key(), p)
+			pipe.Set(f.ctx, f.layout.Expiration(id), d, 0)
+		}
+	}
+	if _, err := pipe.Exec(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
+func (f *copyFixture) pushPings(n int) {
+	f.t.Helper()
+	if n == 0 {
+		return
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = advPing
+	}
+	if err := f.rdb.RPush(f.ctx, f.key(), args...).Err(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// advCheck compares the list with want and fails for every removal of a
+// job that was not in the list when the sweep reported it (a job a worker
+// took, or another client deleted, is not the sweep's removal).
+func (f *copyFixture) advCheck(res *Result, removed []Removal, want []string, removable map[string]bool) {
+	f.t.Helper()
+	got := f.list(f.key())
+	if !slices.Equal(got, want) {
+		count := func(l []string, p string) (n int) {
+			for _, v := range l {
+				if v == p {
+					n++
+				}
+			}
+			return n
+		}
+		extra, missing := 0, 0
+		for _, p := range got {
+			if p != advPing && !slices.Contains(want, p) {
+				extra++
+			}
+		}
+		for _, p := range want {
+			if p != advPing && !slices.Contains(got, p) {
+				missing++
+			}
+		}
+		f.t.Errorf("list holds %d jobs, want %d: %d pings (want %d), %d jobs that should not be there (popped or deleted), %d missing (engine %s; %s)",
+			len(got), len(want), count(got, advPing), count(want, advPing), extra, missing, f.engine(res), problemKinds(res))
+	}
+	wrong := 0
+	for _, r := range removed {
+		if !removable[r.ID] {
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		f.t.Errorf("%d jobs reported removed that a worker popped or another client deleted first", wrong)
+	}
+	f.noLeftovers()
+}
+
+// TestCopyAdversarialRepeatedHeadAfterPops: the copied region holds the
+// same four id-less payloads twice, workers pop past the second run before
+// the cutover, and a producer keeps pushing the same payload. The head the
+// client reads (four pings) matches the record at the first run too, and
+// the end anchor (the last three copied pings) matches at the shifted end,
+// among the pushed pings: a cutover that takes the first match restores the
+// jobs popped in between, counts their victims as removed, and drops as
+// many pushed pings. It must find the head unambiguously or abort.
+func TestCopyAdversarialRepeatedHeadAfterPops(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.advSeed(advSegment{n: 300}, advSegment{n: 4, ping: true}, advSegment{n: 100, expired: true},
+		advSegment{n: 100}, advSegment{n: 4, ping: true}, advSegment{n: 689}, advSegment{n: 3, ping: true})
+	var want []string
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" {
+			return nil
+		}
+		// Workers take everything up to the second run of pings (the
+		// victims too), a producer pushes 250 pings.
+		if err := f.rdb.LPopCount(f.ctx, f.key(), 504).Err(); err != nil {
+			t.Error(err)
+		}
+		f.pushPings(250)
+		want = f.list(f.key()) // no victim is left in it
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.advCheck(res, removed, want, map[string]bool{})
+}
+
+// TestCopyAdversarialDeletedAndRecreatedWithSamePayload: during the copy,
+// another client deletes the queue (Resque.remove_queue) and a producer
+// re-creates it with id-less pings, the same payload as four copied
+// elements near the head and the last three copied. The cutover's head,
+// end anchor and T's head checks all see pings where they expect pings: a
+// swap brings the deleted jobs back and loses pushed pings. It must abort.
+func TestCopyAdversarialDeletedAndRecreatedWithSamePayload(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.advSeed(advSegment{n: 300}, advSegment{n: 4, ping: true}, advSegment{n: 100, expired: true},
+		advSegment{n: 600}, advSegment{n: 3, ping: true})
+	var want []string
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" {
+			return nil
+		}
+		if err := f.rdb.Del(f.ctx, f.key()).Err(); err != nil {
+			t.Error(err)
+		}
+		f.pushPings(1000)
+		want = f.list(f.key())
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.advCheck(res, removed, want, map[string]bool{})
+}
+
+// TestCopyAdversarialAllSurvivorsPopped: workers pop every survivor of
+// the copied region (T is empty after its trim: EXISTS T is 0 and X is only
+// unlinked), while nothing is pushed, then with pings pushed meanwhile: the
+// queue must hold exactly what was pushed, and the victims left are removed.
+func TestCopyAdversarialAllSurvivorsPopped(t *testing.T) {
+	t.Parallel()
+	for _, pushed := range []int{0, 5} {
+		t.Run(fmt.Sprintf("%d pushed", pushed), func(t *testing.T) {
+			t.Parallel()
+			f := newCopyFixture(t)
+			// 1000 live then 300 expired: once workers took the live
+			// ones, only victims are left of the copied region.
+			seeded := f.advSeed(advSegment{n: 1000}, advSegment{n: 300, expired: true})
+			var want []string
+			removable := map[string]bool{}
+			opts := f.copyOpts()
+			opts.copyHook = func(phase, list string) error {
+				if phase != "before-cutover" {
+					return nil
+				}
+				if err := f.rdb.LPopCount(f.ctx, f.key(), 1010).Err(); err != nil {
+					t.Error(err)
+				}
+				f.pushPings(pushed)
+				for _, p := range seeded[1010:] {
+					removable[copyID(p)] = true
+				}
+				want = f.liveOnly(f.list(f.key()))
+				return nil
+			}
+			res, removed, err := f.sweepCopy(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := f.engine(res); e != "copy" {
+				t.Errorf("engine %q, want copy (%s)", e, problemKinds(res))
+			}
+			f.advCheck(res, removed, want, removable)
+			if len(removed) != len(removable) {
+				t.Errorf("%d removed, want the %d victims left", len(removed), len(removable))
+			}
+			f.checkKeys(idSetOf(removed))
+		})
+	}
+}
