@@ -217,3 +217,163 @@ func TestCopyAdversarialAllSurvivorsPopped(t *testing.T) {
 		})
 	}
 }
+
+// advPushLive pushes n new live jobs (deadline key first) and returns
+// their payloads in push order.
+func (f *copyFixture) advPushLive(n int) []string {
+	f.t.Helper()
+	pipe := f.rdb.Pipeline()
+	var out []string
+	for i := 0; i < n; i++ {
+		id, p, d := f.newJob(false, false)
+		pipe.Set(f.ctx, f.layout.Expiration(id), d, 0)
+		pipe.RPush(f.ctx, f.key(), p)
+		out = append(out, p)
+	}
+	if _, err := pipe.Exec(f.ctx); err != nil {
+		f.t.Error(err)
+	}
+	return out
+}
+
+// TestCopyAdversarialPoppedPastCopiedRegion: workers pop every copied job
+// (the victims too) before the cutover, and a producer pushes new ones: the
+// list's head is in no position of the record. The swap must abort or
+// handle it; the queue ends as exactly the pushed jobs, and nothing popped is
+// reported removed.
+func TestCopyAdversarialPoppedPastCopiedRegion(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(1500, copyLayouts["random"])
+	var pushed []string
+	// The victims within the head reach went in place before the copy.
+	removable := map[string]bool{}
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" {
+			return nil
+		}
+		there := map[string]bool{}
+		for _, p := range f.list(f.key()) {
+			there[p] = true
+		}
+		for _, p := range f.initialPayloads() {
+			if !there[p] {
+				removable[copyID(p)] = true
+			}
+		}
+		if err := f.rdb.LPopCount(f.ctx, f.key(), 1500).Err(); err != nil {
+			t.Error(err)
+		}
+		pushed = f.advPushLive(50)
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.advCheck(res, removed, pushed, removable)
+	if len(removed) != len(removable) {
+		t.Errorf("%d removed, want the %d removed before the copy", len(removed), len(removable))
+	}
+	t.Logf("engine %s; %s", f.engine(res), problemKinds(res))
+}
+
+// TestCopyAdversarialProducerBeyondTailBound: from just before the cutover
+// until the run ends, a producer pushes far more than the cutover appends
+// at once (300 here), without pause. The cutover copies more and tries
+// again, or gives up and falls back; either way the queue ends as the live
+// seeded jobs followed by every pushed job, in order.
+func TestCopyAdversarialProducerBeyondTailBound(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(1500, copyLayouts["random"])
+	initial := f.initialPayloads()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var pushed []string
+	opts := f.copyOpts()
+	started := false
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" || started {
+			return nil
+		}
+		started = true
+		pushed = append(pushed, f.advPushLive(400)...)
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pushed = append(pushed, f.advPushLive(100)...)
+			}
+		}()
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if started {
+		close(stop)
+		<-done
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(f.liveOnly(initial), pushed...)
+	removable := map[string]bool{}
+	for _, p := range initial {
+		if f.jobs[copyID(p)].expired {
+			removable[copyID(p)] = true
+		}
+	}
+	f.advCheck(res, removed, want, removable)
+	if len(removed) != len(removable) {
+		t.Errorf("%d removed, want %d", len(removed), len(removable))
+	}
+	f.checkKeys(idSetOf(removed))
+	t.Logf("%d pushed; engine %s; %s", len(pushed), f.engine(res), problemKinds(res))
+}
+
+// TestCopyAdversarialPingsAtTheEnds: the last three copied jobs are
+// id-less pings, the producer pushes pings (the end anchor's payload) and
+// new jobs, and workers pop a few unique jobs at the head: the anchor is
+// found among identical payloads, and the queue must end exact.
+func TestCopyAdversarialPingsAtTheEnds(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	seeded := f.advSeed(advSegment{n: 700}, advSegment{n: 500, expired: true}, advSegment{n: 3, ping: true})
+	var want []string
+	removable := map[string]bool{}
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" {
+			return nil
+		}
+		if err := f.rdb.LPopCount(f.ctx, f.key(), 10).Err(); err != nil {
+			t.Error(err)
+		}
+		f.pushPings(20)
+		f.advPushLive(5)
+		f.pushPings(2)
+		want = f.liveOnly(f.list(f.key()))
+		for _, p := range seeded[10:] {
+			if id := copyID(p); f.jobs[id].expired {
+				removable[id] = true
+			}
+		}
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := f.engine(res); e != "copy" {
+		t.Errorf("engine %q, want copy (%s)", e, problemKinds(res))
+	}
+	f.advCheck(res, removed, want, removable)
+	if len(removed) != len(removable) {
+		t.Errorf("%d removed, want %d", len(removed), len(removable))
+	}
+}
