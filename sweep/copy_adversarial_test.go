@@ -1,9 +1,15 @@
 package sweep
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resque-expire/resque-expire/internal/redistest"
 )
 
 // Adversarial tests of the copy engine's cutover: interleavings of other
@@ -376,4 +382,75 @@ func TestCopyAdversarialPingsAtTheEnds(t *testing.T) {
 	if len(removed) != len(removable) {
 		t.Errorf("%d removed, want %d", len(removed), len(removable))
 	}
+}
+
+// advPopHook is a go-redis hook on the sweep's own client that, once armed,
+// has a worker pop n jobs just before the sweep's next INFO memory: the one
+// cutover() sends between reading the list's head (observeHead) and running
+// cutover.lua. It makes "workers popped more in the meantime" deterministic.
+type advPopHook struct {
+	f     *copyFixture
+	n     int64
+	armed atomic.Bool
+}
+
+func (h *advPopHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *advPopHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) == 2 && cmd.Name() == "info" && args[1] == "memory" && h.armed.CompareAndSwap(true, false) {
+			if err := h.f.rdb.LPopCount(ctx, h.f.key(), int(h.n)).Err(); err != nil {
+				h.f.t.Error(err)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *advPopHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestCopyAdversarialPopsInsideTheHeadWindow: the client finds the head
+// right (the first run of four pings is where the list starts), then,
+// before cutover.lua runs, workers pop that run, a live job and a victim.
+// The list now starts with the second run of pings, which the window (the
+// record from the client's head, 256 positions) also holds at its offset 0:
+// the script's search takes the first offset whose four hashes match, so
+// it restores the popped live job, reports the popped victim removed and
+// drops pushed pings. The window search must not accept an ambiguous match.
+func TestCopyAdversarialPopsInsideTheHeadWindow(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	seeded := f.advSeed(advSegment{n: 300}, advSegment{n: 4, ping: true}, advSegment{n: 1}, advSegment{n: 1, expired: true},
+		advSegment{n: 4, ping: true}, advSegment{n: 800}, advSegment{n: 3, ping: true})
+	via := redistest.Client(t, f.srv)
+	hook := &advPopHook{f: f, n: 6}
+	via.AddHook(hook)
+	f.via = via
+	opts := f.copyOpts()
+	armed := false
+	opts.copyHook = func(phase, list string) error {
+		if phase != "before-cutover" {
+			return nil
+		}
+		if err := f.rdb.LPopCount(f.ctx, f.key(), 300).Err(); err != nil {
+			t.Error(err)
+		}
+		f.pushPings(10)
+		hook.armed.Store(true)
+		armed = true
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !armed || hook.armed.Load() {
+		t.Fatalf("the pops between the head's read and the cutover never ran (engine %s)", f.engine(res))
+	}
+	// What the pops left: the seeded jobs from 306 on and the pushed
+	// pings, the victims aside (there are none after 306).
+	want := append(slices.Clone(seeded[306:]), slices.Repeat([]string{advPing}, 10)...)
+	f.advCheck(res, removed, want, map[string]bool{})
 }
