@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -308,7 +310,9 @@ func TestCopyAdversarialProducerBeyondTailBound(t *testing.T) {
 		pushed = append(pushed, f.advPushLive(400)...)
 		go func() {
 			defer close(done)
-			for {
+			// Bounded, so that the test ends even should the cutover
+			// chase the producer (TestCopyAdversarialCatchUpUnbounded).
+			for len(pushed) < 8000 {
 				select {
 				case <-stop:
 					return
@@ -453,4 +457,77 @@ func TestCopyAdversarialPopsInsideTheHeadWindow(t *testing.T) {
 	// pings, the victims aside (there are none after 306).
 	want := append(slices.Clone(seeded[306:]), slices.Repeat([]string{advPing}, 10)...)
 	f.advCheck(res, removed, want, map[string]bool{})
+}
+
+// advChaseHook pushes a page of new jobs to the list each time the sweep
+// appends to its copy outside a pipeline (catchUp's RPUSH), up to max
+// times: a producer exactly as fast as the copy's catch-up.
+type advChaseHook struct {
+	f         *copyFixture
+	page, max int
+	rounds    atomic.Int32
+	mu        sync.Mutex
+	pushed    []string
+}
+
+func (h *advChaseHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *advChaseHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if args := cmd.Args(); cmd.Name() == "rpush" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), ":resque-expire:copy:") &&
+			int(h.rounds.Add(1)) <= h.max {
+			p := h.f.advPushLive(h.page)
+			h.mu.Lock()
+			h.pushed = append(h.pushed, p...)
+			h.mu.Unlock()
+		}
+		return err
+	}
+}
+
+func (h *advChaseHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestCopyAdversarialCatchUpUnbounded: when the tail outgrows what the
+// cutover appends at once (retry-tail), catchUp copies it page by page
+// until a read comes back short, with no other bound. A producer that
+// pushes a page each time catchUp copies one keeps it going for as long
+// as the producer lasts (here 300 pages, then it stops so that the test
+// ends; a real one need not stop). The copy must give up (or cut over)
+// after a bounded catch-up, and the queue end exact either way.
+func TestCopyAdversarialCatchUpUnbounded(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.seed(1500, copyLayouts["random"])
+	initial := f.initialPayloads()
+	via := redistest.Client(t, f.srv)
+	hook := &advChaseHook{f: f, page: 100, max: 300}
+	via.AddHook(hook)
+	f.via = via
+	var first []string
+	opts := f.copyOpts()
+	opts.copyHook = func(phase, list string) error {
+		if phase == "before-cutover" {
+			first = f.advPushLive(400) // > cutoverTail: the cutover asks to catch up
+		}
+		return nil
+	}
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(f.liveOnly(initial), first...), hook.pushed...)
+	removable := map[string]bool{}
+	for _, p := range initial {
+		if f.jobs[copyID(p)].expired {
+			removable[copyID(p)] = true
+		}
+	}
+	f.advCheck(res, removed, want, removable)
+	if n := int(hook.rounds.Load()); n > 50 {
+		t.Errorf("catchUp copied %d pages behind a producer before it stopped; want it bounded (engine %s; %s)",
+			n, f.engine(res), problemKinds(res))
+	}
 }
