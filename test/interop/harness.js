@@ -95,10 +95,12 @@ function childEnv() {
 
 // runResqueExpire runs the binary with args and resolves to
 // {code, signal, stdout, stderr, ms}; it kills the process after timeoutMs.
-function runResqueExpire(bin, args, { timeoutMs = 30000 } = {}) {
+// env adds variables after the clean environment (a test hook such as
+// RESQUE_EXPIRE_TEST_COPY_THRESHOLDS).
+function runResqueExpire(bin, args, { timeoutMs = 30000, env = {} } = {}) {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(bin, args, { env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(bin, args, { env: { ...childEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
     const out = [];
     const err = [];
     child.stdout.on("data", (b) => out.push(b));

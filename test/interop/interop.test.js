@@ -470,6 +470,18 @@ describe("resque-expire with node-resque 9.x", () => {
 
   // ------------------------------------------------------------------ 3
   it("concurrent sweeps, producer and workers: every job accounted for exactly once", { timeout: 45000 }, async () => {
+    await concurrentScenario({ copyEngine: false });
+  });
+
+  // The same race with the copy engine doing the removal: its thresholds
+  // lowered by the binary's test hook, so that queues of a few hundred jobs
+  // are copied and swapped while node-resque's workers pop them and the
+  // producer pushes.
+  it("concurrent sweeps by the copy engine, producer and workers: every job accounted for exactly once", { timeout: 45000 }, async () => {
+    await concurrentScenario({ copyEngine: true });
+  });
+
+  async function concurrentScenario({ copyEngine }) {
     const queue = await newQueue();
     const QUEUES = ["alpha", "beta"];
     const N = 6000;
@@ -522,7 +534,8 @@ describe("resque-expire with node-resque 9.x", () => {
         const archive = path.join(archiveDir, `sweep-${k}.jsonl`);
         const startedAt = Date.now();
         const duringProducer = !producerDone;
-        const { summary, run } = await h.sweep(bin, srv.url, ["--batch", "50", "--archive", archive]);
+        const env = copyEngine ? { RESQUE_EXPIRE_TEST_COPY_THRESHOLDS: "20:200" } : {};
+        const { summary, run } = await h.sweep(bin, srv.url, ["--batch", "50", "--archive", archive], { env });
         sweeps.push({ summary, ms: run.ms, startedAt, duringProducer, archive });
       }
     })();
@@ -565,9 +578,11 @@ describe("resque-expire with node-resque 9.x", () => {
         removed: s.summary.removed,
         already_gone: s.summary.already_gone,
         changed: s.summary.changed,
+        engines: (s.summary.queues || []).map((q) => `${q.queue}:${q.engine}`),
+        problems: (s.summary.problems || []).map((p) => `${p.kind}: ${p.detail}`),
       })),
     };
-    console.log(`# scenario 3: ${JSON.stringify(stats)}`);
+    console.log(`# scenario 3${copyEngine ? " (copy engine)" : ""}: ${JSON.stringify(stats)}`);
 
     assert.deepEqual(garbage, [], "workers performed only jobs the producer made");
     assert.deepEqual(events.failures, [], "worker failures");
@@ -622,5 +637,11 @@ describe("resque-expire with node-resque 9.x", () => {
     assert.ok(sweeps.filter((s) => s.duringProducer).length >= 2, `at least two sweeps ran while the producer did: ${JSON.stringify(stats.sweeps)}`);
     assert.ok(archived.size > 0, "sweeps removed something");
     assert.ok(performed.size > 0, "workers performed something");
-  });
+    if (copyEngine) {
+      // The copy engine really did the removal: at least one queue of a
+      // sweep that ran while the producer did was swapped.
+      const copied = sweeps.filter((s) => s.duringProducer && (s.summary.queues || []).some((q) => q.engine === "copy"));
+      assert.ok(copied.length >= 1, `a sweep during the producer used the copy engine: ${JSON.stringify(stats.sweeps)}`);
+    }
+  }
 });
