@@ -423,11 +423,14 @@ func (h *advPopHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // the script's search takes the first offset whose four hashes match, so
 // it restores the popped live job, reports the popped victim removed and
 // drops pushed pings. The window search must not accept an ambiguous match.
+// (The copy ends with jobs, not pings, so that the client's own search for
+// the head, which gives up on pings it could also find at the copy's end,
+// is unambiguous and the script's search is what is tested.)
 func TestCopyAdversarialPopsInsideTheHeadWindow(t *testing.T) {
 	t.Parallel()
 	f := newCopyFixture(t)
 	seeded := f.advSeed(advSegment{n: 300}, advSegment{n: 4, ping: true}, advSegment{n: 1}, advSegment{n: 1, expired: true},
-		advSegment{n: 4, ping: true}, advSegment{n: 800}, advSegment{n: 3, ping: true})
+		advSegment{n: 4, ping: true}, advSegment{n: 800}, advSegment{n: 3})
 	via := redistest.Client(t, f.srv)
 	hook := &advPopHook{f: f, n: 6}
 	via.AddHook(hook)

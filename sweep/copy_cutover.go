@@ -233,7 +233,10 @@ func (cp *copyRun) commit(ans cutoverAnswer) {
 func (cp *copyRun) catchUp(ctx context.Context) error {
 	r := cp.lr.r
 	page := int64(cp.itemsFor(r.s.scanner.Batch()))
-	for {
+	// A producer as fast as the copy would keep it going for ever: after
+	// catchUpPages, the cutover tries with what it has (and, should the
+	// tail still be too long, gives up after copyAttempts).
+	for pages := 0; pages < catchUpPages; pages++ {
 		if err := r.checkStop(); err != nil {
 			return err
 		}
@@ -258,7 +261,11 @@ func (cp *copyRun) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
+	return nil
 }
+
+// catchUpPages bounds one catch-up of the copy with the list's tail.
+const catchUpPages = 8
 
 // itemsFor says how many elements, at most n, one read of the list may ask
 // for: about inspect.MaxPageBytes of the copy's mean payload, and at least 4.
