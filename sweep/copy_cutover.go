@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"hash/maphash"
 
@@ -39,6 +40,7 @@ func (cp *copyRun) cutover(ctx context.Context) error {
 		if m, err := readMemory(ctx, r.s.rdb); err == nil {
 			cp.memPeak = max(cp.memPeak, m.used)
 		}
+		cp.copyBytes = cp.keysMemory(ctx)
 		ans, err := cp.callCutover(ctx, head, p0)
 		if err != nil {
 			return err
@@ -224,7 +226,34 @@ func (cp *copyRun) commit(ans cutoverAnswer) {
 		r.removedSoFar.Add(ans.removed)
 	}
 	q.Engine = engineCopy
-	q.CopyMemoryBytes = max(0, cp.memPeak-cp.memBase)
+	q.CopyMemoryBytes = cp.copyBytes
+	if q.CopyMemoryBytes == 0 { // MEMORY USAGE denied: what INFO memory saw
+		q.CopyMemoryBytes = max(0, cp.memPeak-cp.memBase)
+	}
+}
+
+// keysMemory is what the copy and its staging hold in Redis just before the
+// cutover (MEMORY USAGE, sampled): the memory the copy costs, whatever else
+// the server frees or allocates meanwhile. 0 when it cannot be read (a user
+// without MEMORY USAGE); the report then falls back on INFO memory.
+func (cp *copyRun) keysMemory(ctx context.Context) int64 {
+	rdb := cp.lr.r.s.rdb
+	k := cp.keys
+	cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, key := range []string{k.copy, k.stage, k.journal, k.failures} {
+			p.MemoryUsage(ctx, key)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0
+	}
+	var total int64
+	for _, c := range cmds {
+		n, _ := c.(*redis.IntCmd).Result()
+		total += n
+	}
+	return total
 }
 
 // catchUp copies the elements pushed to the list since the copy's end (and,

@@ -165,6 +165,7 @@ type copyRun struct {
 	// The fence's counts and the tool's own at the start.
 	fenceBase, own0  fenceCounts
 	memBase, memPeak int64
+	copyBytes        int64 // MEMORY USAGE of the copy and staging at the cutover
 	startLen         int64
 	avgBytes         int64
 	// lastP: the record position of the list's head when last seen;
