@@ -128,20 +128,19 @@ func (cp *copyRun) prefix(p int) (int, int) {
 	return cp.prefS, cp.prefV
 }
 
-func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cutoverAnswer, error) {
+// window returns the record positions from p0 whose elements are the head
+// just read (a difference ends it), within windowBytes, since the script
+// hashes the live list's first wn elements; and next[w], the distance from
+// p0+w to the first survivor at or after it (-1: none).
+func (cp *copyRun) window(head []string, p0 int) (int, []int) {
 	r := cp.lr.r
 	c := len(cp.hashes)
-	// The window: the record positions from p0 whose elements are the
-	// head just read (a difference ends it).
-	// It stays within windowBytes, since the script hashes the live
-	// list's first wn elements.
 	wn, bytes := 0, 0
 	for wn < cutoverWindow && p0+wn < c && wn < len(head) && cp.hashes[p0+wn] == maphash.String(r.hashSeed, head[wn]) &&
 		(wn == 0 || bytes+len(head[wn]) <= windowBytes) {
 		bytes += len(head[wn])
 		wn++
 	}
-	// next[w]: distance from p0+w to the first survivor at or after it.
 	next := make([]int, wn)
 	q := -1
 	for i := p0 + wn; i < c; i++ {
@@ -159,6 +158,13 @@ func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cuto
 			next[w] = q - (p0 + w)
 		}
 	}
+	return wn, next
+}
+
+func (cp *copyRun) callCutover(ctx context.Context, head []string, p0 int) (cutoverAnswer, error) {
+	r := cp.lr.r
+	c := len(cp.hashes)
+	wn, next := cp.window(head, p0)
 	nvict := cp.nvict
 	var nj, nf int64
 	if r.opts.Archive != nil {
