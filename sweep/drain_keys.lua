@@ -17,15 +17,22 @@
 -- was read any more (the batch was drained already); nothing is changed then.
 local list, n = KEYS[1], tonumber(ARGV[1])
 if redis.acl_check_cmd then
-  local checks = {{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}
-  for i = 2, #KEYS do
-    checks[#checks + 1] = {'mget', KEYS[i]}
-    checks[#checks + 1] = {'del', KEYS[i]}
+  local function refuse(cmd, key)
+    return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
+      ' on ' .. key .. '; nothing was deleted')
   end
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was deleted')
+  for _, c in ipairs({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}) do
+    if not redis.acl_check_cmd(unpack(c)) then return refuse(c[1], c[2]) end
+  end
+  -- The keys in one check a command; per key only to name the one refused.
+  if #KEYS > 1 then
+    for _, cmd in ipairs({'mget', 'del'}) do
+      if not redis.acl_check_cmd(cmd, unpack(KEYS, 2)) then
+        for i = 2, #KEYS do
+          if not redis.acl_check_cmd(cmd, KEYS[i]) then return refuse(cmd, KEYS[i]) end
+        end
+        return refuse(cmd, KEYS[2])
+      end
     end
   end
 end
