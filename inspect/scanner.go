@@ -383,6 +383,17 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 		}
 	}
 	if len(nilKeys) > 0 {
+		// Most often every such key is simply missing: one EXISTS says so,
+		// where a TYPE a key would cost a command each.
+		names := make([]string, len(nilKeys))
+		for n, i := range nilKeys {
+			names[n] = c.Jobs[i].ExpirationKey
+		}
+		if found, err := s.rdb.Exists(ctx, names...).Result(); err == nil && found == 0 {
+			nilKeys = nil
+		}
+	}
+	if len(nilKeys) > 0 {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.StatusCmd, len(nilKeys))
 		for n, i := range nilKeys {
