@@ -86,7 +86,7 @@ func abortFallBack(reason string) error { return &copyAbort{reason: reason, fall
 func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
 	lr.mayCopy = !r.opts.DryRun && ref.Queue != "" && !ref.Delayed() && ref.Failed == "" && copyable(ref.Key)
-	_, err := r.s.scanner.ScanListAhead(ctx, ref, lr.visit)
+	_, err := r.s.scanner.ScanList(ctx, ref, lr.visit)
 	if !errors.Is(err, errSwitchCopy) {
 		return err
 	}
@@ -98,7 +98,7 @@ func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 		}
 		lr.mayCopy = false
 		lr.seenLeft = cloneCounts(lr.headSeen)
-		_, err = r.s.scanner.ScanListAhead(ctx, ref, lr.visit)
+		_, err = r.s.scanner.ScanList(ctx, ref, lr.visit)
 	}
 	return err
 }
@@ -264,7 +264,7 @@ func (cp *copyRun) run(ctx context.Context) error {
 		return err
 	}
 	cp.lr.seenLeft = cloneCounts(cp.lr.headSeen)
-	_, err := r.s.scanner.ScanListAhead(ctx, cp.ref, cp.visit)
+	_, err := r.s.scanner.ScanList(ctx, cp.ref, cp.visit)
 	cp.lr.seenLeft = nil
 	if werr := cp.wait(); err == nil || errors.Is(err, errCopyScanDone) {
 		if werr != nil {
