@@ -86,7 +86,14 @@ func abortFallBack(reason string) error { return &copyAbort{reason: reason, fall
 func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
 	lr.mayCopy = !r.opts.DryRun && ref.Queue != "" && !ref.Delayed() && ref.Failed == "" && copyable(ref.Key)
-	_, err := r.s.scanner.ScanList(ctx, ref, lr.visit)
+	scan := r.s.scanner.ScanList
+	if r.opts.DryRun {
+		// A dry run's visit removes nothing: the next page can be read
+		// while it runs. (In place it cannot: a read ahead looks for the
+		// page's last jobs, which the visit may have just removed.)
+		scan = r.s.scanner.ScanListAhead
+	}
+	_, err := scan(ctx, ref, lr.visit)
 	if !errors.Is(err, errSwitchCopy) {
 		return err
 	}
@@ -264,7 +271,8 @@ func (cp *copyRun) run(ctx context.Context) error {
 		return err
 	}
 	cp.lr.seenLeft = cloneCounts(cp.lr.headSeen)
-	_, err := r.s.scanner.ScanList(ctx, cp.ref, cp.visit)
+	// The copy's visit never removes from the list: read ahead.
+	_, err := r.s.scanner.ScanListAhead(ctx, cp.ref, cp.visit)
 	cp.lr.seenLeft = nil
 	if werr := cp.wait(); err == nil || errors.Is(err, errCopyScanDone) {
 		if werr != nil {
