@@ -97,7 +97,10 @@ type row struct {
 	worstCmd  time.Duration
 	worstWhat string
 	rssKB     int64
-	check     string
+	// redisMem: the most Redis's used_memory rose above its level at the
+	// start of a run (bytes, the largest over the runs).
+	redisMem int64
+	check    string
 }
 
 func (r row) median() float64 {
@@ -379,11 +382,16 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	// high-water mark over fork and exec into it, and this process holds
 	// the expected data set.)
 	peak := make(chan int64)
+	memPeak := make(chan int64)
 	stop := make(chan struct{})
 	go func() { peak <- pollHWM(cmd.Process.Pid, stop) }()
+	go func() { memPeak <- pollRedisMemory(ctx, srv, stop) }()
 	err := cmd.Wait()
 	close(stop)
 	hwm := <-peak
+	if m := <-memPeak; m > r.redisMem {
+		r.redisMem = m
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
 	}
@@ -418,6 +426,39 @@ func pollHWM(pid int, stop <-chan struct{}) int64 {
 		select {
 		case <-stop:
 			return last
+		case <-t.C:
+		}
+	}
+}
+
+// pollRedisMemory reads Redis's used_memory every 20ms until stop, on a
+// connection of its own, and returns the most it rose above the first read.
+func pollRedisMemory(ctx context.Context, srv *redisserver.Server, stop <-chan struct{}) int64 {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	used := func() int64 {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			return -1
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		return -1
+	}
+	base, most := used(), int64(0)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if u := used(); base >= 0 && u-base > most {
+			most = u - base
+		}
+		select {
+		case <-stop:
+			return most
 		case <-t.C:
 		}
 	}
@@ -459,8 +500,8 @@ func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string
 }
 
 func printTable(rows []row, cfg config) {
-	fmt.Printf("| jobs | run | wall s (median of %d) | jobs/s | × floor | worst Redis command | tool peak RSS | result |\n", cfg.reps)
-	fmt.Println("|---:|---|---:|---:|---:|---|---:|---|")
+	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---|")
 	var floor float64
 	floorSize := 0
 	for _, r := range rows {
@@ -484,7 +525,15 @@ func printTable(rows []row, cfg config) {
 		if strings.HasPrefix(r.check, ">") {
 			secs = "> " + secs
 		}
-		fmt.Printf("| %d | %s | %s | %.0f | %s | %s | %s | %s |\n", r.size, r.name, secs, float64(r.jobs)/m, ratio, worst, rss, r.check)
+		runs := make([]string, len(r.secs))
+		for i, v := range r.secs {
+			runs[i] = fmt.Sprintf("%.2f", v)
+		}
+		mem := "-"
+		if r.redisMem > 0 {
+			mem = fmt.Sprintf("%.0f MB", float64(r.redisMem)/(1<<20))
+		}
+		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, strings.Join(runs, " / "), float64(r.jobs)/m, ratio, worst, rss, mem, r.check)
 	}
 }
 

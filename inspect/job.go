@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/resque-expire/resque-expire/internal/resque"
 )
@@ -103,7 +104,8 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 		return s.judgeFailure(raw, ref)
 	}
 	j := Job{Raw: raw, Queue: ref.Queue}
-	p, err := resque.DecodePayload([]byte(raw))
+	// The payload only reads raw's bytes: no copy of them.
+	p, err := resque.DecodePayload(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if err == nil && !utf8.ValidString(raw) {
 		// JSON is UTF-8 (RFC 8259). Such a payload could be removed, but
 		// not archived, logged or failed as it is: JSON output replaces
@@ -115,12 +117,13 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 		j.Skipped = len(s.classes) > 0 || (ref.Delayed() && len(s.queues) > 0)
 		return j
 	}
-	j.Class = p.JobClass()
+	class := p.Class()
+	j.Class = p.JobClassOf(class)
 	if ref.Delayed() {
 		j.Queue, _ = p.String(resque.Path{"queue"})
 	}
 	// The queue first, so that a class only counts as matched in view.
-	j.Skipped = (ref.Delayed() && !s.queueHits.match(j.Queue)) || !s.classHits.match(j.Class, p.Class())
+	j.Skipped = (ref.Delayed() && !s.queueHits.match(j.Queue)) || !s.classHits.match(j.Class, class)
 	j.EnqueuedAt, _ = p.EnqueuedAt()
 	id, ok := p.ID(s.idPaths)
 	if !ok {
@@ -128,13 +131,14 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 		return j
 	}
 	j.ID = id
-	if key := s.layout.Expiration(id); s.layout.Reserved(key) {
+	key := s.layout.Expiration(id)
+	if s.layout.Reserved(key) {
 		// A permissive --expiration-key ('{ns}:{id}') lets the id name one
 		// of Resque's own keys: never take that for a deadline.
 		j.State, j.Reason = StateInvalid, fmt.Sprintf("deadline key %q would be one of Resque's own keys", key)
 		return j
 	}
-	j.ExpirationKey = s.layout.Expiration(id)
+	j.ExpirationKey = key
 	return j
 }
 

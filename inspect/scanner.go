@@ -144,10 +144,20 @@ type ListStats struct {
 func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	// A copy whose page size follows this list's payload sizes.
 	ls := *s
-	return ls.scanList(ctx, ref, visit)
+	return ls.scanList(ctx, ref, visit, false)
 }
 
-func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
+// ScanListAhead is ScanList reading ahead: while a page is visited, the next
+// one is read and decoded, as it would be read should the visit remove
+// nothing (when it does remove jobs, that read is dropped and the page read
+// again after them). The next page's read then happens before the visit's
+// own commands, not after them.
+func (s *Scanner) ScanListAhead(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
+	ls := *s
+	return ls.scanList(ctx, ref, visit, true)
+}
+
+func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahead bool) (ListStats, error) {
 	var st ListStats
 	// The first page is sized by the first payload (LINDEX, one element):
 	// nothing else is known yet of the payloads' size. An error shows in
@@ -158,26 +168,44 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 	}
 	var anchor []string
 	next := int64(0) // where the first unseen job is expected
+	var cur page
+	var pending chan page // the next page, read while this one is visited
+	// A visit that removed nothing leaves the list as it was read: the
+	// next page is then read ahead, while the next visit runs.
+	readAhead := ahead
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		items, base, more, err := s.readAfter(ctx, ref.Key, next, anchor, &st)
-		if err != nil {
-			return st, err
+		if pending != nil {
+			cur, pending = <-pending, nil
+			st.Resyncs += cur.resyncs
+		} else {
+			cur = s.readPage(ctx, ref, next, anchor)
+			st.Resyncs += cur.resyncs
 		}
-		next = base
-		if len(items) > 0 {
+		if cur.err != nil {
+			return st, cur.err
+		}
+		next = cur.base
+		if len(cur.items) > 0 {
 			st.Pages++
-			s.batch = pageFor(full, items)
-			chunk, err := s.buildChunk(ctx, ref, base, items)
-			if err != nil {
-				return st, err
-			}
-			if ref.Failed != "" {
-				finishFailures(chunk)
+			s.batch = pageFor(full, cur.items)
+			chunk := cur.chunk
+			if readAhead && cur.more {
+				// Where the next page starts should the visit remove
+				// nothing: after this page, found by its last jobs.
+				guess := append(append([]string(nil), anchor...), cur.items[max(0, len(cur.items)-anchorLen):]...)
+				guess = guess[max(0, len(guess)-anchorLen):]
+				from := cur.base + int64(len(cur.items))
+				ch := make(chan page, 1)
+				go func() { ch <- s.readPage(ctx, ref, from, guess) }()
+				pending = ch
 			}
 			if err := visit(ctx, chunk); err != nil {
+				if pending != nil {
+					<-pending
+				}
 				return st, err
 			}
 			removed := 0
@@ -191,15 +219,50 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 			if len(anchor) > anchorLen {
 				anchor = append(anchor[:0:0], anchor[len(anchor)-anchorLen:]...)
 			}
-			next = base + int64(len(items)) - int64(removed)
+			next = cur.base + int64(len(cur.items)) - int64(removed)
+			if removed > 0 && pending != nil {
+				// Read before the removals: read again after them.
+				<-pending
+				pending = nil
+			}
+			readAhead = ahead && removed == 0
 		}
 		// Stop when the read reached the end of the list, not when the
 		// page is short: a page is short when the anchor was found later
 		// than expected (a push to the head).
-		if !more {
+		if !cur.more {
 			return st, nil
 		}
 	}
+}
+
+// page is one page read and decoded (see readPage).
+type page struct {
+	items   []string
+	base    int64
+	more    bool
+	chunk   *Chunk
+	resyncs int
+	err     error
+}
+
+// readPage reads the page after anchor (see readAfter) and decodes it.
+// It only reads s, so it may run while the previous page is visited.
+func (s *Scanner) readPage(ctx context.Context, ref ListRef, next int64, anchor []string) page {
+	var st ListStats
+	var p page
+	p.items, p.base, p.more, p.err = s.readAfter(ctx, ref.Key, next, anchor, &st)
+	p.resyncs = st.Resyncs
+	if p.err != nil || len(p.items) == 0 {
+		return p
+	}
+	if p.chunk, p.err = s.buildChunk(ctx, ref, p.base, p.items); p.err != nil {
+		return p
+	}
+	if ref.Failed != "" {
+		finishFailures(p.chunk)
+	}
+	return p
 }
 
 // MaxPageBytes bounds what one page read moves, so that an LRANGE stays
@@ -380,6 +443,17 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 		classify(&c.Jobs[i], vals[n], now)
 		if vals[n] == nil {
 			nilKeys = append(nilKeys, i)
+		}
+	}
+	if len(nilKeys) > 0 {
+		// Most often every such key is simply missing: one EXISTS says so,
+		// where a TYPE a key would cost a command each.
+		names := make([]string, len(nilKeys))
+		for n, i := range nilKeys {
+			names[n] = c.Jobs[i].ExpirationKey
+		}
+		if found, err := s.rdb.Exists(ctx, names...).Result(); err == nil && found == 0 {
+			nilKeys = nil
 		}
 	}
 	if len(nilKeys) > 0 {

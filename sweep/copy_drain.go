@@ -5,7 +5,11 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
 )
@@ -23,7 +27,7 @@ var (
 // Batches of the drain: victims per drain_keys.lua, entries per
 // drain_move.lua.
 const (
-	drainVictims = 500
+	drainVictims = 1000
 	drainEntries = 200
 )
 
@@ -58,48 +62,80 @@ func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error)
 			}
 		}
 	}
-	for {
-		done, err := r.drainKeys(ctx, k)
-		if err != nil || done {
-			return err
+	return r.drainKeys(ctx, k, step)
+}
+
+// drainKeys runs drain_keys.lua on the committed triples of list k, a batch
+// at a time, and reports their removals. Each call goes in one round trip
+// with the read of the next batch (the script checks that the list's head
+// is the batch it is given), and the reports are written while Redis works.
+func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) error {
+	reports := make(chan []string, 4)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		for items := range reports {
+			for i := 2; i < len(items); i += 3 {
+				r.reportStaged(k.list, items[i])
+			}
+		}
+	}()
+	defer func() {
+		close(reports)
+		<-reported
+	}()
+	read := func() ([]string, error) {
+		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, 3*drainVictims-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", k.cStage, err)
+		}
+		return items, nil
+	}
+	items, err := read()
+	if err != nil {
+		return err
+	}
+	for len(items) > 0 {
+		items = items[:len(items)/3*3]
+		keys := []string{k.cStage}
+		args := []any{len(items), sha1hex(items[0]), sha1hex(items[len(items)-1])}
+		for i := 0; i < len(items); i += 3 {
+			if items[i] != "" {
+				keys = append(keys, items[i])
+				args = append(args, items[i+1])
+			}
+		}
+		pipe := r.s.rdb.Pipeline()
+		run := r.requests.Run(ctx, pipe, drainKeysScript, keys, args...)
+		next := pipe.LRange(ctx, k.cStage, 0, 3*drainVictims-1)
+		_, _ = pipe.Exec(ctx)
+		if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+			// Not run (Redis lost its script cache): again, by its text.
+			run = r.requests.Run(ctx, r.s.rdb, drainKeysScript, keys, args...)
+			if run.Err() == nil {
+				next = redis.NewStringSliceCmd(ctx)
+				v, err := read()
+				next.SetVal(v)
+				next.SetErr(err)
+			}
+		}
+		n, err := run.Int()
+		if err != nil {
+			return fmt.Errorf("delete the deadline keys staged in %s: %w", k.cStage, err)
+		}
+		if n >= 0 {
+			reports <- items
 		}
 		if step != nil {
 			if err := step(); err != nil {
 				return err
 			}
 		}
-	}
-}
-
-// drainKeys runs drain_keys.lua on the next batch of the committed triples
-// of list k and reports their removals; done is true when none were left.
-func (r *run) drainKeys(ctx context.Context, k copyKeys) (done bool, err error) {
-	items, err := r.s.rdb.LRange(ctx, k.cStage, 0, 3*drainVictims-1).Result()
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", k.cStage, err)
-	}
-	if len(items) == 0 {
-		return true, nil
-	}
-	items = items[:len(items)/3*3]
-	keys := []string{k.cStage}
-	args := []any{len(items), sha1hex(items[0]), sha1hex(items[len(items)-1])}
-	for i := 0; i < len(items); i += 3 {
-		if items[i] != "" {
-			keys = append(keys, items[i])
-			args = append(args, items[i+1])
+		if items, err = next.Result(); err != nil {
+			return fmt.Errorf("read %s: %w", k.cStage, err)
 		}
 	}
-	n, err := r.requests.Run(ctx, r.s.rdb, drainKeysScript, keys, args...).Int()
-	if err != nil {
-		return false, fmt.Errorf("delete the deadline keys staged in %s: %w", k.cStage, err)
-	}
-	if n >= 0 {
-		for i := 2; i < len(items); i += 3 {
-			r.reportStaged(k.list, items[i])
-		}
-	}
-	return false, nil
+	return nil
 }
 
 // stagedRemoval is what the report of a job the copy engine removes needs,
@@ -125,7 +161,66 @@ func (r *run) stagedReport(c *inspect.Chunk, cd candidate) string {
 	} else {
 		s.Overdue = int64(c.Now.Sub(j.Deadline))
 	}
-	return marshal(s)
+	return s.encode()
+}
+
+// encode writes a staged removal compactly (JSON cost a fifth of the tool's
+// time at 1M): "<len>:<id><len>:<class><deadline> <enqueued> <overdue> <0|1>",
+// the numbers in decimal. It never starts with '{', as the JSON of an
+// earlier version's staging does.
+func (s stagedRemoval) encode() string {
+	b := make([]byte, 0, len(s.ID)+len(s.Class)+64)
+	b = strconv.AppendInt(b, int64(len(s.ID)), 10)
+	b = append(append(b, ':'), s.ID...)
+	b = strconv.AppendInt(b, int64(len(s.Class)), 10)
+	b = append(append(b, ':'), s.Class...)
+	b = strconv.AppendInt(b, s.Deadline, 10)
+	b = strconv.AppendInt(append(b, ' '), s.Enqueued, 10)
+	b = strconv.AppendInt(append(b, ' '), s.Overdue, 10)
+	if s.ByAge {
+		b = append(b, " 1"...)
+	} else {
+		b = append(b, " 0"...)
+	}
+	return string(b)
+}
+
+// decodeStaged reads a staged removal, in either encoding.
+func decodeStaged(entry string) (stagedRemoval, bool) {
+	var s stagedRemoval
+	if strings.HasPrefix(entry, "{") {
+		return s, json.Unmarshal([]byte(entry), &s) == nil
+	}
+	str := func() (string, bool) {
+		n, rest, ok := strings.Cut(entry, ":")
+		l, err := strconv.Atoi(n)
+		if !ok || err != nil || l < 0 || l > len(rest) {
+			return "", false
+		}
+		entry = rest[l:]
+		return rest[:l], true
+	}
+	var ok bool
+	if s.ID, ok = str(); !ok {
+		return s, false
+	}
+	if s.Class, ok = str(); !ok {
+		return s, false
+	}
+	f := strings.Split(entry, " ")
+	if len(f) != 4 {
+		return s, false
+	}
+	var nums [3]int64
+	for i := range nums {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return s, false
+		}
+		nums[i] = n
+	}
+	s.Deadline, s.Enqueued, s.Overdue, s.ByAge = nums[0], nums[1], nums[2], f[3] == "1"
+	return s, true
 }
 
 // reportStaged tells OnRemoved of a job the copy engine removed from list
@@ -134,8 +229,8 @@ func (r *run) reportStaged(list, entry string) {
 	if r.opts.OnRemoved == nil {
 		return
 	}
-	var s stagedRemoval
-	if json.Unmarshal([]byte(entry), &s) != nil {
+	s, ok := decodeStaged(entry)
+	if !ok {
 		return
 	}
 	queue, _ := r.s.layout.QueueName(list)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -47,6 +46,13 @@ const (
 	stagedBytes = 200
 	// memoryCheckPages: the memory guard looks again this often.
 	memoryCheckPages = 32
+	// earlyCopyShare, earlyCopyReaches: a page whose candidates outside a
+	// run at the head are at least 1/earlyCopyShare of its jobs sends a
+	// queue at least earlyCopyReaches head reaches long to the copy engine
+	// at once, however near the head they lie (four fifths of such a
+	// queue's victims lie beyond the reach, where they are copied anyway).
+	earlyCopyShare   = 8
+	earlyCopyReaches = 5
 	// copyAttempts bounds the cutover's retries.
 	copyAttempts = 8
 )
@@ -80,7 +86,14 @@ func abortFallBack(reason string) error { return &copyAbort{reason: reason, fall
 func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
 	lr.mayCopy = !r.opts.DryRun && ref.Queue != "" && !ref.Delayed() && ref.Failed == "" && copyable(ref.Key)
-	_, err := r.s.scanner.ScanList(ctx, ref, lr.visit)
+	scan := r.s.scanner.ScanList
+	if r.opts.DryRun {
+		// A dry run's visit removes nothing: the next page can be read
+		// while it runs. (In place it cannot: a read ahead looks for the
+		// page's last jobs, which the visit may have just removed.)
+		scan = r.s.scanner.ScanListAhead
+	}
+	_, err := scan(ctx, ref, lr.visit)
 	if !errors.Is(err, errSwitchCopy) {
 		return err
 	}
@@ -98,12 +111,36 @@ func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 }
 
 // wantsCopy says whether the page's candidates send the list to the copy
-// engine: one lies deeper than the head reach, the list is a long queue,
+// engine: one lies deeper than the head reach (or, in a list several head
+// reaches long, they are spread through the page), the list is a long queue,
 // the user may run what a copy runs, and Redis has the memory.
 func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []candidate) bool {
 	r := lr.r
-	if !lr.mayCopy || len(cands) == 0 || cands[len(cands)-1].job.Index < r.opts.headReach {
+	if !lr.mayCopy || len(cands) == 0 {
 		return false
+	}
+	deep := cands[len(cands)-1].job.Index >= r.opts.headReach
+	// Victims spread through the page (not a run at the head, which
+	// head_trim.lua removes at once) are as many in the pages after it,
+	// most likely: in a list at least earlyCopyReaches head reaches long,
+	// most of them lie beyond the head reach and will be copied anyway, so
+	// the copy starts now rather than after a head phase of in-place
+	// scripts, each scanning further into the list, whose survivors the
+	// copy then reads again.
+	spread := len(cands)-len(headRun(c, cands)) >= max(1, len(c.Jobs)/earlyCopyShare)
+	if !deep && !spread {
+		return false
+	}
+	if lr.length == 0 {
+		n, err := r.s.rdb.LLen(ctx, c.List.Key).Result()
+		if err != nil {
+			lr.mayCopy = false
+			return false
+		}
+		lr.length = max(1, n)
+	}
+	if !deep && lr.length < earlyCopyReaches*r.opts.headReach {
+		return false // not decided: a deeper page may still copy the list
 	}
 	lr.mayCopy = false // decided once per list
 	n, err := r.s.rdb.LLen(ctx, c.List.Key).Result()
@@ -113,6 +150,10 @@ func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []cand
 	if reason := r.copyDenied(ctx); reason != "" {
 		return false
 	}
+	// Copies of several lists run at once: the memory check and the
+	// reservation of this copy's estimate are one step.
+	r.copyMu.Lock()
+	defer r.copyMu.Unlock()
 	m, err := readMemory(ctx, r.s.rdb)
 	if err != nil {
 		r.problem(inspect.Problem{Key: c.List.Key, Kind: "copy-skipped", Detail: "removed in place: " + err.Error()})
@@ -122,14 +163,35 @@ func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []cand
 	// the share of victims read so far in this list, this page included.
 	victims := float64(lr.q.Expired+int64(len(cands))) / float64(max(1, lr.q.Scanned+int64(len(c.Jobs))))
 	est := int64(float64(n) * ((1-victims)*float64(avgPayload(c)) + victims*stagedBytes))
-	if m.max > 0 && m.max-m.used < 2*est {
-		r.problem(inspect.Problem{Key: c.List.Key, Kind: "copy-skipped", Detail: fmt.Sprintf(
-			"removed in place: a copy may need about %d bytes, and maxmemory leaves %d (a copy needs twice its size free)",
-			est, m.max-m.used)})
+	// What the other copies in flight may still add is spoken for.
+	others := r.copiesRest("")
+	if m.max > 0 && m.max-m.used-others < 2*est {
+		detail := fmt.Sprintf("removed in place: a copy may need about %d bytes, and maxmemory leaves %d (a copy needs twice its size free)",
+			est, m.max-m.used)
+		if others > 0 {
+			detail += fmt.Sprintf(", of which the copies of other lists in flight may still take %d", others)
+		}
+		r.problem(inspect.Problem{Key: c.List.Key, Kind: "copy-skipped", Detail: detail})
 		return false
 	}
+	if r.copyRest == nil {
+		r.copyRest = map[string]int64{}
+	}
+	r.copyRest[c.List.Key] = est
 	lr.mayCopy = true
 	return true
+}
+
+// copiesRest is what the copies in flight, but that of list except, may
+// still add to Redis's memory by their estimates (under copyMu).
+func (r *run) copiesRest(except string) int64 {
+	var n int64
+	for k, v := range r.copyRest {
+		if k != except {
+			n += v
+		}
+	}
+	return n
 }
 
 // copyDenied probes, once per run, whether the user may run what the copy
@@ -172,39 +234,28 @@ type copyRun struct {
 	// prefAt, prefS, prefV: survivors and victims before position prefAt.
 	lastP, prefAt, prefS, prefV int
 	committed, slotFreed        bool
+	// pending: the last page's pushes, in flight (see push).
+	pending chan error
 }
 
-// copyList runs the copy engine on one list (one copy at a time per run).
+// copyList runs the copy engine on one list. Copies of several lists run
+// at once, as their scans do: wantsCopy reserved this one's memory.
 func (lr *listRun) copyList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
-	if err := r.takeCopySlot(); err != nil {
-		return &copyAbort{reason: stopReason(err), err: err}
-	}
 	cp := &copyRun{lr: lr, ref: ref, keys: newCopyKeys(ref.Key, r.runID)}
 	defer cp.releaseSlot()
 	return cp.finish(ctx, cp.run(ctx))
 }
 
-// releaseSlot lets the run's next copy start: once this one's cutover freed
-// the old list (its drain needs little memory), or it ended.
+// releaseSlot gives back the memory reserved for the copy: once its cutover
+// freed the old list (its drain needs little memory), or it ended.
 func (cp *copyRun) releaseSlot() {
 	if !cp.slotFreed {
 		cp.slotFreed = true
-		<-cp.lr.r.copySlot
-	}
-}
-
-// takeCopySlot waits for the run's one copy slot, or for a reason to stop.
-func (r *run) takeCopySlot() error {
-	for {
-		select {
-		case r.copySlot <- struct{}{}:
-			return nil
-		case <-time.After(50 * time.Millisecond):
-			if err := r.checkStop(); err != nil {
-				return err
-			}
-		}
+		r := cp.lr.r
+		r.copyMu.Lock()
+		delete(r.copyRest, cp.ref.Key)
+		r.copyMu.Unlock()
 	}
 }
 
@@ -221,8 +272,14 @@ func (cp *copyRun) run(ctx context.Context) error {
 		return err
 	}
 	cp.lr.seenLeft = cloneCounts(cp.lr.headSeen)
-	_, err := r.s.scanner.ScanList(ctx, cp.ref, cp.visit)
+	// The copy's visit never removes from the list: read ahead.
+	_, err := r.s.scanner.ScanListAhead(ctx, cp.ref, cp.visit)
 	cp.lr.seenLeft = nil
+	if werr := cp.wait(); err == nil || errors.Is(err, errCopyScanDone) {
+		if werr != nil {
+			return werr
+		}
+	}
 	if err != nil && !errors.Is(err, errCopyScanDone) {
 		return err
 	}
@@ -340,16 +397,39 @@ func (cp *copyRun) push(ctx context.Context, c *inspect.Chunk, cands []candidate
 			pipe.RPush(ctx, l.key, l.items...)
 		}
 	}
+	// The previous page's pushes first, in order; this page's go while the
+	// next page is read and judged.
+	if err := cp.wait(); err != nil {
+		return err
+	}
 	if pipe.Len() == 0 {
 		return nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		if redis.HasErrorPrefix(err, "OOM") {
-			return abortFallBack("memory: " + err.Error())
+	done := make(chan error, 1)
+	go func() {
+		_, err := pipe.Exec(ctx)
+		switch {
+		case err == nil:
+		case redis.HasErrorPrefix(err, "OOM"):
+			err = abortFallBack("memory: " + err.Error())
+		default:
+			err = fmt.Errorf("copy %s: %w", cp.ref.Key, err)
 		}
-		return fmt.Errorf("copy %s: %w", cp.ref.Key, err)
-	}
+		done <- err
+	}()
+	cp.pending = done
 	return nil
+}
+
+// wait waits for the last page's pushes, when they are still in flight,
+// and returns their error.
+func (cp *copyRun) wait() error {
+	if cp.pending == nil {
+		return nil
+	}
+	err := <-cp.pending
+	cp.pending = nil
+	return err
 }
 
 // note adds one copied element to the record.
@@ -371,8 +451,14 @@ func (cp *copyRun) checkMemory(ctx context.Context) error {
 	}
 	cp.memPeak = max(cp.memPeak, m.used)
 	rest := max(0, cp.startLen-int64(len(cp.hashes))) * (cp.avgBytes + stagedBytes)
-	if m.max > 0 && m.max-m.used < rest {
-		return abortFallBack(fmt.Sprintf("memory: maxmemory leaves %d bytes, the rest of the copy may need %d", m.max-m.used, rest))
+	r := cp.lr.r
+	r.copyMu.Lock()
+	r.copyRest[cp.ref.Key] = rest
+	others := r.copiesRest(cp.ref.Key)
+	r.copyMu.Unlock()
+	if m.max > 0 && m.max-m.used < rest+others {
+		return abortFallBack(fmt.Sprintf("memory: maxmemory leaves %d bytes, the rest of the copy may need %d and other copies in flight %d",
+			m.max-m.used, rest, others))
 	}
 	return nil
 }
@@ -382,6 +468,9 @@ func (cp *copyRun) checkMemory(ctx context.Context) error {
 // reported, unless the hook crashed the run on purpose.
 func (cp *copyRun) finish(ctx context.Context, err error) error {
 	r, lr := cp.lr.r, cp.lr
+	// No push may land after the keys are deleted (or, for a test's crash,
+	// after the next run looked).
+	_ = cp.wait()
 	if errors.Is(err, errCrashed) {
 		return err
 	}

@@ -17,15 +17,22 @@
 -- was read any more (the batch was drained already); nothing is changed then.
 local list, n = KEYS[1], tonumber(ARGV[1])
 if redis.acl_check_cmd then
-  local checks = {{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}
-  for i = 2, #KEYS do
-    checks[#checks + 1] = {'get', KEYS[i]}
-    checks[#checks + 1] = {'del', KEYS[i]}
+  local function refuse(cmd, key)
+    return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
+      ' on ' .. key .. '; nothing was deleted')
   end
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was deleted')
+  for _, c in ipairs({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}) do
+    if not redis.acl_check_cmd(unpack(c)) then return refuse(c[1], c[2]) end
+  end
+  -- The keys in one check a command; per key only to name the one refused.
+  if #KEYS > 1 then
+    for _, cmd in ipairs({'mget', 'del'}) do
+      if not redis.acl_check_cmd(cmd, unpack(KEYS, 2)) then
+        for i = 2, #KEYS do
+          if not redis.acl_check_cmd(cmd, KEYS[i]) then return refuse(cmd, KEYS[i]) end
+        end
+        return refuse(cmd, KEYS[2])
+      end
     end
   end
 end
@@ -34,12 +41,18 @@ local last = redis.call('LINDEX', list, n - 1)
 if not first or not last or redis.sha1hex(first) ~= ARGV[2] or redis.sha1hex(last) ~= ARGV[3] then
   return -1
 end
+-- One MGET and one DEL for the batch, not a call a key: the calls from Lua
+-- cost more than the keys. (MGET answers false for a key that is missing or
+-- holds another type, which never equals a judged value; a key twice in the
+-- batch is deleted, and counted, once.)
 local deleted = 0
-for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
-    redis.call('DEL', KEYS[i])
-    deleted = deleted + 1
+if #KEYS > 1 then
+  local vals = redis.call('MGET', unpack(KEYS, 2))
+  local del = {}
+  for i = 2, #KEYS do
+    if vals[i - 1] == ARGV[2 + i] then del[#del + 1] = KEYS[i] end
   end
+  if #del > 0 then deleted = redis.call('DEL', unpack(del)) end
 end
 redis.call('LTRIM', list, n, -1)
 return deleted

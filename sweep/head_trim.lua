@@ -38,19 +38,26 @@ if k < 1 then return {} end
 local function arg(i, f) return ARGV[4 + 5 * (i - 1) + f] end
 
 if redis.acl_check_cmd then
-  local checks = {{'lpos', list}, {'lindex', list}, {'ltrim', list}}
-  for i = 1, k do
-    checks[#checks + 1] = {'mget', KEYS[4 + i]}
-    checks[#checks + 1] = {'pttl', KEYS[4 + i]}
-    checks[#checks + 1] = {'del', KEYS[4 + i]}
+  local function refuse(cmd, key)
+    return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
+      ' on ' .. key .. '; nothing was removed')
   end
+  local checks = {{'lpos', list}, {'lindex', list}, {'ltrim', list}, {'pttl', KEYS[5]}}
   if stats_field ~= '' then checks[#checks + 1] = {'hincrby', stats} end
   if to_failed then checks[#checks + 1] = {'rpush', KEYS[2]} end
   if journal then checks[#checks + 1] = {'rpush', KEYS[3]} end
   for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(c[1], c[2], c[2], c[2]) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was removed')
+    if not redis.acl_check_cmd(c[1], c[2], c[2], c[2]) then return refuse(c[1], c[2]) end
+  end
+  -- The deadline keys in one check a command (PTTL reads keys as MGET
+  -- does: its command is checked above); per key only to name the one
+  -- refused.
+  for _, cmd in ipairs({'mget', 'del'}) do
+    if not redis.acl_check_cmd(cmd, unpack(KEYS, 5, 4 + k)) then
+      for i = 1, k do
+        if not redis.acl_check_cmd(cmd, KEYS[4 + i]) then return refuse(cmd, KEYS[4 + i]) end
+      end
+      return refuse(cmd, KEYS[5])
     end
   end
 end

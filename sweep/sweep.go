@@ -207,7 +207,6 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	r.opts.setCopyDefaults()
 	r.hashSeed = maphash.MakeSeed()
-	r.copySlot = make(chan struct{}, 1)
 	host, _ := os.Hostname()
 	r.worker = fmt.Sprintf("%s:%d:resque-expire", host, os.Getpid())
 	mark := make([]byte, 16)
@@ -255,9 +254,11 @@ type run struct {
 	// runID names this run's requests hash and its copies' keys.
 	runID string
 
-	// The copy engine: one copy at a time (copySlot), the permission
-	// probe's verdict, the fence, and the seed of the record's hashes.
-	copySlot    chan struct{}
+	// The copy engine: the memory its copies in flight may still add
+	// (copyRest, by list, under copyMu), the permission probe's verdict,
+	// the fence, and the seed of the record's hashes.
+	copyMu      sync.Mutex
+	copyRest    map[string]int64
 	copyProbe   sync.Once
 	copyRefused string
 	fence       fence
@@ -297,6 +298,7 @@ type listRun struct {
 	// the fall-back after it) takes them from seenLeft, a copy of it, as
 	// read already: kept, and not counted again.
 	mayCopy  bool
+	length   int64 // the list's length when the copy was first thought of
 	headSeen map[uint64]int
 	seenLeft map[uint64]int
 }

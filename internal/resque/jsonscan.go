@@ -101,6 +101,28 @@ func objectField(b []byte, i int, key string) int {
 	return found
 }
 
+// indexObject appends to fields (which must not be nil) the fields of the
+// object starting at b[i] == '{', in order, walking it as objectField does.
+func indexObject(fields []fieldRef, b []byte, i int) []fieldRef {
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] == '"' {
+		end := skipString(b, i)
+		ks, ke := i+1, end-1
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return fields
+		}
+		i = skipSpace(b, i+1)
+		fields = append(fields, fieldRef{ks: ks, ke: ke, val: i})
+		i = skipSpace(b, skipValue(b, i))
+		if i >= len(b) || b[i] != ',' {
+			return fields
+		}
+		i = skipSpace(b, i+1)
+	}
+	return fields
+}
+
 // arrayElement returns the start of element n of the array at b[i] == '[', or -1.
 func arrayElement(b []byte, i, n int) int {
 	i = skipSpace(b, i+1)

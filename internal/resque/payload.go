@@ -25,7 +25,25 @@ var ErrNotObject = errors.New("payload is not a JSON object")
 // text rather than decoding it, which keeps scanning millions of jobs cheap.
 type Payload struct {
 	raw []byte
+	// objs indexes the fields of the objects looked into so far (the
+	// payload itself, args.0), so that looking up several fields (class,
+	// ids, enqueue times) walks each object once rather than once a field.
+	objs []objIndex
+	// bufs back the first indexes, saving allocations per payload.
+	objBuf   [2]objIndex
+	fieldBuf [16]fieldRef
+	used     int
 }
+
+// objIndex is the fields of the object starting at raw[start], in order.
+type objIndex struct {
+	start  int
+	fields []fieldRef
+}
+
+// fieldRef is one field of an object: its key's text between the quotes,
+// raw[ks:ke], and where its value starts.
+type fieldRef struct{ ks, ke, val int }
 
 // DecodePayload checks a job payload. It fails for anything that is not a
 // JSON object. The payload keeps a reference to raw.
@@ -86,7 +104,7 @@ func (p *Payload) Lookup(path Path) (json.RawMessage, bool) {
 		}
 		switch b[i] {
 		case '{':
-			i = objectField(b, i, seg)
+			i = p.field(i, seg)
 		case '[':
 			n, err := strconv.Atoi(seg)
 			if err != nil || n < 0 {
@@ -102,6 +120,42 @@ func (p *Payload) Lookup(path Path) (json.RawMessage, bool) {
 	}
 	return json.RawMessage(b[i:skipValue(b, i)]), true
 }
+
+// field is objectField(p.raw, i, key), from the object's index (built on
+// its first lookup): with duplicate keys the last one wins.
+func (p *Payload) field(i int, key string) int {
+	var fields []fieldRef
+	for k := range p.objs {
+		if p.objs[k].start == i {
+			fields = p.objs[k].fields
+			break
+		}
+	}
+	if fields == nil {
+		fields = indexObject(p.fieldBuf[p.used:p.used:len(p.fieldBuf)], p.raw, i)
+		if len(fields) <= len(p.fieldBuf)-p.used {
+			p.used += len(fields)
+		} else {
+			p.used = len(p.fieldBuf) // the object outgrew the buffer: the rest is its own
+		}
+		if p.objs == nil {
+			p.objs = p.objBuf[:0]
+		}
+		if len(p.objs) < maxIndexed {
+			p.objs = append(p.objs, objIndex{start: i, fields: fields})
+		}
+	}
+	for k := len(fields) - 1; k >= 0; k-- {
+		f := fields[k]
+		if keyEquals(p.raw[f.ks:f.ke], key) {
+			return f.val
+		}
+	}
+	return -1
+}
+
+// maxIndexed bounds the objects a payload keeps an index of.
+const maxIndexed = 4
 
 // String returns the string at path; numbers are returned as their literal
 // text. Empty strings, objects, arrays, booleans and null give false.
@@ -153,8 +207,10 @@ func (p *Payload) Class() string {
 
 // JobClass returns the class that does the work: for ActiveJob's wrapper the
 // wrapped job_class, otherwise Class.
-func (p *Payload) JobClass() string {
-	c := p.Class()
+func (p *Payload) JobClass() string { return p.JobClassOf(p.Class()) }
+
+// JobClassOf is JobClass for a payload whose Class is c.
+func (p *Payload) JobClassOf(c string) string {
 	if c == ActiveJobWrapper {
 		if jc, ok := p.String(activeJobClassPath); ok {
 			return jc
