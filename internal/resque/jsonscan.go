@@ -75,34 +75,10 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// objectField returns the start of the value of key in the object starting
-// at b[i] == '{', or -1. With duplicate keys the last one wins, as in Ruby's
-// JSON and Go's encoding/json: the tool must see the id a worker will see.
-func objectField(b []byte, i int, key string) int {
-	found := -1
-	i = skipSpace(b, i+1)
-	for i < len(b) && b[i] == '"' {
-		end := skipString(b, i)
-		match := keyEquals(b[i+1:end-1], key)
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return found
-		}
-		i = skipSpace(b, i+1)
-		if match {
-			found = i
-		}
-		i = skipSpace(b, skipValue(b, i))
-		if i >= len(b) || b[i] != ',' {
-			return found
-		}
-		i = skipSpace(b, i+1)
-	}
-	return found
-}
-
 // indexObject appends to fields (which must not be nil) the fields of the
-// object starting at b[i] == '{', in order, walking it as objectField does.
+// object starting at b[i] == '{', in order. A field whose key is not
+// followed by ':' ends the walk, and so does a value not followed by ',':
+// what comes after is not an object's field.
 func indexObject(fields []fieldRef, b []byte, i int) []fieldRef {
 	i = skipSpace(b, i+1)
 	for i < len(b) && b[i] == '"' {

@@ -121,8 +121,10 @@ func (p *Payload) Lookup(path Path) (json.RawMessage, bool) {
 	return json.RawMessage(b[i:skipValue(b, i)]), true
 }
 
-// field is objectField(p.raw, i, key), from the object's index (built on
-// its first lookup): with duplicate keys the last one wins.
+// field returns the start of the value of key in the object at p.raw[i],
+// or -1, from the object's index (built on its first lookup). With
+// duplicate keys the last one wins, as in Ruby's JSON and Go's
+// encoding/json: the tool must see the id a worker will see.
 func (p *Payload) field(i int, key string) int {
 	var fields []fieldRef
 	for k := range p.objs {
