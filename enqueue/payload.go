@@ -23,17 +23,17 @@ func nonNilArgs(a []json.RawMessage) []json.RawMessage {
 func plainPayload(req Job, idKey, id string, delayed bool) string {
 	var b strings.Builder
 	b.WriteString(`{"class":`)
-	b.WriteString(marshal(req.Class))
+	b.WriteString(resque.Marshal(req.Class))
 	b.WriteString(`,"args":`)
-	b.WriteString(marshal(nonNilArgs(req.Args)))
+	b.WriteString(resque.Marshal(nonNilArgs(req.Args)))
 	if delayed {
 		b.WriteString(`,"queue":`)
-		b.WriteString(marshal(req.Queue))
+		b.WriteString(resque.Marshal(req.Queue))
 	}
 	b.WriteByte(',')
-	b.WriteString(marshal(idKey))
+	b.WriteString(resque.Marshal(idKey))
 	b.WriteByte(':')
-	b.WriteString(marshal(id))
+	b.WriteString(resque.Marshal(id))
 	b.WriteByte('}')
 	return b.String()
 }
@@ -75,7 +75,7 @@ func activeJobPayload(req Job, id string, now time.Time, delayed bool) string {
 	if delayed {
 		w.Queue = req.Queue
 	}
-	return marshal(w)
+	return resque.Marshal(w)
 }
 
 // parseArg turns one command-line argument into a job argument: the JSON
@@ -88,7 +88,7 @@ func parseArg(s string) json.RawMessage {
 			return b.Bytes()
 		}
 	}
-	return json.RawMessage(marshal(s))
+	return json.RawMessage(resque.Marshal(s))
 }
 
 // ParseArgs applies parseArg to each argument.
@@ -109,14 +109,4 @@ func newJobID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// marshal is v as JSON, without HTML escaping (Ruby's JSON does not escape
-// <, > and &).
-func marshal(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	return string(bytes.TrimRight(b.Bytes(), "\n"))
 }

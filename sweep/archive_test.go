@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 // archiveFile opens a fresh archive in a temp dir.
@@ -482,7 +483,7 @@ func TestRestoreOtherNamespace(t *testing.T) {
 	t.Parallel()
 	f := newSweepFixture(t)
 	rec := func(list, queue string, delayedAt int64, id string) string {
-		return marshal(ArchiveRecord{RemovedAt: f.now, Queue: queue, List: list, DelayedAt: delayedAt, ID: id, Class: "X", Payload: f.job(id, "X")})
+		return resque.Marshal(ArchiveRecord{RemovedAt: f.now, Queue: queue, List: list, DelayedAt: delayedAt, ID: id, Class: "X", Payload: f.job(id, "X")})
 	}
 	own := rec(f.layout.Queue("q"), "q", 0, "own")
 	ownDelayed := rec(f.layout.Delayed(1700000000), "q", 1700000000, "own-delayed")

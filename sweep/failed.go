@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/resque"
 )
 
 // The failed lists' removal script; see its header for KEYS/ARGV.
@@ -301,5 +302,5 @@ func (r *run) failedArchiveRecord(fc failedCandidate, c *inspect.Chunk, now time
 	if !j.Deadline.IsZero() {
 		rec.ExpiresAt = j.Deadline.UTC().Format(time.RFC3339)
 	}
-	return marshal(rec)
+	return resque.Marshal(rec)
 }

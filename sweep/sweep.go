@@ -971,7 +971,7 @@ func (r *run) failureEntry(cd candidate, c *inspect.Chunk, now time.Time) string
 		Worker    string          `json:"worker"`
 		Queue     string          `json:"queue"`
 	}{now.Format("2006/01/02 15:04:05 UTC"), compactJSON(j.Raw), FailureException, msg, []string{}, r.worker, queue}
-	return marshal(entry)
+	return resque.Marshal(entry)
 }
 
 // ArchiveRecord is one line of an archive file.
@@ -1004,7 +1004,7 @@ func (r *run) archiveRecord(cd candidate, c *inspect.Chunk, now time.Time) strin
 		rec.ExpiresAt = j.Deadline.UTC().Format(time.RFC3339)
 		rec.Deadline = j.DeadlineRaw
 	}
-	return marshal(rec)
+	return resque.Marshal(rec)
 }
 
 func compactJSON(s string) json.RawMessage {
@@ -1016,12 +1016,4 @@ func compactJSON(s string) json.RawMessage {
 		return q
 	}
 	return b.Bytes()
-}
-
-func marshal(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	return string(bytes.TrimRight(b.Bytes(), "\n"))
 }

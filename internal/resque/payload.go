@@ -234,3 +234,13 @@ func (p *Payload) EnqueuedAt() (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// Marshal is v as JSON the way Ruby's JSON writes a payload: without
+// escaping <, > and & (encoding/json's default) and without a newline.
+func Marshal(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return string(bytes.TrimRight(b.Bytes(), "\n"))
+}

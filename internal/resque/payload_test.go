@@ -342,3 +342,21 @@ func TestDuplicateKeysLastWins(t *testing.T) {
 		t.Errorf("args.0.job_id = %q, want y", id)
 	}
 }
+
+func TestMarshal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"html characters as Ruby writes them", map[string]string{"a": "<b>&</b>"}, `{"a":"<b>&</b>"}`},
+		{"no trailing newline", []int{1, 2}, `[1,2]`},
+		{"unicode kept", "é", `"é"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Marshal(tc.v); got != tc.want {
+				t.Errorf("Marshal(%v) = %q, want %q", tc.v, got, tc.want)
+			}
+		})
+	}
+}
