@@ -47,11 +47,8 @@ func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error)
 			if n == 0 {
 				break
 			}
-			if m.src == k.cJournal && r.opts.Archive != nil {
-				r.mu.Lock()
-				_, err = r.drainJournal(ctx)
-				r.mu.Unlock()
-				if err != nil {
+			if m.src == k.cJournal {
+				if err := r.archiveBatch(ctx); err != nil {
 					return err
 				}
 			}

@@ -235,42 +235,17 @@ func (lr *listRun) removeFailed(ctx context.Context, c *inspect.Chunk, cands []f
 	if len(codes) != n {
 		return 0, fmt.Errorf("remove expired failure entries from %s: script answered %d codes for %d entries", c.List.Key, len(codes), n)
 	}
-	q := lr.q
 	var gone int64
 	for k, code := range codes {
 		fc := cands[k]
-		switch code {
-		case 1:
-			q.Removed++
-			if r.opts.Limit == 0 {
-				r.removedSoFar.Add(1)
-			}
-			c.Removed[fc.i] = true
+		if lr.settleCode(c, fc.i, code) {
 			gone++
+		}
+		if code == 1 {
 			r.reportFailure(c, fc, false)
-		case 0:
-			q.AlreadyGone++
-			c.Removed[fc.i] = true
-			gone++
-			if r.opts.Limit > 0 {
-				r.removedSoFar.Add(-1)
-			}
-		default:
-			q.Changed++
-			if r.opts.Limit > 0 {
-				r.removedSoFar.Add(-1)
-			}
 		}
 	}
-	if r.opts.Archive != nil {
-		r.mu.Lock()
-		_, err := r.drainJournal(ctx)
-		r.mu.Unlock()
-		if err != nil {
-			return gone, err
-		}
-	}
-	return gone, nil
+	return gone, r.archiveBatch(ctx)
 }
 
 func (r *run) reportFailure(c *inspect.Chunk, fc failedCandidate, dry bool) {

@@ -766,53 +766,76 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 // list, and writes the journal out to the archive. It returns how many
 // candidates are no longer in the list.
 func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candidate, codes []int64) (int64, error) {
-	r := lr.r
-	q := lr.q
 	var gone int64
 	for k, code := range codes {
 		cd := cands[k]
-		switch code {
-		case 1:
-			if cd.job.DeadlineRaw != "" {
-				r.mu.Lock()
-				if r.deleted == nil {
-					r.deleted = map[[16]byte]int64{}
-				}
-				if len(r.deleted) < maxRemembered {
-					r.deleted[keyHash(cd.job.ExpirationKey)] = cd.job.Deadline.UnixNano()
-				}
-				r.mu.Unlock()
-			}
-			q.Removed++
-			if r.opts.Limit == 0 {
-				r.removedSoFar.Add(1)
-			}
-			c.Removed[cd.i] = true
+		if code == 1 {
+			lr.r.remember(cd.job)
+		}
+		if lr.settleCode(c, cd.i, code) {
 			gone++
-			r.report(c, cd, false)
-		case 0:
-			q.AlreadyGone++
-			c.Removed[cd.i] = true
-			gone++
-			if r.opts.Limit > 0 {
-				r.removedSoFar.Add(-1) // reserved, but a worker took it
-			}
-		default: // 2: its deadline changed; 3: by Redis's clock, not due yet
-			q.Changed++
-			if r.opts.Limit > 0 {
-				r.removedSoFar.Add(-1)
-			}
+		}
+		if code == 1 {
+			lr.r.report(c, cd, false)
 		}
 	}
-	if r.opts.Archive != nil {
-		r.mu.Lock()
-		_, err := r.drainJournal(ctx)
-		r.mu.Unlock()
-		if err != nil {
-			return gone, err
+	return gone, lr.r.archiveBatch(ctx)
+}
+
+// settleCode counts a removal script's answer for the job at c.Jobs[i]:
+// 1 removed, 0 gone (a worker took it), anything else kept (its deadline
+// changed, or by Redis's clock it is not due yet). It says whether the job
+// left the list, and gives back to --limit what was reserved for a job not
+// removed.
+func (lr *listRun) settleCode(c *inspect.Chunk, i int, code int64) (left bool) {
+	r, q := lr.r, lr.q
+	switch code {
+	case 1:
+		q.Removed++
+		if r.opts.Limit == 0 {
+			r.removedSoFar.Add(1)
 		}
+		c.Removed[i] = true
+		return true
+	case 0:
+		q.AlreadyGone++
+		c.Removed[i] = true
+		left = true
+	default:
+		q.Changed++
 	}
-	return gone, nil
+	if r.opts.Limit > 0 {
+		r.removedSoFar.Add(-1) // reserved, but not removed
+	}
+	return left
+}
+
+// remember notes the deadline of a removed job's deleted key, so that a
+// later page showing the job again (without its key) judges it the same.
+func (r *run) remember(j *inspect.Job) {
+	if j.DeadlineRaw == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted == nil {
+		r.deleted = map[[16]byte]int64{}
+	}
+	if len(r.deleted) < maxRemembered {
+		r.deleted[keyHash(j.ExpirationKey)] = j.Deadline.UnixNano()
+	}
+}
+
+// archiveBatch writes the journal out to the archive after a batch, under
+// --archive (the journal is shared by lists swept at once).
+func (r *run) archiveBatch(ctx context.Context) error {
+	if r.opts.Archive == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.drainJournal(ctx)
+	return err
 }
 
 // due is when, by Redis's clock, a candidate may go: its deadline plus the
