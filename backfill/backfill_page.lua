@@ -26,10 +26,7 @@ if redis.acl_check_cmd then
     local cmds = {'set'}
     if ARGV[3 * (i - 1) + 1] ~= 'set' then cmds = {'get', 'expireat'} end
     for _, cmd in ipairs(cmds) do
-      if not redis.acl_check_cmd(cmd, KEYS[i], '0', '0') then
-        return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
-          ' on ' .. KEYS[i] .. '; nothing was changed')
-      end
+      if not redis.acl_check_cmd(cmd, KEYS[i], '0', '0') then return nope(cmd, KEYS[i], 'changed') end
     end
   end
 end

@@ -65,19 +65,15 @@ local maxtailbytes, na = tonumber(ARGV[14]), tonumber(ARGV[15])
 local wbase = 15 + na
 local wn = (#ARGV - wbase) / 4
 
-if redis.acl_check_cmd then
+do
   local checks = {{'get', LOCK}, {'info', 'commandstats'}, {'type', X}, {'llen', X}, {'lrange', X, '0', '0'},
     {'lindex', X, '0'}, {'lindex', T, '0'}, {'llen', T}, {'llen', S}, {'llen', J}, {'llen', F},
     {'rpush', T, ''}, {'ltrim', T, '0', '0'}, {'ltrim', S, '0', '0'}, {'ltrim', J, '0', '0'},
     {'ltrim', F, '0', '0'}, {'exists', T}, {'rename', X, G}, {'rename', T, X}, {'unlink', G},
     {'rename', S, CS}, {'rename', J, CJ}, {'rename', F, CF}}
   if stats_field ~= '' then checks[#checks + 1] = {'hincrby', STATS, stats_field, '1'} end
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was swapped')
-    end
-  end
+  local refused = denied(checks, 'swapped')
+  if refused then return refused end
 end
 if stats_field ~= '' then
   local t = redis.call('TYPE', STATS)['ok']

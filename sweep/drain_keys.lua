@@ -16,26 +16,9 @@
 -- Returns the number of keys deleted, or -1 when the list's head is not what
 -- was read any more (the batch was drained already); nothing is changed then.
 local list, n = KEYS[1], tonumber(ARGV[1])
-if redis.acl_check_cmd then
-  local function refuse(cmd, key)
-    return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
-      ' on ' .. key .. '; nothing was deleted')
-  end
-  for _, c in ipairs({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}) do
-    if not redis.acl_check_cmd(unpack(c)) then return refuse(c[1], c[2]) end
-  end
-  -- The keys in one check a command; per key only to name the one refused.
-  if #KEYS > 1 then
-    for _, cmd in ipairs({'mget', 'del'}) do
-      if not redis.acl_check_cmd(cmd, unpack(KEYS, 2)) then
-        for i = 2, #KEYS do
-          if not redis.acl_check_cmd(cmd, KEYS[i]) then return refuse(cmd, KEYS[i]) end
-        end
-        return refuse(cmd, KEYS[2])
-      end
-    end
-  end
-end
+local refused = denied({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}, 'deleted') or
+  denied_keys('mget', 2, #KEYS, 'deleted') or denied_keys('del', 2, #KEYS, 'deleted')
+if refused then return refused end
 local first = redis.call('LINDEX', list, 0)
 local last = redis.call('LINDEX', list, n - 1)
 if not first or not last or redis.sha1hex(first) ~= ARGV[2] or redis.sha1hex(last) ~= ARGV[3] then

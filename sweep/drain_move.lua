@@ -12,14 +12,8 @@
 -- Returns the number of entries moved (0: the committed list is empty).
 -- Refuses, changing nothing, when the destination holds another type.
 local src, dst, n, maxbytes = KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
-if redis.acl_check_cmd then
-  for _, c in ipairs({{'lrange', src, '0', '0'}, {'ltrim', src, '0', '0'}, {'type', dst}, {'rpush', dst, ''}}) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was moved')
-    end
-  end
-end
+local refused = denied({{'lrange', src, '0', '0'}, {'ltrim', src, '0', '0'}, {'type', dst}, {'rpush', dst, ''}}, 'moved')
+if refused then return refused end
 local t = redis.call('TYPE', dst)['ok']
 if t ~= 'none' and t ~= 'list' then
   return redis.error_reply('ERR resque-expire: ' .. dst .. ' is a ' .. t .. ', not a list; nothing was moved')

@@ -37,29 +37,17 @@ local k = (#ARGV - 4) / 5
 if k < 1 then return {} end
 local function arg(i, f) return ARGV[4 + 5 * (i - 1) + f] end
 
-if redis.acl_check_cmd then
-  local function refuse(cmd, key)
-    return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
-      ' on ' .. key .. '; nothing was removed')
-  end
-  local checks = {{'lpos', list}, {'lindex', list}, {'ltrim', list}, {'pttl', KEYS[5]}}
-  if stats_field ~= '' then checks[#checks + 1] = {'hincrby', stats} end
-  if to_failed then checks[#checks + 1] = {'rpush', KEYS[2]} end
-  if journal then checks[#checks + 1] = {'rpush', KEYS[3]} end
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(c[1], c[2], c[2], c[2]) then return refuse(c[1], c[2]) end
-  end
+do
+  local checks = {{'lpos', list, list, list}, {'lindex', list, list, list}, {'ltrim', list, list, list},
+    {'pttl', KEYS[5], KEYS[5], KEYS[5]}}
+  if stats_field ~= '' then checks[#checks + 1] = {'hincrby', stats, stats, stats} end
+  if to_failed then checks[#checks + 1] = {'rpush', KEYS[2], KEYS[2], KEYS[2]} end
+  if journal then checks[#checks + 1] = {'rpush', KEYS[3], KEYS[3], KEYS[3]} end
   -- The deadline keys in one check a command (PTTL reads keys as MGET
-  -- does: its command is checked above); per key only to name the one
-  -- refused.
-  for _, cmd in ipairs({'mget', 'del'}) do
-    if not redis.acl_check_cmd(cmd, unpack(KEYS, 5, 4 + k)) then
-      for i = 1, k do
-        if not redis.acl_check_cmd(cmd, KEYS[4 + i]) then return refuse(cmd, KEYS[4 + i]) end
-      end
-      return refuse(cmd, KEYS[5])
-    end
-  end
+  -- does: its command is checked above).
+  local refused = denied(checks, 'removed') or denied_keys('mget', 5, 4 + k, 'removed') or
+    denied_keys('del', 5, 4 + k, 'removed')
+  if refused then return refused end
 end
 for _, w in ipairs({{to_failed, KEYS[2], 'list'}, {journal, KEYS[3], 'list'}, {stats_field ~= '', stats, 'hash'}}) do
   if w[1] then

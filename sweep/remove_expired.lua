@@ -71,14 +71,8 @@ if bucket ~= '' then
   checks[#checks + 1] = {'exists', list}
   for i = 1, n do checks[#checks + 1] = {'srem', KEYS[5 + n + i], ''} end
 end
-if redis.acl_check_cmd then
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was removed')
-    end
-  end
-end
+local refused = denied(checks, 'removed')
+if refused then return refused end
 
 -- Types: every key written besides the list.
 local function refuse_wrong_type(key, want)

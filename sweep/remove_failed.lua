@@ -60,14 +60,8 @@ if m > 0 then
   checks[#checks + 1] = {'exists', dkeys[1]}
 end
 if journal then checks[#checks + 1] = {'rpush', KEYS[2], ''} end
-if redis.acl_check_cmd then
-  for _, c in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(c[1]) ..
-        ' on ' .. c[2] .. '; nothing was removed')
-    end
-  end
-end
+local refused = denied(checks, 'removed')
+if refused then return refused end
 if journal then
   local t = redis.call('TYPE', KEYS[2])['ok']
   if t ~= 'none' and t ~= 'list' then

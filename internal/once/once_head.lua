@@ -11,7 +11,8 @@
 -- The first call runs the body and records its answer in the hash; a retry
 -- finds the field and returns the recorded answer untouched. The envelope
 -- also gives the body write, undone, push and put_back (below), so that a
--- body writing more than once either completes or changes nothing.
+-- body writing more than once either completes or changes nothing, and
+-- nope, denied and denied_keys for its permission checks.
 -- Error replies are not recorded: a body that refuses wrote nothing, so
 -- running it again is safe.
 local once_key = table.remove(KEYS)
@@ -28,6 +29,33 @@ if redis.acl_check_cmd then
         ' on ' .. once_key .. '; nothing was changed')
     end
   end
+end
+
+-- Permissions, for the body: Redis checks a script's commands one by one, so
+-- a body checks every command it may run first (Redis 7 and later) and
+-- answers nope's reply, having written nothing. denied checks each
+-- {command, key, args...} of checks and answers the reply naming the first
+-- refused, or nil; denied_keys checks cmd on KEYS[from..to] in one call,
+-- naming the first refused key should it be refused.
+local function nope(cmd, key, what)
+  return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
+    ' on ' .. key .. '; nothing was ' .. what)
+end
+local function denied(checks, what)
+  if not redis.acl_check_cmd then return nil end
+  for _, c in ipairs(checks) do
+    if not redis.acl_check_cmd(unpack(c)) then return nope(c[1], c[2], what) end
+  end
+  return nil
+end
+local function denied_keys(cmd, from, to, what)
+  if not redis.acl_check_cmd or to < from or redis.acl_check_cmd(cmd, unpack(KEYS, from, to)) then
+    return nil
+  end
+  for i = from, to do
+    if not redis.acl_check_cmd(cmd, KEYS[i]) then return nope(cmd, KEYS[i], what) end
+  end
+  return nope(cmd, KEYS[from], what)
 end
 
 -- All or nothing, for the body. Redis does not roll a script back, so a body

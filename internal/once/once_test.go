@@ -136,3 +136,44 @@ func TestRefusesWithoutLeaveToRecord(t *testing.T) {
 		t.Fatal("the body ran although its answer could not be recorded")
 	}
 }
+
+// TestPermissionHelpers: denied names the first command the user may not
+// run, denied_keys the first key of a range the user may not touch, and
+// both answer nil (the body goes on) when everything is allowed.
+func TestPermissionHelpers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	admin := redistest.Client(t, srv)
+	// Every key for the scripts, DEL only on a:* (a selector).
+	if err := admin.Do(ctx, "ACL", "SETUSER", "limited", "on", ">pw", "resetkeys", "~*", "-@all", "+evalsha", "+eval",
+		"+script|load", "+hget", "+hset", "+pexpire", "+get", "(~a:* +del)").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "limited", Password: "pw"})
+	t.Cleanup(func() { _ = c.Close() })
+	body := New(`local r = denied({{'get', KEYS[1]}, {ARGV[1], KEYS[1]}}, 'tested') or denied_keys('del', 1, #KEYS, 'tested')
+if r then return r end
+return 'allowed'`)
+	req := NewRequests("a:requests")
+	for _, tc := range []struct {
+		name string
+		keys []string
+		cmd  string
+		want string
+	}{
+		{"everything allowed", []string{"a:1", "a:2"}, "del", "allowed"},
+		{"a command refused", []string{"a:1"}, "set", "NOPERM resque-expire: this user may not run SET on a:1; nothing was tested"},
+		{"a key refused among several", []string{"a:1", "b:2", "a:3"}, "del", "NOPERM resque-expire: this user may not run DEL on b:2; nothing was tested"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := req.Run(ctx, c, body, tc.keys, tc.cmd).Result()
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %q", got, tc.want)
+			}
+		})
+	}
+}
