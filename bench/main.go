@@ -35,6 +35,8 @@ type config struct {
 	extremes   bool
 	large      []largeCase
 	layouts    []string
+	detail     bool
+	reads      bool
 }
 
 // largeCase is a data set of large payloads: jobs of size bytes each.
@@ -50,6 +52,8 @@ func main() {
 	flag.IntVar(&cfg.naiveMax, "naive-max", 100000, "largest size the seed's naive way is run at")
 	flag.BoolVar(&cfg.extremes, "extremes", true, "also sweep data sets where nothing and where everything is expired")
 	layouts := flag.String("layouts", envOr("BENCH_LAYOUTS", "head,tail,twoclass"), "expiry layouts swept besides random, comma-separated: head, tail, twoclass; \"none\" for none (BENCH_LAYOUTS)")
+	flag.BoolVar(&cfg.reads, "reads", true, "also measure inspect and sweep --dry-run (false: the floor and the sweeps only)")
+	flag.BoolVar(&cfg.detail, "detail", false, "after each run of the tool, print to stderr what SLOWLOG recorded (≥ 200µs), summed by command and script")
 	large := flag.String("large", envOr("BENCH_LARGE", "10240:4000,102400:1000"), "large-payload data sets, bytes:jobs, comma-separated; \"none\" for none (BENCH_LARGE)")
 	flag.Parse()
 	if *layouts != "none" {
@@ -82,6 +86,7 @@ func main() {
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
+	knownScripts = scriptNames(".")
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -100,11 +105,15 @@ type row struct {
 	// redisMem: the most Redis's used_memory rose above its level at the
 	// start of a run (bytes, the largest over the runs).
 	redisMem int64
+	// redisCPU: Redis's CPU time (user + sys) during each run, seconds.
+	redisCPU []float64
 	check    string
 }
 
-func (r row) median() float64 {
-	s := append([]float64(nil), r.secs...)
+func (r row) median() float64 { return median(r.secs) }
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	if len(s) == 0 {
 		return 0
@@ -179,13 +188,17 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 		return nil, err
 	}
 	rows := []row{floor}
-	for _, tc := range []struct {
+	reads := []struct {
 		name string
 		args []string
 	}{
 		{"resque-expire inspect", []string{"inspect"}},
 		{"resque-expire sweep --dry-run", []string{"sweep", "--dry-run"}},
-	} {
+	}
+	if !b.cfg.reads {
+		reads = nil
+	}
+	for _, tc := range reads {
 		r := row{size: n, name: tc.name, jobs: n, check: "read-only"}
 		for i := 0; i < b.cfg.reps; i++ {
 			if err := measureBinary(b.ctx, b.cfg, b.srv, b.rdb, tc.args, &r); err != nil {
@@ -373,6 +386,7 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	defer devnull.Close()
 	cmd.Stdout, cmd.Stderr = devnull, devnull // logs of every removed job included, as a cron run writes them
 	cmd.Env = append(os.Environ(), "REDIS_URL=")
+	cpu0 := redisCPU(ctx, rdb)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
@@ -396,8 +410,14 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
 	}
 	r.secs = append(r.secs, time.Since(t0).Seconds())
+	if cpu0 >= 0 {
+		r.redisCPU = append(r.redisCPU, redisCPU(ctx, rdb)-cpu0)
+	}
 	if hwm > r.rssKB {
 		r.rssKB = hwm
+	}
+	if cfg.detail {
+		printDetail(ctx, rdb, args)
 	}
 	w, what := worstCommand(ctx, rdb)
 	if w > r.worstCmd {
@@ -489,19 +509,15 @@ func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string
 			continue
 		}
 		if l.Duration > worst {
-			worst = l.Duration
-			what = strings.ToUpper(l.Args[0])
-			if what == "EVALSHA" || what == "EVAL" {
-				what += " (script)"
-			}
+			worst, what = l.Duration, commandName(l.Args, knownScripts)
 		}
 	}
 	return worst, what
 }
 
 func printTable(rows []row, cfg config) {
-	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
-	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---|")
+	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command | Redis CPU s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---:|---|")
 	var floor float64
 	floorSize := 0
 	for _, r := range rows {
@@ -533,7 +549,11 @@ func printTable(rows []row, cfg config) {
 		if r.redisMem > 0 {
 			mem = fmt.Sprintf("%.0f MB", float64(r.redisMem)/(1<<20))
 		}
-		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, strings.Join(runs, " / "), float64(r.jobs)/m, ratio, worst, rss, mem, r.check)
+		cpu := "-"
+		if len(r.redisCPU) > 0 {
+			cpu = fmt.Sprintf("%.2f", median(r.redisCPU))
+		}
+		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, strings.Join(runs, " / "), float64(r.jobs)/m, ratio, worst, cpu, rss, mem, r.check)
 	}
 }
 

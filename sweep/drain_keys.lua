@@ -16,8 +16,11 @@
 -- Returns the number of keys deleted, or -1 when the list's head is not what
 -- was read any more (the batch was drained already); nothing is changed then.
 local list, n = KEYS[1], tonumber(ARGV[1])
-local refused = denied({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}, 'deleted') or
-  denied_keys('mget', 2, #KEYS, 'deleted') or denied_keys('del', 2, #KEYS, 'deleted')
+-- The LTRIM follows the DEL, so its permission is checked first. The
+-- deadline keys' are not checked ahead (one check over a batch's keys costs
+-- as much as the MGET): the MGET reads and the DEL is the first write, so
+-- a refusal of either, answered by pcall, leaves everything as it was.
+local refused = denied({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}, 'deleted')
 if refused then return refused end
 local first = redis.call('LINDEX', list, 0)
 local last = redis.call('LINDEX', list, n - 1)
@@ -30,12 +33,16 @@ end
 -- batch is deleted, and counted, once.)
 local deleted = 0
 if #KEYS > 1 then
-  local vals = redis.call('MGET', unpack(KEYS, 2))
+  local vals = redis.pcall('MGET', unpack(KEYS, 2))
+  if vals.err then return nope('mget', KEYS[2], 'deleted') end
   local del = {}
   for i = 2, #KEYS do
     if vals[i - 1] == ARGV[2 + i] then del[#del + 1] = KEYS[i] end
   end
-  if #del > 0 then deleted = redis.call('DEL', unpack(del)) end
+  if #del > 0 then
+    deleted = redis.pcall('DEL', unpack(del))
+    if type(deleted) == 'table' then return nope('del', del[1], 'deleted') end
+  end
 end
 redis.call('LTRIM', list, n, -1)
 return deleted

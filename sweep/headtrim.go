@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -24,7 +25,8 @@ func headRun(c *inspect.Chunk, cands []candidate) []candidate {
 		return nil
 	}
 	n := 0
-	for n < len(cands) && n < maxVictims && cands[n].i == n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" {
+	for n < len(cands) && n < maxVictims && cands[n].i == n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" &&
+		!strings.Contains(cands[n].job.DeadlineRaw, "\n") {
 		n++
 	}
 	// A later copy of a job of the run (the same job twice in the queue)
@@ -50,32 +52,46 @@ func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candida
 	r := lr.r
 	keys := make([]string, 0, 4+len(run))
 	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.Stats())
-	args := make([]any, 0, 4+5*len(run))
-	args = append(args, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), run[len(run)-1].job.Raw, StatsField(r.opts, c.List))
-	now := r.opts.Now().UTC()
-	for _, cd := range run {
+	digests := make([]byte, 0, 40*len(run))
+	judged := make([]string, len(run))
+	var due int64
+	for i, cd := range run {
 		keys = append(keys, cd.job.ExpirationKey)
-		var failure, record string
-		if r.opts.ToFailed {
-			failure = r.failureEntry(cd, c, now)
-		}
-		if r.opts.Archive != nil {
-			record = r.archiveRecord(cd, c, now)
-		}
-		args = append(args, sha1hex(cd.job.Raw), cd.job.DeadlineRaw, r.due(cd).UnixMilli(), failure, record)
+		digests = append(digests, sha1hex(cd.job.Raw)...)
+		judged[i] = cd.job.DeadlineRaw
+		due = max(due, r.due(cd).UnixMilli())
 	}
-	codes, err := r.requests.Run(ctx, r.s.rdb, headTrimScript, keys, args...).Int64Slice()
+	args := make([]any, 0, 7+2*len(run))
+	args = append(args, flag(r.opts.ToFailed), flag(r.opts.Archive != nil), run[len(run)-1].job.Raw, StatsField(r.opts, c.List),
+		string(digests), strings.Join(judged, "\n"), due)
+	now := r.opts.Now().UTC()
+	if r.opts.ToFailed {
+		for _, cd := range run {
+			args = append(args, r.failureEntry(cd, c, now))
+		}
+	}
+	if r.opts.Archive != nil {
+		for _, cd := range run {
+			args = append(args, r.archiveRecord(cd, c, now))
+		}
+	}
+	reply, err := r.requests.Run(ctx, r.s.rdb, headTrimScript, keys, args...).Int64Slice()
 	if err != nil {
 		if redis.IsReadOnlyError(err) {
 			return 0, false, ErrReadOnly
 		}
 		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: %w", c.List.Key, err)
 	}
-	if len(codes) == 0 {
+	if len(reply) == 0 {
 		return 0, false, nil
 	}
-	if len(codes) != len(run) {
-		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: script answered %d codes for %d jobs", c.List.Key, len(codes), len(run))
+	popped := reply[0]
+	if len(reply) != 1 || popped < 0 || popped >= int64(len(run)) {
+		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: script answered %v for %d jobs", c.List.Key, reply, len(run))
+	}
+	codes := make([]int64, len(run))
+	for i := popped; i < int64(len(run)); i++ {
+		codes[i] = 1
 	}
 	gone, err = lr.settle(ctx, c, run, codes)
 	return gone, true, err

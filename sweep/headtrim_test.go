@@ -18,28 +18,41 @@ import (
 func TestHeadTrimScript(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name  string
-		run   []string // ids of the run, in list order
-		after func(f *sweepFixture, q string, payloads map[string]string)
-		codes []int64 // nil: fall back
-		left  int64   // jobs left in the queue (of 5 seeded plus pushes)
+		name   string
+		run    []string // ids of the run, in list order
+		after  func(f *sweepFixture, q string, payloads map[string]string)
+		popped int64 // the answer {popped}; -1: fall back
+		left   int64 // jobs left in the queue (of 5 seeded plus pushes)
 	}{
-		{"clean", []string{"a", "b", "c"}, nil, []int64{1, 1, 1}, 2},
+		{"clean", []string{"a", "b", "c"}, nil, 0, 2},
 		{"a worker popped one", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			f.rdb.LPop(f.ctx, q)
-		}, []int64{0, 1, 1}, 2},
+		}, 1, 2},
 		{"a push to the head", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			f.rdb.LPush(f.ctx, q, f.job("new", "X"))
-		}, nil, 6},
+		}, -1, 6},
 		{"a job dequeued from the run's middle", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
 			f.rdb.LRem(f.ctx, q, 1, p["b"])
-		}, nil, 4},
+		}, -1, 4},
 		{"a deadline pushed back", []string{"a", "b", "c"}, func(f *sweepFixture, _ string, _ map[string]string) {
 			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(time.Hour), 0)
-		}, nil, 5},
+		}, -1, 5},
+		{"the last deadline pushed back, the first job popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			f.rdb.LPop(f.ctx, q)
+			f.rdb.Set(f.ctx, f.layout.Expiration("c"), f.at(time.Hour), 0)
+		}, -1, 4},
+		{"a deadline key deleted", []string{"a", "b", "c"}, func(f *sweepFixture, _ string, _ map[string]string) {
+			f.rdb.Del(f.ctx, f.layout.Expiration("b"))
+		}, -1, 5},
+		{"two deadlines joined in one key, the first job popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			// What the values now joined would equal, were a value
+			// holding the separator not refused.
+			f.rdb.LPop(f.ctx, q)
+			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(-time.Hour)+"\n"+f.at(-time.Hour), 0)
+		}, -1, 4},
 		{"the run's last job taken", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
 			f.rdb.LRem(f.ctx, q, 1, p["c"])
-		}, nil, 4},
+		}, -1, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -58,28 +71,31 @@ func TestHeadTrimScript(t *testing.T) {
 				t.Fatal(err)
 			}
 			keys := []string{q, f.layout.Failed(), f.layout.Journal(), f.layout.Stats()}
-			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]], "deleted:default"}
+			var digests string
+			var judged []string
 			for _, id := range tc.run {
 				keys = append(keys, f.layout.Expiration(id))
-				args = append(args, sha1hex(payloads[id]), f.at(-time.Hour), f.now.Add(-time.Hour).UnixMilli(), "", "")
+				digests += sha1hex(payloads[id])
+				judged = append(judged, f.at(-time.Hour))
 			}
+			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]], "deleted:default", digests, strings.Join(judged, "\n"), f.now.Add(-time.Hour).UnixMilli()}
 			if tc.after != nil {
 				tc.after(f, q, payloads)
 			}
 			before := f.dump()
-			codes, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, f.rdb, headTrimScript, keys, args...).Int64Slice()
+			reply, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, f.rdb, headTrimScript, keys, args...).Int64Slice()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.codes == nil {
-				if len(codes) != 0 {
-					t.Fatalf("codes %v, want a fall back", codes)
+			if tc.popped < 0 {
+				if len(reply) != 0 {
+					t.Fatalf("answer %v, want a fall back", reply)
 				}
 				if !reflect.DeepEqual(withoutPrefix(before, "resque:resque-expire:requests:"), withoutPrefix(f.dump(), "resque:resque-expire:requests:")) {
 					t.Fatal("a fall back changed the database")
 				}
-			} else if !reflect.DeepEqual(codes, tc.codes) {
-				t.Fatalf("codes %v, want %v", codes, tc.codes)
+			} else if !reflect.DeepEqual(reply, []int64{tc.popped}) {
+				t.Fatalf("answer %v, want [%d]", reply, tc.popped)
 			}
 			if n := f.rdb.LLen(f.ctx, q).Val(); n != tc.left {
 				t.Errorf("%d jobs left, want %d", n, tc.left)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resque-expire/resque-expire/inspect"
+	"github.com/resque-expire/resque-expire/internal/once"
 	"github.com/resque-expire/resque-expire/internal/preflight"
 	"github.com/resque-expire/resque-expire/internal/redisconn"
 	"github.com/resque-expire/resque-expire/internal/redistest"
@@ -308,5 +309,75 @@ func TestLargePayloadsAreRemovedExactly(t *testing.T) {
 	}
 	if n := f.rdb.LLen(f.ctx, f.layout.Queue("default")).Val(); n != 20 {
 		t.Errorf("%d left, want 20", n)
+	}
+}
+
+// TestHeadTrimAndDrainRefuseBeforeWriting calls head_trim.lua and
+// drain_keys.lua as users lacking one command each. Neither checks the
+// deadline keys' MGET ahead (it reads before any write), and drain_keys.lua
+// not their DEL either (its first write): a refusal must still answer
+// NOPERM naming the command and change nothing.
+func TestHeadTrimAndDrainRefuseBeforeWriting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		script, cmd string
+	}{
+		{"head_trim", "mget"}, {"head_trim", "del"}, {"head_trim", "ltrim"}, {"head_trim", "hincrby"},
+		{"drain_keys", "mget"}, {"drain_keys", "del"}, {"drain_keys", "ltrim"},
+	} {
+		t.Run(tc.script+" without "+tc.cmd, func(t *testing.T) {
+			t.Parallel()
+			f := newSweepFixture(t)
+			q := f.layout.Queue("default")
+			if err := LoadScripts(f.ctx, f.rdb); err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			var args []any
+			var script *once.Script
+			switch tc.script {
+			case "head_trim":
+				var digests string
+				var judged []string
+				var last string
+				keys = []string{q, f.layout.Failed(), f.layout.Journal(), f.layout.Stats()}
+				for i := 0; i < 3; i++ {
+					id := fmt.Sprintf("j%d", i)
+					last = f.job(id, "X")
+					f.push("default", last, id, f.at(-time.Hour))
+					keys = append(keys, f.layout.Expiration(id))
+					digests += sha1hex(last)
+					judged = append(judged, f.at(-time.Hour))
+				}
+				script = headTrimScript
+				args = []any{"0", "0", last, "deleted:default", digests, strings.Join(judged, "\n"), f.now.Add(-time.Hour).UnixMilli()}
+			case "drain_keys":
+				stage := "{" + q + "}:resque-expire:committed:test"
+				var entries []any
+				keys = []string{stage}
+				for i := 0; i < 3; i++ {
+					key := f.layout.Expiration(fmt.Sprintf("j%d", i))
+					f.rdb.Set(f.ctx, key, "100", 0)
+					entries = append(entries, key, "100", "report")
+					keys = append(keys, key)
+				}
+				f.rdb.RPush(f.ctx, stage, entries...)
+				script = drainKeysScript
+				args = []any{len(entries), sha1hex(entries[0].(string)), sha1hex(entries[len(entries)-1].(string)), "100", "100", "100"}
+			}
+			if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-"+tc.cmd).Err(); err != nil {
+				t.Fatal(err)
+			}
+			c := redis.NewClient(&redis.Options{Addr: f.srv.Addr(), Username: "t", Password: "pw"})
+			defer c.Close()
+			before := f.dump()
+			err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, c, script, keys, args...).Err()
+			if err == nil || !redis.HasErrorPrefix(err, "NOPERM") || !strings.Contains(err.Error(), strings.ToUpper(tc.cmd)) {
+				t.Fatalf("%s without %s: %v, want NOPERM naming it", tc.script, tc.cmd, err)
+			}
+			if after := f.dump(); !reflect.DeepEqual(before, after) {
+				t.Fatalf("the refused script changed the database")
+			}
+		})
 	}
 }
