@@ -144,7 +144,7 @@ type ListStats struct {
 func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	// A copy whose page size follows this list's payload sizes.
 	ls := *s
-	return ls.scanList(ctx, ref, visit, false)
+	return ls.scanList(ctx, ref, visit, scanStrict)
 }
 
 // ScanListAhead is ScanList reading ahead: while a page is visited, the next
@@ -154,10 +154,31 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 // own commands, not after them.
 func (s *Scanner) ScanListAhead(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	ls := *s
-	return ls.scanList(ctx, ref, visit, true)
+	return ls.scanList(ctx, ref, visit, scanAhead)
 }
 
-func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahead bool) (ListStats, error) {
+// ScanListRemoving is ScanList for a visit that removes jobs from its page:
+// the next page is read (LRANGE) before the visit starts, so that what it
+// holds is what follows the page, and decoded (MGET, judge) while the visit
+// runs; after the visit its positions are moved up by the jobs the visit
+// took out. When the visit took out a job sharing a deadline key with one
+// of the next page (the same job twice: its key may have gone under the
+// MGET), that page is dropped and read again.
+func (s *Scanner) ScanListRemoving(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
+	ls := *s
+	return ls.scanList(ctx, ref, visit, scanRemoving)
+}
+
+// scanMode is when scanList reads the next page.
+type scanMode int
+
+const (
+	scanStrict   scanMode = iota // after the visit
+	scanAhead                    // during the visit (visits that remove nothing)
+	scanRemoving                 // its items before the visit, decoded during it
+)
+
+func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode scanMode) (ListStats, error) {
 	var st ListStats
 	// The first page is sized by the first payload (LINDEX, one element):
 	// nothing else is known yet of the payloads' size. An error shows in
@@ -172,18 +193,17 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahea
 	var pending chan page // the next page, read while this one is visited
 	// A visit that removed nothing leaves the list as it was read: the
 	// next page is then read ahead, while the next visit runs.
-	readAhead := ahead
+	readAhead := mode == scanAhead
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
 		if pending != nil {
 			cur, pending = <-pending, nil
-			st.Resyncs += cur.resyncs
 		} else {
 			cur = s.readPage(ctx, ref, next, anchor)
-			st.Resyncs += cur.resyncs
 		}
+		st.Resyncs += cur.resyncs
 		if cur.err != nil {
 			return st, cur.err
 		}
@@ -192,15 +212,12 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahea
 			st.Pages++
 			s.batch = pageFor(full, cur.items)
 			chunk := cur.chunk
-			if readAhead && cur.more {
+			if (readAhead || mode == scanRemoving) && cur.more {
 				// Where the next page starts should the visit remove
 				// nothing: after this page, found by its last jobs.
 				guess := append(append([]string(nil), anchor...), cur.items[max(0, len(cur.items)-anchorLen):]...)
 				guess = guess[max(0, len(guess)-anchorLen):]
-				from := cur.base + int64(len(cur.items))
-				ch := make(chan page, 1)
-				go func() { ch <- s.readPage(ctx, ref, from, guess) }()
-				pending = ch
+				pending = s.readNext(ctx, ref, cur.base+int64(len(cur.items)), guess, mode)
 			}
 			if err := visit(ctx, chunk); err != nil {
 				if pending != nil {
@@ -221,11 +238,9 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahea
 			}
 			next = cur.base + int64(len(cur.items)) - int64(removed)
 			if removed > 0 && pending != nil {
-				// Read before the removals: read again after them.
-				<-pending
-				pending = nil
+				pending = afterRemoval(pending, chunk, removed, mode)
 			}
-			readAhead = ahead && removed == 0
+			readAhead = mode == scanAhead && removed == 0
 		}
 		// Stop when the read reached the end of the list, not when the
 		// page is short: a page is short when the anchor was found later
@@ -234,6 +249,54 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, ahea
 			return st, nil
 		}
 	}
+}
+
+// readNext starts reading the page after anchor. Read ahead (scanAhead),
+// all of it runs while the visit does; for a removing visit (scanRemoving)
+// the LRANGE runs now, before the visit's removals, and the rest during it.
+func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor []string, mode scanMode) chan page {
+	ch := make(chan page, 1)
+	if mode == scanAhead {
+		go func() { ch <- s.readPage(ctx, ref, from, anchor) }()
+		return ch
+	}
+	p := s.readItems(ctx, ref, from, anchor)
+	if p.err != nil || len(p.items) == 0 {
+		ch <- p
+		return ch
+	}
+	go func() { ch <- s.decodePage(ctx, ref, p) }()
+	return ch
+}
+
+// afterRemoval returns the page read during a visit that removed jobs, its
+// positions moved up by the removed jobs, or nil when it must be read
+// again: read ahead (it may have been read before or after the removals),
+// after a resync or an error, or when it shares a deadline key with a job
+// the visit removed.
+func afterRemoval(pending chan page, c *Chunk, removed int, mode scanMode) chan page {
+	p := <-pending
+	if mode != scanRemoving || p.err != nil || p.resyncs > 0 || p.base < int64(removed) || len(p.items) == 0 {
+		return nil
+	}
+	gone := map[string]bool{}
+	for i := range c.Jobs {
+		if i < len(c.Removed) && c.Removed[i] && c.Jobs[i].ExpirationKey != "" {
+			gone[c.Jobs[i].ExpirationKey] = true
+		}
+	}
+	for i := range p.chunk.Jobs {
+		if gone[p.chunk.Jobs[i].ExpirationKey] {
+			return nil
+		}
+	}
+	p.base -= int64(removed)
+	for i := range p.chunk.Jobs {
+		p.chunk.Jobs[i].Index -= int64(removed)
+	}
+	ch := make(chan page, 1)
+	ch <- p
+	return ch
 }
 
 // page is one page read and decoded (see readPage).
@@ -249,13 +312,24 @@ type page struct {
 // readPage reads the page after anchor (see readAfter) and decodes it.
 // It only reads s, so it may run while the previous page is visited.
 func (s *Scanner) readPage(ctx context.Context, ref ListRef, next int64, anchor []string) page {
+	p := s.readItems(ctx, ref, next, anchor)
+	if p.err != nil || len(p.items) == 0 {
+		return p
+	}
+	return s.decodePage(ctx, ref, p)
+}
+
+// readItems reads the items of the page after anchor (see readAfter).
+func (s *Scanner) readItems(ctx context.Context, ref ListRef, next int64, anchor []string) page {
 	var st ListStats
 	var p page
 	p.items, p.base, p.more, p.err = s.readAfter(ctx, ref.Key, next, anchor, &st)
 	p.resyncs = st.Resyncs
-	if p.err != nil || len(p.items) == 0 {
-		return p
-	}
+	return p
+}
+
+// decodePage judges the items p holds and reads their deadlines.
+func (s *Scanner) decodePage(ctx context.Context, ref ListRef, p page) page {
 	if p.chunk, p.err = s.buildChunk(ctx, ref, p.base, p.items); p.err != nil {
 		return p
 	}

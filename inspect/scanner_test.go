@@ -429,8 +429,19 @@ func sweepVisitor(t *testing.T, rdb redis.UniversalClient, key string, tl *scanT
 
 // TestScanListSweepRemoves: a visitor removing jobs from the pages it has
 // seen (every kind of pattern, including whole pages and the page's tail,
-// where the anchor would otherwise be), alone and with pops between pages.
+// where the anchor would otherwise be), alone and with pops between pages,
+// read strictly after each visit (ScanList) and with the next page read
+// before the visit and decoded during it (ScanListRemoving).
 func TestScanListSweepRemoves(t *testing.T) {
+	for name, scan := range map[string]func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error){
+		"ScanList":         func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanList },
+		"ScanListRemoving": func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanListRemoving },
+	} {
+		t.Run(name, func(t *testing.T) { testScanListSweepRemoves(t, scan) })
+	}
+}
+
+func testScanListSweepRemoves(t *testing.T, scan func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error)) {
 	rdb := startRedis(t)
 	const key, batch = "resque:queue:sweep", 50
 	index := func(raw string) int {
@@ -456,7 +467,7 @@ func TestScanListSweepRemoves(t *testing.T) {
 				rpush(t, rdb, key, items)
 				tl := newTally()
 				page := 0
-				_, err := s.ScanList(context.Background(), ListRef{Key: key}, sweepVisitor(t, rdb, key, tl, doom, func() {
+				_, err := scan(s)(context.Background(), ListRef{Key: key}, sweepVisitor(t, rdb, key, tl, doom, func() {
 					if page++; page%4 == 0 {
 						tl.pop(lpop(t, rdb, key, pop))
 					}

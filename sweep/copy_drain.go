@@ -27,7 +27,7 @@ var (
 // Batches of the drain: victims per drain_keys.lua, entries per
 // drain_move.lua.
 const (
-	drainVictims = 1000
+	drainVictims = 500
 	drainEntries = 200
 )
 
@@ -72,9 +72,13 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 	go func() {
 		defer close(reported)
 		for items := range reports {
+			out := make([]Removal, 0, len(items)/3)
 			for i := 2; i < len(items); i += 3 {
-				r.reportStaged(k.list, items[i])
+				if rm, ok := r.stagedRemoval(k.list, items[i]); ok {
+					out = append(out, rm)
+				}
 			}
+			r.emit(out)
 		}
 	}()
 	defer func() {
@@ -220,15 +224,13 @@ func decodeStaged(entry string) (stagedRemoval, bool) {
 	return s, true
 }
 
-// reportStaged tells OnRemoved of a job the copy engine removed from list
-// (without its payload, which the copy does not keep; the archive has it).
-func (r *run) reportStaged(list, entry string) {
-	if r.opts.OnRemoved == nil {
-		return
-	}
+// stagedRemoval is the removal of a job the copy engine removed from
+// list, from its staged report (without its payload, which the copy does
+// not keep; the archive has it).
+func (r *run) stagedRemoval(list, entry string) (Removal, bool) {
 	s, ok := decodeStaged(entry)
-	if !ok {
-		return
+	if !ok || r.opts.OnRemoved == nil {
+		return Removal{}, false
 	}
 	queue, _ := r.s.layout.QueueName(list)
 	rm := Removal{Queue: queue, List: list, ID: s.ID, Class: s.Class, OverdueBy: time.Duration(s.Overdue), ByAge: s.ByAge}
@@ -238,7 +240,5 @@ func (r *run) reportStaged(list, entry string) {
 	if s.ByAge {
 		rm.EnqueuedAt = time.Unix(0, s.Enqueued).UTC()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.opts.OnRemoved(rm)
+	return rm, true
 }

@@ -86,11 +86,12 @@ func abortFallBack(reason string) error { return &copyAbort{reason: reason, fall
 func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
 	lr.mayCopy = !r.opts.DryRun && ref.Queue != "" && !ref.Delayed() && ref.Failed == "" && copyable(ref.Key)
-	scan := r.s.scanner.ScanList
+	// In place, the next page's LRANGE goes before the visit's removals
+	// (a read during them would look for the page's last jobs, which the
+	// visit may have just removed) and its decoding during them. A dry
+	// run's visit removes nothing: the next page is read while it runs.
+	scan := r.s.scanner.ScanListRemoving
 	if r.opts.DryRun {
-		// A dry run's visit removes nothing: the next page can be read
-		// while it runs. (In place it cannot: a read ahead looks for the
-		// page's last jobs, which the visit may have just removed.)
 		scan = r.s.scanner.ScanListAhead
 	}
 	_, err := scan(ctx, ref, lr.visit)
@@ -105,7 +106,7 @@ func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 		}
 		lr.mayCopy = false
 		lr.seenLeft = cloneCounts(lr.headSeen)
-		_, err = r.s.scanner.ScanList(ctx, ref, lr.visit)
+		_, err = r.s.scanner.ScanListRemoving(ctx, ref, lr.visit)
 	}
 	return err
 }
@@ -127,7 +128,7 @@ func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []cand
 	// the copy starts now rather than after a head phase of in-place
 	// scripts, each scanning further into the list, whose survivors the
 	// copy then reads again.
-	spread := len(cands)-len(headRun(c, cands)) >= max(1, len(c.Jobs)/earlyCopyShare)
+	spread := len(cands)-len(lr.headRun(c, cands, 0, maxVictims)) >= max(1, len(c.Jobs)/earlyCopyShare)
 	if !deep && !spread {
 		return false
 	}

@@ -153,13 +153,15 @@ func (lr *listRun) visitFailed(ctx context.Context, c *inspect.Chunk) error {
 	keep, limitHit := r.reserve(len(cands))
 	cands = cands[:keep]
 	if r.opts.DryRun {
+		out := make([]Removal, 0, len(cands))
 		for _, fc := range cands {
 			q.Removed++
 			if r.opts.Limit == 0 {
 				r.removedSoFar.Add(1)
 			}
-			r.reportFailure(c, fc, true)
+			out = append(out, r.failureRemoval(c, fc, true))
 		}
+		r.emit(out)
 	} else if len(cands) > 0 {
 		c.Removed = make([]bool, len(c.Jobs))
 		shifted := int64(0)
@@ -236,24 +238,21 @@ func (lr *listRun) removeFailed(ctx context.Context, c *inspect.Chunk, cands []f
 		return 0, fmt.Errorf("remove expired failure entries from %s: script answered %d codes for %d entries", c.List.Key, len(codes), n)
 	}
 	var gone int64
+	out := make([]Removal, 0, len(codes))
 	for k, code := range codes {
 		fc := cands[k]
 		if lr.settleCode(c, fc.i, code) {
 			gone++
 		}
 		if code == 1 {
-			r.reportFailure(c, fc, false)
+			out = append(out, r.failureRemoval(c, fc, false))
 		}
 	}
+	r.emit(out)
 	return gone, r.archiveBatch(ctx)
 }
 
-func (r *run) reportFailure(c *inspect.Chunk, fc failedCandidate, dry bool) {
-	if r.opts.OnRemoved == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *run) failureRemoval(c *inspect.Chunk, fc failedCandidate, dry bool) Removal {
 	j := fc.job
 	rm := Removal{Queue: j.Queue, List: c.List.Key, ID: j.ID, Class: j.Class, ExpiresAt: j.Deadline, Payload: j.Raw,
 		DryRun: dry, Failed: c.List.Failed, ByAge: fc.byAge}
@@ -264,7 +263,7 @@ func (r *run) reportFailure(c *inspect.Chunk, fc failedCandidate, dry bool) {
 	case !j.Deadline.IsZero():
 		rm.OverdueBy = c.Now.Sub(j.Deadline)
 	}
-	r.opts.OnRemoved(rm)
+	return rm
 }
 
 // failedArchiveRecord is the archive record of a removed failure entry:

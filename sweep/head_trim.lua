@@ -34,9 +34,10 @@
 -- ARGV[8..]      when ARGV[1] == "1", k failure entries; then, when
 --                ARGV[2] == "1", k archive records (job i's the i-th)
 --
--- Returns {p}: the run's first p jobs were gone (workers popped them) and
--- the other k - p removed; or an empty array when nothing was removed and
--- the caller must fall back.
+-- Returns {p, t}: the run's first p jobs were gone (workers popped them)
+-- and the other k - p removed, in t microseconds of the script's own time
+-- (what the caller sizes its next run by); or an empty array when nothing
+-- was removed and the caller must fall back.
 -- Refuses, writing nothing, when the user may not run one of its writes or
 -- a key it writes holds another type (see remove_expired.lua).
 local list = KEYS[1]
@@ -46,6 +47,11 @@ local stats, stats_field = KEYS[4], ARGV[4]
 local k = #KEYS - 4
 if k < 1 then return {} end
 local digests, judged, due = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local function micros()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local started = micros()
 
 do
   local checks = {{'lpos', list, list, list}, {'lindex', list, list, list}, {'ltrim', list, list, list}}
@@ -77,8 +83,7 @@ local head = redis.call('LINDEX', list, 0)
 if not head or redis.sha1hex(head) ~= string.sub(digests, 40 * popped + 1, 40 * popped + 40) then return {} end
 
 -- Every remaining job still judged expired, and due by Redis's clock.
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) < due then return {} end
+if math.floor(started / 1000) < due then return {} end
 local keys = {unpack(KEYS, 5 + popped, 4 + k)}
 local values = redis.pcall('MGET', unpack(keys))
 if values.err then return nope('mget', keys[1], 'removed') end
@@ -128,4 +133,4 @@ write(function()
 end)
 local refused = undone('removed')
 if refused then return refused end
-return {popped}
+return {popped, micros() - started}

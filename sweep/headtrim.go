@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,17 +17,35 @@ var headTrimSrc string
 
 var headTrimScript = luaScripts.Once(headTrimSrc)
 
-// headRun returns the candidates that form a run at the head of a queue:
-// the page was read from the list's head and its first jobs, one after the
-// other, are candidates judged by their deadline (not by age, not by a key
-// this run deleted). Such a run goes with one LTRIM (head_trim.lua).
-func headRun(c *inspect.Chunk, cands []candidate) []candidate {
+// headRun returns the candidates that form a run at the head of a queue,
+// starting with the page's job off: the page was read from the list's head,
+// its jobs before off have left the list (an earlier run), and the run's
+// jobs follow one another, candidates judged by their deadline (not by age,
+// not by a key this run deleted, none holding a newline). Such a run goes
+// with one LTRIM (head_trim.lua). It holds at most most jobs, and its
+// failure entries and archive records at most argBytes.
+func (lr *listRun) headRun(c *inspect.Chunk, cands []candidate, off, most int) []candidate {
 	if c.List.Delayed() || len(c.Jobs) == 0 || c.Jobs[0].Index != 0 {
 		return nil
 	}
-	n := 0
-	for n < len(cands) && n < maxVictims && cands[n].i == n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" &&
+	for i := 0; i < off; i++ {
+		if i >= len(c.Removed) || !c.Removed[i] {
+			return nil
+		}
+	}
+	copies := 0
+	if lr.r.opts.ToFailed {
+		copies++
+	}
+	if lr.r.opts.Archive != nil {
+		copies++
+	}
+	n, args := 0, 0
+	for n < len(cands) && n < most && cands[n].i == off+n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" &&
 		!strings.Contains(cands[n].job.DeadlineRaw, "\n") {
+		if args += copies*len(cands[n].job.Raw) + 64; n > 0 && args > argBytes {
+			break
+		}
 		n++
 	}
 	// A later copy of a job of the run (the same job twice in the queue)
@@ -44,11 +63,35 @@ func headRun(c *inspect.Chunk, cands []candidate) []candidate {
 	return cands[:n]
 }
 
+// headTrims removes the runs of candidates at the head of the queue, one
+// head_trim.lua a run sized to the script time budget. It returns the
+// candidates left for remove_expired.lua (all of them when the head was
+// not what was read) and how many jobs left the list.
+func (lr *listRun) headTrims(ctx context.Context, c *inspect.Chunk, cands []candidate) ([]candidate, int64, error) {
+	var shifted int64
+	off := 0
+	for {
+		run := lr.headRun(c, cands, off, lr.trimVictims)
+		if len(run) == 0 {
+			return cands, shifted, nil
+		}
+		gone, took, err := lr.headTrim(ctx, c, run)
+		if err != nil || took < 0 {
+			return cands, shifted, err
+		}
+		lr.trimVictims = resize(lr.trimVictims, len(run), took, lr.r.opts.MaxScriptTime)
+		shifted += gone
+		off += len(run)
+		cands = cands[len(run):]
+	}
+}
+
 // headTrim removes a run of candidates at the head of the queue with
-// head_trim.lua. trimmed is false when the script found the head changed
-// (a push to the head, a job taken from the middle, a deadline changed) and
-// removed nothing: the caller then removes them as any other candidates.
-func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candidate) (gone int64, trimmed bool, err error) {
+// head_trim.lua, and says how long the script took. took is negative when
+// the script found the head changed (a push to the head, a job taken from
+// the middle, a deadline changed) and removed nothing: the caller then
+// removes them as any other candidates.
+func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candidate) (gone int64, took time.Duration, err error) {
 	r := lr.r
 	keys := make([]string, 0, 4+len(run))
 	keys = append(keys, c.List.Key, r.s.layout.Failed(), r.s.layout.Journal(), r.s.layout.Stats())
@@ -78,21 +121,20 @@ func (lr *listRun) headTrim(ctx context.Context, c *inspect.Chunk, run []candida
 	reply, err := r.requests.Run(ctx, r.s.rdb, headTrimScript, keys, args...).Int64Slice()
 	if err != nil {
 		if redis.IsReadOnlyError(err) {
-			return 0, false, ErrReadOnly
+			return 0, -1, ErrReadOnly
 		}
-		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: %w", c.List.Key, err)
+		return 0, -1, fmt.Errorf("remove expired jobs from the head of %s: %w", c.List.Key, err)
 	}
 	if len(reply) == 0 {
-		return 0, false, nil
+		return 0, -1, nil
 	}
-	popped := reply[0]
-	if len(reply) != 1 || popped < 0 || popped >= int64(len(run)) {
-		return 0, false, fmt.Errorf("remove expired jobs from the head of %s: script answered %v for %d jobs", c.List.Key, reply, len(run))
+	if len(reply) != 2 || reply[0] < 0 || reply[0] >= int64(len(run)) || reply[1] < 0 {
+		return 0, -1, fmt.Errorf("remove expired jobs from the head of %s: script answered %v for %d jobs", c.List.Key, reply, len(run))
 	}
 	codes := make([]int64, len(run))
-	for i := popped; i < int64(len(run)); i++ {
+	for i := reply[0]; i < int64(len(run)); i++ {
 		codes[i] = 1
 	}
 	gone, err = lr.settle(ctx, c, run, codes)
-	return gone, true, err
+	return gone, time.Duration(reply[1]) * time.Microsecond, err
 }

@@ -21,7 +21,7 @@ func TestHeadTrimScript(t *testing.T) {
 		name   string
 		run    []string // ids of the run, in list order
 		after  func(f *sweepFixture, q string, payloads map[string]string)
-		popped int64 // the answer {popped}; -1: fall back
+		popped int64 // the answer's first number; -1: fall back
 		left   int64 // jobs left in the queue (of 5 seeded plus pushes)
 	}{
 		{"clean", []string{"a", "b", "c"}, nil, 0, 2},
@@ -94,8 +94,8 @@ func TestHeadTrimScript(t *testing.T) {
 				if !reflect.DeepEqual(withoutPrefix(before, "resque:resque-expire:requests:"), withoutPrefix(f.dump(), "resque:resque-expire:requests:")) {
 					t.Fatal("a fall back changed the database")
 				}
-			} else if !reflect.DeepEqual(reply, []int64{tc.popped}) {
-				t.Fatalf("answer %v, want [%d]", reply, tc.popped)
+			} else if len(reply) != 2 || reply[0] != tc.popped || reply[1] < 0 {
+				t.Fatalf("answer %v, want [%d, its time]", reply, tc.popped)
 			}
 			if n := f.rdb.LLen(f.ctx, q).Val(); n != tc.left {
 				t.Errorf("%d jobs left, want %d", n, tc.left)
@@ -159,5 +159,46 @@ func TestHeadTrimLayout(t *testing.T) {
 		if f.exists(f.layout.Expiration(id)) {
 			t.Errorf("deadline key of removed %s left", id)
 		}
+	}
+}
+
+// TestHeadTrimRunsSizedByTime: with a script time budget no head trim can
+// meet, the runs shrink to the smallest batch, and a page's run at the
+// head still goes by head_trim.lua (several, one after the other, no
+// remove_expired.lua), exactly, archive and failure entries included.
+func TestHeadTrimRunsSizedByTime(t *testing.T) {
+	t.Parallel()
+	f := newSweepFixture(t)
+	var want []string
+	for i := 0; i < 2300; i++ {
+		id := fmt.Sprintf("s%04d", i)
+		deadline := f.at(time.Hour)
+		if i < 2000 {
+			deadline = f.at(-time.Hour)
+			want = append(want, id)
+		}
+		f.push("default", f.job(id, "X"), id, deadline)
+	}
+	arch := f.archiveFile()
+	res, removed := f.mustSweep(Options{ToFailed: true, Archive: arch, MaxScriptTime: time.Nanosecond}, nil)
+	if res.Removed != 2000 || !equalStrings(removedIDs(removed), want) {
+		t.Errorf("removed %d, want the 2000 oldest", res.Removed)
+	}
+	if n := f.rdb.LLen(f.ctx, f.layout.Failed()).Val(); n != 2000 {
+		t.Errorf("%d failure entries, want 2000", n)
+	}
+	if n := len(f.archiveLines(arch.Path())); n != 2000 {
+		t.Errorf("%d archive records, want 2000", n)
+	}
+	if left := f.list(f.layout.Queue("default")); len(left) != 300 || left[0] != f.job("s2000", "X") {
+		t.Errorf("%d left, first %q", len(left), left[0])
+	}
+	// The first page's victims in one run, the second page's in runs of
+	// 32 (and the archive journal's trims besides).
+	if n := commandCalls(t, f.rdb, "ltrim"); n < 20 {
+		t.Errorf("%d head trims, want several", n)
+	}
+	if n := commandCalls(t, f.rdb, "lrem"); n != 0 {
+		t.Errorf("%d LREMs: part of the run went by remove_expired.lua", n)
 	}
 }

@@ -220,7 +220,13 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.checkFailedOptions(); err != nil {
 		return res, err
 	}
+	if opts.OnRemoved != nil {
+		r.reports = startReporter(opts.OnRemoved)
+	}
 	err := r.execute(ctx)
+	if r.reports != nil {
+		r.reports.stop()
+	}
 	res.Elapsed = time.Since(start).Seconds()
 	if errors.Is(err, errHalted) { // stopped because another list stopped the run
 		err = errStopped
@@ -253,6 +259,8 @@ type run struct {
 	interrupt context.Context
 	// runID names this run's requests hash and its copies' keys.
 	runID string
+	// reports hands removals to Options.OnRemoved (nil: none).
+	reports *reporter
 
 	// The copy engine: the memory its copies in flight may still add
 	// (copyRest, by list, under copyMu), the permission probe's verdict,
@@ -288,6 +296,9 @@ type listRun struct {
 	r          *run
 	q          *QueueResult
 	maxVictims int
+	// trimVictims caps the next head_trim.lua run, sized by the last
+	// one's own time (Options.MaxScriptTime).
+	trimVictims int
 	// avgBytes is the mean payload size of the page being removed from.
 	avgBytes int
 	// deep: scripts on this list run over the budget whatever their size.
@@ -433,7 +444,7 @@ func (r *run) sweepDelayed(ctx context.Context) error {
 		return nil
 	}
 	r.res.Delayed = &QueueResult{Queue: "(delayed)"}
-	lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims}
+	lr := &listRun{r: r, q: r.res.Delayed, maxVictims: startVictims, trimVictims: maxVictims}
 	qstart := time.Now()
 	problems, err := r.s.scanner.ScanDelayed(ctx, lr.visit, nil)
 	lr.q.Elapsed = time.Since(qstart).Seconds()
@@ -448,7 +459,7 @@ func (r *run) sweepDelayed(ctx context.Context) error {
 func (r *run) sweepQueues(ctx context.Context, queues []inspect.QueueInfo, results []QueueResult) error {
 	errs := parallel.Each(len(queues), inspect.Concurrency, func(i int) error {
 		q := queues[i]
-		lr := &listRun{r: r, q: &results[i], maxVictims: startVictims}
+		lr := &listRun{r: r, q: &results[i], maxVictims: startVictims, trimVictims: maxVictims}
 		qstart := time.Now()
 		err := lr.sweepList(ctx, inspect.ListRef{Key: q.Key, Queue: q.Name})
 		lr.q.Elapsed = time.Since(qstart).Seconds()
@@ -527,13 +538,15 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 	keep, limitHit := r.reserve(len(cands))
 	cands = cands[:keep]
 	if r.opts.DryRun {
+		out := make([]Removal, 0, len(cands))
 		for _, cd := range cands {
 			lr.q.Removed++
 			if r.opts.Limit == 0 {
 				r.removedSoFar.Add(1)
 			}
-			r.report(c, cd, true)
+			out = append(out, r.removal(c, cd, true))
 		}
+		r.emit(out)
 	} else if err := lr.removeInPlace(ctx, c, cands); err != nil {
 		return err
 	}
@@ -639,14 +652,9 @@ func (lr *listRun) removeInPlace(ctx context.Context, c *inspect.Chunk, cands []
 	// script where to look.
 	shifted := int64(0)
 	lr.avgBytes = avgPayload(c)
-	if run := headRun(c, cands); len(run) > 0 {
-		gone, trimmed, err := lr.headTrim(ctx, c, run)
-		if err != nil {
-			return err
-		}
-		if trimmed {
-			shifted, cands = gone, cands[len(run):]
-		}
+	cands, shifted, err := lr.headTrims(ctx, c, cands)
+	if err != nil {
+		return err
 	}
 	for len(cands) > 0 {
 		n := lr.take(cands)
@@ -767,6 +775,7 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 // candidates are no longer in the list.
 func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candidate, codes []int64) (int64, error) {
 	var gone int64
+	out := make([]Removal, 0, len(codes))
 	for k, code := range codes {
 		cd := cands[k]
 		if code == 1 {
@@ -776,9 +785,10 @@ func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candida
 			gone++
 		}
 		if code == 1 {
-			lr.r.report(c, cd, false)
+			out = append(out, lr.r.removal(c, cd, false))
 		}
 	}
+	lr.r.emit(out)
 	return gone, lr.r.archiveBatch(ctx)
 }
 
@@ -861,11 +871,22 @@ func (lr *listRun) adapt(took time.Duration, n int) {
 	case lr.deep:
 	case took > budget && n <= minVictims:
 		lr.deep, lr.maxVictims = true, maxVictims
-	case took > budget:
-		lr.maxVictims = max(minVictims, int(float64(n)*0.8*float64(budget)/float64(took)))
-	case took < budget/2 && n >= lr.maxVictims:
-		lr.maxVictims = min(maxVictims, lr.maxVictims+lr.maxVictims/2)
+	default:
+		lr.maxVictims = resize(lr.maxVictims, n, took, budget)
 	}
+}
+
+// resize is the next batch size of a script that took took for n jobs with
+// cap as its size: over the budget it shrinks in proportion, well under it
+// (a full batch) it grows by half, between minVictims and maxVictims.
+func resize(cap, n int, took, budget time.Duration) int {
+	switch {
+	case took > budget:
+		return max(minVictims, int(float64(n)*0.8*float64(budget)/float64(took)))
+	case took < budget/2 && n >= cap:
+		return min(maxVictims, cap+cap/2)
+	}
+	return cap
 }
 
 // Bounds of the bytes one removal script moves: the window of the list it
@@ -944,12 +965,7 @@ const (
 	maxVictims   = 1000
 )
 
-func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
-	if r.opts.OnRemoved == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *run) removal(c *inspect.Chunk, cd candidate, dry bool) Removal {
 	j := cd.job
 	rm := Removal{Queue: j.Queue, List: c.List.Key, DelayedAt: c.List.DelayedAt, ID: j.ID, Class: j.Class,
 		ExpiresAt: j.Deadline, Payload: j.Raw, DryRun: dry, ByAge: cd.byAge}
@@ -959,7 +975,7 @@ func (r *run) report(c *inspect.Chunk, cd candidate, dry bool) {
 	} else {
 		rm.OverdueBy = c.Now.Sub(j.Deadline)
 	}
-	r.opts.OnRemoved(rm)
+	return rm
 }
 
 func flag(b bool) string {
