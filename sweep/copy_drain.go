@@ -62,7 +62,7 @@ func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error)
 	return r.drainKeys(ctx, k, step)
 }
 
-// drainKeys runs drain_keys.lua on the committed triples of list k, a batch
+// drainKeys runs drain_keys.lua on the committed entries of list k, a batch
 // at a time, and reports their removals. Each call goes in one round trip
 // with the read of the next batch (the script checks that the list's head
 // is the batch it is given), and the reports are written while Redis works.
@@ -72,10 +72,12 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 	go func() {
 		defer close(reported)
 		for items := range reports {
-			out := make([]Removal, 0, len(items)/3)
-			for i := 2; i < len(items); i += 3 {
-				if rm, ok := r.stagedRemoval(k.list, items[i]); ok {
-					out = append(out, rm)
+			out := make([]Removal, 0, len(items))
+			for _, entry := range items {
+				if _, _, report, ok := parseStagedEntry(entry); ok {
+					if rm, ok := r.stagedRemoval(k.list, report); ok {
+						out = append(out, rm)
+					}
 				}
 			}
 			r.emit(out)
@@ -86,7 +88,7 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 		<-reported
 	}()
 	read := func() ([]string, error) {
-		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, 3*drainVictims-1).Result()
+		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, drainVictims-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", k.cStage, err)
 		}
@@ -97,18 +99,19 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 		return err
 	}
 	for len(items) > 0 {
-		items = items[:len(items)/3*3]
 		keys := []string{k.cStage}
 		args := []any{len(items), sha1hex(items[0]), sha1hex(items[len(items)-1])}
-		for i := 0; i < len(items); i += 3 {
-			if items[i] != "" {
-				keys = append(keys, items[i])
-				args = append(args, items[i+1])
+		for _, entry := range items {
+			// An entry that does not parse (no build of this tool
+			// writes one) is drained without deleting anything.
+			if key, value, _, ok := parseStagedEntry(entry); ok && key != "" {
+				keys = append(keys, key)
+				args = append(args, value)
 			}
 		}
 		pipe := r.s.rdb.Pipeline()
 		run := r.requests.Run(ctx, pipe, drainKeysScript, keys, args...)
-		next := pipe.LRange(ctx, k.cStage, 0, 3*drainVictims-1)
+		next := pipe.LRange(ctx, k.cStage, 0, drainVictims-1)
 		_, _ = pipe.Exec(ctx)
 		if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
 			// Not run (Redis lost its script cache): again, by its text.
@@ -186,6 +189,41 @@ func (s stagedRemoval) encode() string {
 	return string(b)
 }
 
+// stagedEntry is a victim's entry in a copy's staging list: its deadline
+// key, the value it was judged by and its report, each but the last
+// prefixed by its length ("<len>:<key><len>:<value><report>"). One entry a
+// victim, where three list elements cost Redis and the client three times
+// the work to push, read and trim.
+func stagedEntry(key, value, report string) string {
+	b := make([]byte, 0, len(key)+len(value)+len(report)+8)
+	b = strconv.AppendInt(b, int64(len(key)), 10)
+	b = append(append(b, ':'), key...)
+	b = strconv.AppendInt(b, int64(len(value)), 10)
+	b = append(append(b, ':'), value...)
+	return string(append(b, report...))
+}
+
+// parseStagedEntry reads what stagedEntry wrote.
+func parseStagedEntry(entry string) (key, value, report string, ok bool) {
+	if key, entry, ok = cutLenPrefixed(entry); !ok {
+		return "", "", "", false
+	}
+	if value, report, ok = cutLenPrefixed(entry); !ok {
+		return "", "", "", false
+	}
+	return key, value, report, true
+}
+
+// cutLenPrefixed splits "<len>:<s><rest>" into s and rest.
+func cutLenPrefixed(in string) (s, rest string, ok bool) {
+	n, after, found := strings.Cut(in, ":")
+	l, err := strconv.Atoi(n)
+	if !found || err != nil || l < 0 || l > len(after) {
+		return "", "", false
+	}
+	return after[:l], after[l:], true
+}
+
 // decodeStaged reads a staged removal, in either encoding.
 func decodeStaged(entry string) (stagedRemoval, bool) {
 	var s stagedRemoval
@@ -193,13 +231,9 @@ func decodeStaged(entry string) (stagedRemoval, bool) {
 		return s, json.Unmarshal([]byte(entry), &s) == nil
 	}
 	str := func() (string, bool) {
-		n, rest, ok := strings.Cut(entry, ":")
-		l, err := strconv.Atoi(n)
-		if !ok || err != nil || l < 0 || l > len(rest) {
-			return "", false
-		}
-		entry = rest[l:]
-		return rest[:l], true
+		s, rest, ok := cutLenPrefixed(entry)
+		entry = rest
+		return s, ok
 	}
 	var ok bool
 	if s.ID, ok = str(); !ok {

@@ -377,7 +377,7 @@ func (cp *copyRun) push(ctx context.Context, c *inspect.Chunk, cands []candidate
 		if cd.byAge || value == "" {
 			key, value = "", ""
 		}
-		pairs = append(pairs, key, value, r.stagedReport(c, cd))
+		pairs = append(pairs, stagedEntry(key, value, r.stagedReport(c, cd)))
 		if r.opts.ToFailed {
 			failures = append(failures, r.failureEntry(cd, c, now))
 		}

@@ -17,8 +17,8 @@
 --
 -- KEYS[1]   X, the live list
 -- KEYS[2]   T, the copy of its survivors
--- KEYS[3]   S, staged (deadline key, judged value, report) triples, one a
---           victim
+-- KEYS[3]   S, staged (deadline key, judged value, report) entries, one a
+--           victim (the client's encoding)
 -- KEYS[4]   J, staged archive records (one a victim, or none)
 -- KEYS[5]   F, staged failure entries (one a victim, or none)
 -- KEYS[6]   G, where X is renamed before it is unlinked
@@ -28,7 +28,7 @@
 -- ARGV[1]   the lock's value
 -- ARGV[2]   C, the number of elements copied (the client's record)
 -- ARGV[3]   the survivors pushed to T (its expected length)
--- ARGV[4]   the victims staged (S holds three times as many entries)
+-- ARGV[4]   the victims staged (S's expected length)
 -- ARGV[5]   the expected length of J; ARGV[6] of F (0 or ARGV[4])
 -- ARGV[7..9] the expected server-wide INFO commandstats calls of lset,
 --           linsert and lrem (the fence)
@@ -90,7 +90,7 @@ if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) < tonumber(ARGV[13]
   return {'abort', 'not-due'}
 end
 if redis.call('TYPE', X)['ok'] ~= 'list' then return {'abort', 'list-gone'} end
-if redis.call('LLEN', T) ~= nsurv or redis.call('LLEN', S) ~= 3 * nvict or
+if redis.call('LLEN', T) ~= nsurv or redis.call('LLEN', S) ~= nvict or
   redis.call('LLEN', J) ~= njournal or redis.call('LLEN', F) ~= nfail then
   return {'abort', 'copy-mismatch'}
 end
@@ -186,7 +186,7 @@ if refused then return refused end
 -- T's rename fail, X is put back.
 if sb > 0 then redis.call('LTRIM', T, sb, -1) end
 if vb > 0 then
-  redis.call('LTRIM', S, 3 * vb, -1)
+  redis.call('LTRIM', S, vb, -1)
   redis.call('LTRIM', J, vb, -1)
   redis.call('LTRIM', F, vb, -1)
 end

@@ -4,12 +4,12 @@
 -- judged by (compare-and-delete): a key given a new deadline since, or a
 -- job re-enqueued with the same id and a new deadline, keeps its key.
 --
--- KEYS[1]    the committed staging list: (deadline key, judged value,
---            report) triples, the key and value "" for a victim judged
---            without a key (--max-age); the report is the client's
--- KEYS[1+i]  deadline key i (i = 1..m): the keys of the triples read, in
+-- KEYS[1]    the committed staging list: an entry a victim, the client's
+--            encoding of (deadline key, judged value, report), the key and
+--            value "" for a victim judged without a key (--max-age)
+-- KEYS[1+i]  deadline key i (i = 1..m): the keys of the entries read, in
 --            order, without the empty ones
--- ARGV[1]    n, the entries read from the list's head (three a victim)
+-- ARGV[1]    n, the entries read from the list's head
 -- ARGV[2]    SHA1 of the first entry read; ARGV[3] of the n-th
 -- ARGV[3+i]  the judged value of KEYS[1+i]
 --

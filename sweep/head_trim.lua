@@ -26,8 +26,9 @@
 -- ARGV[2]        "1": push an archive record per removed job onto KEYS[3]
 -- ARGV[3]        the last job's payload (for LPOS)
 -- ARGV[4]        the stats field counting this queue's removals, or ""
--- ARGV[5]        the SHA1 (40 hex digits) of each job's payload, in order,
---                one after the other
+-- ARGV[5]        the SHA1 (40 hex digits) of the payloads of the run's
+--                first d jobs (d <= k), in order, one after the other: with
+--                more than d - 1 of them popped since, the script falls back
 -- ARGV[6]        each job's deadline value as judged, in order, joined by
 --                "\n" (no value judged holds one)
 -- ARGV[7]        when the last of them is due (Unix ms, deadline + grace)
@@ -79,6 +80,7 @@ local found = redis.call('LPOS', list, ARGV[3], 'COUNT', 0, 'MAXLEN', k)
 if #found == 0 then return {} end
 local e = found[#found]
 local popped = k - 1 - e
+if 40 * popped >= #digests then return {} end
 local head = redis.call('LINDEX', list, 0)
 if not head or redis.sha1hex(head) ~= string.sub(digests, 40 * popped + 1, 40 * popped + 40) then return {} end
 

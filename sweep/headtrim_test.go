@@ -18,41 +18,48 @@ import (
 func TestHeadTrimScript(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name   string
-		run    []string // ids of the run, in list order
-		after  func(f *sweepFixture, q string, payloads map[string]string)
-		popped int64 // the answer's first number; -1: fall back
-		left   int64 // jobs left in the queue (of 5 seeded plus pushes)
+		name    string
+		run     []string // ids of the run, in list order
+		after   func(f *sweepFixture, q string, payloads map[string]string)
+		popped  int64 // the answer's first number; -1: fall back
+		left    int64 // jobs left in the queue (of 5 seeded plus pushes)
+		digests int   // of the run's first jobs only (0: all of them)
 	}{
-		{"clean", []string{"a", "b", "c"}, nil, 0, 2},
+		{"clean", []string{"a", "b", "c"}, nil, 0, 2, 0},
 		{"a worker popped one", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			f.rdb.LPop(f.ctx, q)
-		}, 1, 2},
+		}, 1, 2, 0},
 		{"a push to the head", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			f.rdb.LPush(f.ctx, q, f.job("new", "X"))
-		}, -1, 6},
+		}, -1, 6, 0},
 		{"a job dequeued from the run's middle", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
 			f.rdb.LRem(f.ctx, q, 1, p["b"])
-		}, -1, 4},
+		}, -1, 4, 0},
 		{"a deadline pushed back", []string{"a", "b", "c"}, func(f *sweepFixture, _ string, _ map[string]string) {
 			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(time.Hour), 0)
-		}, -1, 5},
+		}, -1, 5, 0},
 		{"the last deadline pushed back, the first job popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			f.rdb.LPop(f.ctx, q)
 			f.rdb.Set(f.ctx, f.layout.Expiration("c"), f.at(time.Hour), 0)
-		}, -1, 4},
+		}, -1, 4, 0},
 		{"a deadline key deleted", []string{"a", "b", "c"}, func(f *sweepFixture, _ string, _ map[string]string) {
 			f.rdb.Del(f.ctx, f.layout.Expiration("b"))
-		}, -1, 5},
+		}, -1, 5, 0},
+		{"a worker popped within the digests", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			f.rdb.LPop(f.ctx, q)
+		}, 1, 2, 2},
+		{"a worker popped past the digests", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			f.rdb.LPop(f.ctx, q)
+		}, -1, 4, 1},
 		{"two deadlines joined in one key, the first job popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
 			// What the values now joined would equal, were a value
 			// holding the separator not refused.
 			f.rdb.LPop(f.ctx, q)
 			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(-time.Hour)+"\n"+f.at(-time.Hour), 0)
-		}, -1, 4},
+		}, -1, 4, 0},
 		{"the run's last job taken", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
 			f.rdb.LRem(f.ctx, q, 1, p["c"])
-		}, -1, 4},
+		}, -1, 4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -73,9 +80,11 @@ func TestHeadTrimScript(t *testing.T) {
 			keys := []string{q, f.layout.Failed(), f.layout.Journal(), f.layout.Stats()}
 			var digests string
 			var judged []string
-			for _, id := range tc.run {
+			for i, id := range tc.run {
 				keys = append(keys, f.layout.Expiration(id))
-				digests += sha1hex(payloads[id])
+				if tc.digests == 0 || i < tc.digests {
+					digests += sha1hex(payloads[id])
+				}
 				judged = append(judged, f.at(-time.Hour))
 			}
 			args := []any{"0", "0", payloads[tc.run[len(tc.run)-1]], "deleted:default", digests, strings.Join(judged, "\n"), f.now.Add(-time.Hour).UnixMilli()}

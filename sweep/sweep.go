@@ -776,10 +776,11 @@ func (lr *listRun) remove(ctx context.Context, c *inspect.Chunk, cands []candida
 func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candidate, codes []int64) (int64, error) {
 	var gone int64
 	out := make([]Removal, 0, len(codes))
+	removed := make([]*inspect.Job, 0, len(codes))
 	for k, code := range codes {
 		cd := cands[k]
 		if code == 1 {
-			lr.r.remember(cd.job)
+			removed = append(removed, cd.job)
 		}
 		if lr.settleCode(c, cd.i, code) {
 			gone++
@@ -788,6 +789,7 @@ func (lr *listRun) settle(ctx context.Context, c *inspect.Chunk, cands []candida
 			out = append(out, lr.r.removal(c, cd, false))
 		}
 	}
+	lr.r.remember(removed)
 	lr.r.emit(out)
 	return gone, lr.r.archiveBatch(ctx)
 }
@@ -820,10 +822,17 @@ func (lr *listRun) settleCode(c *inspect.Chunk, i int, code int64) (left bool) {
 	return left
 }
 
-// remember notes the deadline of a removed job's deleted key, so that a
-// later page showing the job again (without its key) judges it the same.
-func (r *run) remember(j *inspect.Job) {
-	if j.DeadlineRaw == "" {
+// remember notes the deadlines of removed jobs' deleted keys, so that a
+// later page showing one of the jobs again (without its key) judges it the
+// same. The keys are hashed before the run's mutex is taken, once a page.
+func (r *run) remember(jobs []*inspect.Job) {
+	hashes := make([][16]byte, 0, len(jobs))
+	for _, j := range jobs {
+		if j.DeadlineRaw != "" {
+			hashes = append(hashes, keyHash(j.ExpirationKey))
+		}
+	}
+	if len(hashes) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -831,8 +840,15 @@ func (r *run) remember(j *inspect.Job) {
 	if r.deleted == nil {
 		r.deleted = map[[16]byte]int64{}
 	}
-	if len(r.deleted) < maxRemembered {
-		r.deleted[keyHash(j.ExpirationKey)] = j.Deadline.UnixNano()
+	k := 0
+	for _, j := range jobs {
+		if j.DeadlineRaw == "" {
+			continue
+		}
+		if len(r.deleted) < maxRemembered {
+			r.deleted[hashes[k]] = j.Deadline.UnixNano()
+		}
+		k++
 	}
 }
 

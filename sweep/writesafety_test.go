@@ -358,7 +358,7 @@ func TestHeadTrimAndDrainRefuseBeforeWriting(t *testing.T) {
 				for i := 0; i < 3; i++ {
 					key := f.layout.Expiration(fmt.Sprintf("j%d", i))
 					f.rdb.Set(f.ctx, key, "100", 0)
-					entries = append(entries, key, "100", "report")
+					entries = append(entries, stagedEntry(key, "100", "report"))
 					keys = append(keys, key)
 				}
 				f.rdb.RPush(f.ctx, stage, entries...)

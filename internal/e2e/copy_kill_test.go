@@ -225,7 +225,7 @@ func ckOne(t *testing.T, mode string, due func(map[string]int64, bool) bool) {
 	tr := ckStart(rdb, exp)
 	p := spawn(t, ckEnv, args...)
 	// drained: the drain has begun (the archive file, the failed list or
-	// the deadline keys' triples show it).
+	// the deadline keys' staged entries show it).
 	var stage0 int64
 	killed, sawCopy := false, false
 	var at map[string]int64
