@@ -118,6 +118,10 @@ type Chunk struct {
 	// Removed[i] is true when Jobs[i] is no longer in the list because the
 	// visitor took it out. The scanner uses it to keep its place.
 	Removed []bool
+	// Popped[i] is true when Jobs[i] was found no longer in the list,
+	// taken by another client (a worker) rather than by the visitor: it is
+	// in Removed too, but it may have left before the next page was read.
+	Popped []bool
 }
 
 // Visitor is called once per page. Returning an error stops the scan.
@@ -270,12 +274,20 @@ func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor 
 }
 
 // afterRemoval returns the page read during a visit that removed jobs, its
-// positions moved up by the removed jobs, or nil when it must be read
-// again: read ahead (it may have been read before or after the removals),
-// after a resync or an error, or when it shares a deadline key with a job
-// the visit removed.
+// positions moved up by the jobs the visit took out itself, or nil when it
+// must be read again: read ahead (it may have been read before or after the
+// removals), after a resync or an error, or when it shares a deadline key
+// with a job the visit removed. (Jobs the visit found popped may have left
+// before the page was read, so they do not move it: a position that stays
+// too high is one a worker's pop makes anyway, which the removal scripts
+// look around for.)
 func afterRemoval(pending chan page, c *Chunk, removed int, mode scanMode) chan page {
 	p := <-pending
+	for i := range c.Popped {
+		if c.Popped[i] {
+			removed--
+		}
+	}
 	if mode != scanRemoving || p.err != nil || p.resyncs > 0 || p.base < int64(removed) || len(p.items) == 0 {
 		return nil
 	}

@@ -467,11 +467,20 @@ func testScanListSweepRemoves(t *testing.T, scan func(*Scanner) func(context.Con
 				rpush(t, rdb, key, items)
 				tl := newTally()
 				page := 0
-				_, err := scan(s)(context.Background(), ListRef{Key: key}, sweepVisitor(t, rdb, key, tl, doom, func() {
+				visit := sweepVisitor(t, rdb, key, tl, doom, func() {
 					if page++; page%4 == 0 {
 						tl.pop(lpop(t, rdb, key, pop))
 					}
-				}))
+				})
+				_, err := scan(s)(context.Background(), ListRef{Key: key}, func(ctx context.Context, c *Chunk) error {
+					// Without pops, every job is where its Index says.
+					for _, i := range []int{0, len(c.Jobs) - 1} {
+						if got := rdb.LIndex(ctx, key, c.Jobs[i].Index).Val(); pop == 0 && got != c.Jobs[i].Raw {
+							t.Errorf("job at index %d is %q, the page says %q", c.Jobs[i].Index, got, c.Jobs[i].Raw)
+						}
+					}
+					return visit(ctx, c)
+				})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -102,9 +102,10 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 		keys := []string{k.cStage}
 		args := []any{len(items), sha1hex(items[0]), sha1hex(items[len(items)-1])}
 		for _, entry := range items {
-			// An entry that does not parse (no build of this tool
-			// writes one) is drained without deleting anything.
-			if key, value, _, ok := parseStagedEntry(entry); ok && key != "" {
+			// An entry that does not parse, or names no deadline key
+			// (no build of this tool writes one), is drained without
+			// deleting anything.
+			if key, value, _, ok := parseStagedEntry(entry); ok && key != "" && r.isDeadlineKey(key) {
 				keys = append(keys, key)
 				args = append(args, value)
 			}
@@ -187,6 +188,12 @@ func (s stagedRemoval) encode() string {
 		b = append(b, " 0"...)
 	}
 	return string(b)
+}
+
+// isDeadlineKey says whether key is a job's deadline key in the layout.
+func (r *run) isDeadlineKey(key string) bool {
+	_, ok := r.s.layout.ExpirationID(key)
+	return ok
 }
 
 // stagedEntry is a victim's entry in a copy's staging list: its deadline

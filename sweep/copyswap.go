@@ -128,7 +128,7 @@ func (lr *listRun) wantsCopy(ctx context.Context, c *inspect.Chunk, cands []cand
 	// the copy starts now rather than after a head phase of in-place
 	// scripts, each scanning further into the list, whose survivors the
 	// copy then reads again.
-	spread := len(cands)-len(lr.headRun(c, cands, 0, maxVictims)) >= max(1, len(c.Jobs)/earlyCopyShare)
+	spread := len(cands)-headRunLen(c, cands, 0) >= max(1, len(c.Jobs)/earlyCopyShare)
 	if !deep && !spread {
 		return false
 	}

@@ -39,6 +39,7 @@ type copyFixture struct {
 	jobs  map[string]copyJob // by id
 	order []string           // ids of the initial jobs, in push order
 	next  int
+	pad   string // in every payload's args
 }
 
 func newCopyFixture(t *testing.T, serverArgs ...string) *copyFixture {
@@ -61,7 +62,7 @@ func (f *copyFixture) newJob(expired, initial bool) (id, payload, deadline strin
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id = fmt.Sprintf("j%06d", f.next)
-	payload = fmt.Sprintf(`{"class":"CopyJob","args":[%d,"pad-pad-pad-pad"],"id":%q}`, f.next, id)
+	payload = fmt.Sprintf(`{"class":"CopyJob","args":[%d,"pad-pad-pad-pad%s"],"id":%q}`, f.next, f.pad, id)
 	f.next++
 	f.jobs[id] = copyJob{payload: payload, expired: expired, initial: initial}
 	if initial {
@@ -172,6 +173,35 @@ func idSetOf(rs []Removal) map[string]bool {
 // TestCopyEngineRemovesExactlyTheExpired: on a quiet server, every layout
 // goes by the copy engine and leaves exactly the live jobs, in order, with
 // their keys; the removed jobs' keys are gone; nothing else is left.
+// TestHeadRunWithLargeEntriesStaysInPlace: a one-TTL queue whose head run
+// is too large for one head_trim.lua's arguments (archive records and
+// failure entries of 3 KB payloads) is a run all the same, trimmed in
+// several scripts, not jobs spread through the page for the copy engine.
+func TestHeadRunWithLargeEntriesStaysInPlace(t *testing.T) {
+	t.Parallel()
+	f := newCopyFixture(t)
+	f.pad = strings.Repeat("x", 3000)
+	f.seed(3000, copyLayouts["head"])
+	opts := f.copyOpts()
+	opts.ToFailed, opts.Archive = true, f.archiveFile()
+	res, removed, err := f.sweepCopy(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.engine(res); got != engineInPlace {
+		t.Errorf("engine %q, want %s; problems %v", got, engineInPlace, res.Problems)
+	}
+	var want []string
+	for _, id := range f.order {
+		if j := f.jobs[id]; !j.expired {
+			want = append(want, j.payload)
+		}
+	}
+	if got := f.list(f.key()); !slices.Equal(got, want) || len(removed) != 3000-len(want) {
+		t.Errorf("queue holds %d jobs, want the %d live ones in order; %d removed", len(got), len(want), len(removed))
+	}
+}
+
 func TestCopyEngineRemovesExactlyTheExpired(t *testing.T) {
 	t.Parallel()
 	for name, layout := range copyLayouts {

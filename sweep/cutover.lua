@@ -3,7 +3,7 @@
 -- The client copied the live list X, page by page from its head, into a
 -- private list T (the survivors, in order) and staged what the removal of the
 -- victims must do in S (deadline key, judged value, the removal's report:
--- three entries a victim), J (archive records) and F (failure entries).
+-- one entry a victim), J (archive records) and F (failure entries).
 -- Meanwhile workers popped X's head and producers pushed at its tail; nothing else may have changed in
 -- the copied region. This script, in one step, finds how many of the copied
 -- elements workers popped (p), checks that the rest of the copied region is

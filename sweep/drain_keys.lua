@@ -22,6 +22,12 @@ local list, n = KEYS[1], tonumber(ARGV[1])
 -- a refusal of either, answered by pcall, leaves everything as it was.
 local refused = denied({{'lindex', list, '0'}, {'ltrim', list, '0', '0'}}, 'deleted')
 if refused then return refused end
+-- refusal is the answer to an error of the MGET or the DEL: nope's for a
+-- permission, Redis's own otherwise (a failover's READONLY, say).
+local function refusal(err, cmd, key)
+  if acl_error(err) then return nope(cmd, key, 'deleted') end
+  return redis.error_reply(err)
+end
 local first = redis.call('LINDEX', list, 0)
 local last = redis.call('LINDEX', list, n - 1)
 if not first or not last or redis.sha1hex(first) ~= ARGV[2] or redis.sha1hex(last) ~= ARGV[3] then
@@ -34,14 +40,14 @@ end
 local deleted = 0
 if #KEYS > 1 then
   local vals = redis.pcall('MGET', unpack(KEYS, 2))
-  if vals.err then return nope('mget', KEYS[2], 'deleted') end
+  if vals.err then return refusal(vals.err, 'mget', KEYS[2]) end
   local del = {}
   for i = 2, #KEYS do
     if vals[i - 1] == ARGV[2 + i] then del[#del + 1] = KEYS[i] end
   end
   if #del > 0 then
     deleted = redis.pcall('DEL', unpack(del))
-    if type(deleted) == 'table' then return nope('del', del[1], 'deleted') end
+    if type(deleted) == 'table' then return refusal(deleted.err, 'del', del[1]) end
   end
 end
 redis.call('LTRIM', list, n, -1)

@@ -88,7 +88,10 @@ if not head or redis.sha1hex(head) ~= string.sub(digests, 40 * popped + 1, 40 * 
 if math.floor(started / 1000) < due then return {} end
 local keys = {unpack(KEYS, 5 + popped, 4 + k)}
 local values = redis.pcall('MGET', unpack(keys))
-if values.err then return nope('mget', keys[1], 'removed') end
+if values.err then
+  if acl_error(values.err) then return nope('mget', keys[1], 'removed') end
+  return redis.error_reply(values.err)
+end
 -- The values now, joined, must be the judged ones of the remaining jobs:
 -- the end of ARGV[6] from a "\n". With no value holding a "\n" (one that
 -- does was not judged so: it changed), the two have as many separators, so
@@ -105,12 +108,14 @@ end
 
 -- The writes, each undone (in reverse) should a later one fail: first those
 -- that can fail (the pushes and the count: out of memory, a counter that is
--- not a number), last the trim and the deadline keys' DEL, which cannot:
--- their permissions were checked above, LPOS checked the list's type, DEL
--- takes keys of any type, and once a script has written Redis no longer
--- refuses its writes for memory, a read-only replica or a failed save. So
--- the keys need no undo, and no PTTL a key (write, push and undone come
--- from internal/once's envelope).
+-- not a number), last the trim and the deadline keys' DEL, which cannot on
+-- Redis 7: their permissions were checked above, LPOS checked the list's
+-- type, DEL takes keys of any type, and once a script has written Redis no
+-- longer refuses its writes for memory, a read-only replica or a failed
+-- save. So the keys need no undo, and no PTTL a key. Redis 6.2 cannot check
+-- permissions ahead: there the DEL goes first, undone by setting the keys
+-- back with their PTTL should the LTRIM be refused (write, push, put_back
+-- and undone come from internal/once's envelope).
 local function pushed(from)
   return {unpack(ARGV, from + popped, from + k - 1)}
 end
@@ -129,10 +134,26 @@ if stats_field ~= '' then
     if counted then redis.pcall('HINCRBY', stats, stats_field, -#keys) end
   end)
 end
-write(function()
-  redis.call('LTRIM', list, e + 1, -1)
-  redis.call('DEL', unpack(keys))
-end)
+if redis.acl_check_cmd then
+  write(function()
+    redis.call('LTRIM', list, e + 1, -1)
+    redis.call('DEL', unpack(keys))
+  end)
+else
+  local ttls = {}
+  for j, key in ipairs(keys) do ttls[j] = redis.call('PTTL', key) end
+  local deleted = false
+  write(function()
+    redis.call('DEL', unpack(keys))
+    deleted = true
+  end, function()
+    if deleted then
+      for j, key in ipairs(keys) do put_back(key, values[j], ttls[j]) end
+    end
+  end)
+  write(function() redis.call('LTRIM', list, e + 1, -1) end)
+end
 local refused = undone('removed')
 if refused then return refused end
-return {popped, micros() - started}
+-- (TIME is the wall clock: a step back must not make the time negative.)
+return {popped, math.max(0, micros() - started)}

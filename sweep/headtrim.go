@@ -25,21 +25,13 @@ var headTrimScript = luaScripts.Once(headTrimSrc)
 const headDigests = 64
 
 // headRun returns the candidates that form a run at the head of a queue,
-// starting with the page's job off: the page was read from the list's head,
-// its jobs before off have left the list (an earlier run), and the run's
-// jobs follow one another, candidates judged by their deadline (not by age,
-// not by a key this run deleted, none holding a newline). Such a run goes
-// with one LTRIM (head_trim.lua). It holds at most most jobs, and its
-// failure entries and archive records at most argBytes.
+// starting with the page's job off (see headRunLen), for one head_trim.lua:
+// at most most jobs, their failure entries and archive records at most
+// argBytes. It returns none when a later candidate shares a deadline key
+// with one of the run (the same job twice in the queue: it must be judged
+// by the deadline the run deletes, which remove_expired.lua remembers
+// within its script).
 func (lr *listRun) headRun(c *inspect.Chunk, cands []candidate, off, most int) []candidate {
-	if c.List.Delayed() || len(c.Jobs) == 0 || c.Jobs[0].Index != 0 {
-		return nil
-	}
-	for i := 0; i < off; i++ {
-		if i >= len(c.Removed) || !c.Removed[i] {
-			return nil
-		}
-	}
 	copies := 0
 	if lr.r.opts.ToFailed {
 		copies++
@@ -48,16 +40,11 @@ func (lr *listRun) headRun(c *inspect.Chunk, cands []candidate, off, most int) [
 		copies++
 	}
 	n, args := 0, 0
-	for n < len(cands) && n < most && cands[n].i == off+n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" &&
-		!strings.Contains(cands[n].job.DeadlineRaw, "\n") {
+	for limit := min(headRunLen(c, cands, off), most); n < limit; n++ {
 		if args += copies*len(cands[n].job.Raw) + 64; n > 0 && args > argBytes {
 			break
 		}
-		n++
 	}
-	// A later copy of a job of the run (the same job twice in the queue)
-	// must be judged by the deadline the run deletes: leave such a page to
-	// remove_expired.lua, which remembers it within the script.
 	keys := make(map[string]bool, n)
 	for _, cd := range cands[:n] {
 		keys[cd.job.ExpirationKey] = true
@@ -68,6 +55,29 @@ func (lr *listRun) headRun(c *inspect.Chunk, cands []candidate, off, most int) [
 		}
 	}
 	return cands[:n]
+}
+
+// headRunLen is how many of cands, from the first, form a run at the head
+// of a queue starting with the page's job off: the page was read from the
+// list's head, its jobs before off have left the list (an earlier run),
+// and the run's jobs follow one another, candidates judged by their
+// deadline (not by age, not by a key this run deleted, none holding a
+// newline). Such a run goes by head_trim.lua's LTRIM.
+func headRunLen(c *inspect.Chunk, cands []candidate, off int) int {
+	if c.List.Delayed() || len(c.Jobs) == 0 || c.Jobs[0].Index != 0 {
+		return 0
+	}
+	for i := 0; i < off; i++ {
+		if i >= len(c.Removed) || !c.Removed[i] {
+			return 0
+		}
+	}
+	n := 0
+	for n < len(cands) && cands[n].i == off+n && !cands[n].byAge && cands[n].job.DeadlineRaw != "" &&
+		!strings.Contains(cands[n].job.DeadlineRaw, "\n") {
+		n++
+	}
+	return n
 }
 
 // headTrims removes the runs of candidates at the head of the queue, one

@@ -52,11 +52,17 @@ func TestHeadTrimScript(t *testing.T) {
 			f.rdb.LPop(f.ctx, q)
 		}, -1, 4, 1},
 		{"two deadlines joined in one key, the first job popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
-			// What the values now joined would equal, were a value
-			// holding the separator not refused.
+			// Longer than the judged values' end it should match.
 			f.rdb.LPop(f.ctx, q)
 			f.rdb.Set(f.ctx, f.layout.Expiration("b"), f.at(-time.Hour)+"\n"+f.at(-time.Hour), 0)
 		}, -1, 4, 0},
+		{"two deadlines joined in the last key, two jobs popped", []string{"a", "b", "c"}, func(f *sweepFixture, q string, _ map[string]string) {
+			// Exactly the judged values' last two, after a "\n": only
+			// the refusal of a value holding the separator keeps c.
+			f.rdb.LPop(f.ctx, q)
+			f.rdb.LPop(f.ctx, q)
+			f.rdb.Set(f.ctx, f.layout.Expiration("c"), f.at(-time.Hour)+"\n"+f.at(-time.Hour), 0)
+		}, -1, 3, 0},
 		{"the run's last job taken", []string{"a", "b", "c"}, func(f *sweepFixture, q string, p map[string]string) {
 			f.rdb.LRem(f.ctx, q, 1, p["c"])
 		}, -1, 4, 0},

@@ -812,6 +812,10 @@ func (lr *listRun) settleCode(c *inspect.Chunk, i int, code int64) (left bool) {
 	case 0:
 		q.AlreadyGone++
 		c.Removed[i] = true
+		if c.Popped == nil {
+			c.Popped = make([]bool, len(c.Jobs))
+		}
+		c.Popped[i] = true
 		left = true
 	default:
 		q.Changed++

@@ -12,7 +12,7 @@
 -- finds the field and returns the recorded answer untouched. The envelope
 -- also gives the body write, undone, push and put_back (below), so that a
 -- body writing more than once either completes or changes nothing, and
--- nope, denied and denied_keys for its permission checks.
+-- nope, denied, denied_keys and acl_error for its permission checks.
 -- Error replies are not recorded: a body that refuses wrote nothing, so
 -- running it again is safe.
 local once_key = table.remove(KEYS)
@@ -40,6 +40,12 @@ end
 local function nope(cmd, key, what)
   return redis.error_reply('NOPERM resque-expire: this user may not run ' .. string.upper(cmd) ..
     ' on ' .. key .. '; nothing was ' .. what)
+end
+-- acl_error says whether err, an error a command called through pcall
+-- answered, is a refusal of the user's permissions (Redis 7 words it
+-- "The user executing the script can't ...", later versions NOPERM).
+local function acl_error(err)
+  return string.sub(err, 1, 6) == 'NOPERM' or string.find(err, 'The user executing the script', 1, true) ~= nil
 end
 local function denied(checks, what)
   if not redis.acl_check_cmd then return nil end
