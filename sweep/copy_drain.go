@@ -24,10 +24,11 @@ var (
 	drainMoveScript = luaScripts.Once(drainMoveSrc)
 )
 
-// Batches of the drain: victims per drain_keys.lua, entries per
-// drain_move.lua.
+// Batches of the drain: victims per drain_keys.lua, and such scripts a
+// round trip; entries per drain_move.lua.
 const (
 	drainVictims = 500
+	drainSteps   = 2
 	drainEntries = 200
 )
 
@@ -62,10 +63,9 @@ func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error)
 	return r.drainKeys(ctx, k, step)
 }
 
-// drainKeys runs drain_keys.lua on the committed entries of list k, a batch
-// at a time, and reports their removals. Each call goes in one round trip
-// with the read of the next batch (the script checks that the list's head
-// is the batch it is given), and the reports are written while Redis works.
+// drainKeys runs drain_keys.lua on the committed entries of list k, a few
+// batches a round trip (drainRound), and reports their removals, written
+// while Redis works.
 func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) error {
 	reports := make(chan []string, 4)
 	reported := make(chan struct{})
@@ -88,59 +88,87 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 		<-reported
 	}()
 	read := func() ([]string, error) {
-		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, drainVictims-1).Result()
+		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, drainSteps*drainVictims-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", k.cStage, err)
 		}
 		return items, nil
 	}
 	items, err := read()
-	if err != nil {
-		return err
+	for err == nil && len(items) > 0 {
+		items, err = r.drainRound(ctx, k, items, reports, step, read)
 	}
+	return err
+}
+
+// drainRound runs drain_keys.lua on items, drainVictims entries a script,
+// the scripts and the read of the next round's items in one pipeline: each
+// script checks that the list's head is its batch, so one that follows a
+// script that drained nothing drains nothing either (it answers -1), and the
+// next round starts from what the list holds then. It hands the drained
+// batches' entries to reports and returns the next round's items.
+func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, reports chan<- []string, step func() error, read func() ([]string, error)) ([]string, error) {
+	var batches [][]string
 	for len(items) > 0 {
-		keys := []string{k.cStage}
-		args := []any{len(items), sha1hex(items[0]), sha1hex(items[len(items)-1])}
-		for _, entry := range items {
-			// An entry that does not parse, or names no deadline key
-			// (no build of this tool writes one), is drained without
-			// deleting anything.
-			if key, value, _, ok := parseStagedEntry(entry); ok && key != "" && r.isDeadlineKey(key) {
-				keys = append(keys, key)
-				args = append(args, value)
-			}
-		}
-		pipe := r.s.rdb.Pipeline()
-		run := r.requests.Run(ctx, pipe, drainKeysScript, keys, args...)
-		next := pipe.LRange(ctx, k.cStage, 0, drainVictims-1)
-		_, _ = pipe.Exec(ctx)
+		n := min(len(items), drainVictims)
+		batches, items = append(batches, items[:n]), items[n:]
+	}
+	pipe := r.s.rdb.Pipeline()
+	runs := make([]*redis.Cmd, len(batches))
+	for b, batch := range batches {
+		keys, args := r.drainArgs(k, batch)
+		runs[b] = r.requests.Run(ctx, pipe, drainKeysScript, keys, args...)
+	}
+	next := pipe.LRange(ctx, k.cStage, 0, drainSteps*drainVictims-1)
+	_, _ = pipe.Exec(ctx)
+	reread := false
+	for b, batch := range batches {
+		run := runs[b]
 		if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
 			// Not run (Redis lost its script cache): again, by its text.
-			run = r.requests.Run(ctx, r.s.rdb, drainKeysScript, keys, args...)
-			if run.Err() == nil {
-				next = redis.NewStringSliceCmd(ctx)
-				v, err := read()
-				next.SetVal(v)
-				next.SetErr(err)
-			}
+			keys, args := r.drainArgs(k, batch)
+			run, reread = r.requests.Run(ctx, r.s.rdb, drainKeysScript, keys, args...), true
 		}
 		n, err := run.Int()
 		if err != nil {
-			return fmt.Errorf("delete the deadline keys staged in %s: %w", k.cStage, err)
+			return nil, fmt.Errorf("delete the deadline keys staged in %s: %w", k.cStage, err)
 		}
 		if n >= 0 {
-			reports <- items
-		}
-		if step != nil {
-			if err := step(); err != nil {
-				return err
-			}
-		}
-		if items, err = next.Result(); err != nil {
-			return fmt.Errorf("read %s: %w", k.cStage, err)
+			reports <- batch
 		}
 	}
-	return nil
+	// The round's scripts all ran: a stop (a test's crash point) comes
+	// after their reports, as it would between two rounds.
+	for range batches {
+		if step != nil {
+			if err := step(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if reread {
+		return read()
+	}
+	items, err := next.Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", k.cStage, err)
+	}
+	return items, nil
+}
+
+// drainArgs are drain_keys.lua's keys and arguments for a batch of entries.
+// An entry that does not parse, or names no deadline key (no build of this
+// tool writes one), is drained without deleting anything.
+func (r *run) drainArgs(k copyKeys, batch []string) ([]string, []any) {
+	keys := []string{k.cStage}
+	args := []any{len(batch), sha1hex(batch[0]), sha1hex(batch[len(batch)-1])}
+	for _, entry := range batch {
+		if key, value, _, ok := parseStagedEntry(entry); ok && key != "" && r.isDeadlineKey(key) {
+			keys = append(keys, key)
+			args = append(args, value)
+		}
+	}
+	return keys, args
 }
 
 // stagedRemoval is what the report of a job the copy engine removes needs,
