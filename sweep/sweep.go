@@ -897,16 +897,17 @@ func (lr *listRun) adapt(took time.Duration, n int) {
 }
 
 // resize is the next batch size of a script that took took for n jobs with
-// cap as its size: over the budget it shrinks in proportion, well under it
-// (a full batch) it grows by half, between minVictims and maxVictims.
-func resize(cap, n int, took, budget time.Duration) int {
+// size as its batch size: over the budget it shrinks in proportion, well
+// under it (a full batch) it grows by half, between minVictims and
+// maxVictims.
+func resize(size, n int, took, budget time.Duration) int {
 	switch {
 	case took > budget:
 		return max(minVictims, int(float64(n)*0.8*float64(budget)/float64(took)))
-	case took < budget/2 && n >= cap:
-		return min(maxVictims, cap+cap/2)
+	case took < budget/2 && n >= size:
+		return min(maxVictims, size+size/2)
 	}
-	return cap
+	return size
 }
 
 // Bounds of the bytes one removal script moves: the window of the list it
