@@ -3,7 +3,6 @@ package sweep
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -64,29 +63,8 @@ func (r *run) drainCommitted(ctx context.Context, k copyKeys, step func() error)
 }
 
 // drainKeys runs drain_keys.lua on the committed entries of list k, a few
-// batches a round trip (drainRound), and reports their removals, written
-// while Redis works.
+// batches a round trip (drainRound), and reports their removals.
 func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) error {
-	reports := make(chan []string, 4)
-	reported := make(chan struct{})
-	go func() {
-		defer close(reported)
-		for items := range reports {
-			out := make([]Removal, 0, len(items))
-			for _, entry := range items {
-				if _, _, report, ok := parseStagedEntry(entry); ok {
-					if rm, ok := r.stagedRemoval(k.list, report); ok {
-						out = append(out, rm)
-					}
-				}
-			}
-			r.emit(out)
-		}
-	}()
-	defer func() {
-		close(reports)
-		<-reported
-	}()
 	read := func() ([]string, error) {
 		items, err := r.s.rdb.LRange(ctx, k.cStage, 0, drainSteps*drainVictims-1).Result()
 		if err != nil {
@@ -96,28 +74,35 @@ func (r *run) drainKeys(ctx context.Context, k copyKeys, step func() error) erro
 	}
 	items, err := read()
 	for err == nil && len(items) > 0 {
-		items, err = r.drainRound(ctx, k, items, reports, step, read)
+		items, err = r.drainRound(ctx, k, items, step, read)
 	}
 	return err
+}
+
+// drainBatch is one drain_keys.lua call: its keys and arguments, and the
+// reports of the entries it drains.
+type drainBatch struct {
+	keys    []string
+	args    []any
+	reports []string
 }
 
 // drainRound runs drain_keys.lua on items, drainVictims entries a script,
 // the scripts and the read of the next round's items in one pipeline: each
 // script checks that the list's head is its batch, so one that follows a
 // script that drained nothing drains nothing either (it answers -1), and the
-// next round starts from what the list holds then. It hands the drained
-// batches' entries to reports and returns the next round's items.
-func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, reports chan<- []string, step func() error, read func() ([]string, error)) ([]string, error) {
-	var batches [][]string
+// next round starts from what the list holds then. It reports the drained
+// batches' removals and returns the next round's items.
+func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, step func() error, read func() ([]string, error)) ([]string, error) {
+	var batches []drainBatch
 	for len(items) > 0 {
 		n := min(len(items), drainVictims)
-		batches, items = append(batches, items[:n]), items[n:]
+		batches, items = append(batches, r.drainBatch(k, items[:n])), items[n:]
 	}
 	pipe := r.s.rdb.Pipeline()
 	runs := make([]*redis.Cmd, len(batches))
 	for b, batch := range batches {
-		keys, args := r.drainArgs(k, batch)
-		runs[b] = r.requests.Run(ctx, pipe, drainKeysScript, keys, args...)
+		runs[b] = r.requests.Run(ctx, pipe, drainKeysScript, batch.keys, batch.args...)
 	}
 	next := pipe.LRange(ctx, k.cStage, 0, drainSteps*drainVictims-1)
 	_, _ = pipe.Exec(ctx)
@@ -126,15 +111,14 @@ func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, report
 		run := runs[b]
 		if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
 			// Not run (Redis lost its script cache): again, by its text.
-			keys, args := r.drainArgs(k, batch)
-			run, reread = r.requests.Run(ctx, r.s.rdb, drainKeysScript, keys, args...), true
+			run, reread = r.requests.Run(ctx, r.s.rdb, drainKeysScript, batch.keys, batch.args...), true
 		}
 		n, err := run.Int()
 		if err != nil {
 			return nil, fmt.Errorf("delete the deadline keys staged in %s: %w", k.cStage, err)
 		}
 		if n >= 0 {
-			reports <- batch
+			r.emit(r.stagedRemovals(k.list, batch.reports))
 		}
 	}
 	// The round's scripts all ran: a stop (a test's crash point) comes
@@ -156,30 +140,35 @@ func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, report
 	return items, nil
 }
 
-// drainArgs are drain_keys.lua's keys and arguments for a batch of entries.
-// An entry that does not parse, or names no deadline key (no build of this
-// tool writes one), is drained without deleting anything.
-func (r *run) drainArgs(k copyKeys, batch []string) ([]string, []any) {
-	keys := []string{k.cStage}
-	args := []any{len(batch), sha1hex(batch[0]), sha1hex(batch[len(batch)-1])}
-	for _, entry := range batch {
-		if key, value, _, ok := parseStagedEntry(entry); ok && key != "" && r.isDeadlineKey(key) {
-			keys = append(keys, key)
-			args = append(args, value)
+// drainBatch is the drain_keys.lua call for a batch of entries. An entry
+// that does not parse, or names no deadline key (a victim judged by age
+// has none; no build of this tool writes another), is drained without
+// deleting anything.
+func (r *run) drainBatch(k copyKeys, entries []string) drainBatch {
+	b := drainBatch{
+		keys: []string{k.cStage},
+		args: []any{len(entries), sha1hex(entries[0]), sha1hex(entries[len(entries)-1])},
+	}
+	for _, entry := range entries {
+		key, value, report, ok := parseStagedEntry(entry)
+		if !ok {
+			continue
+		}
+		b.reports = append(b.reports, report)
+		if r.isDeadlineKey(key) {
+			b.keys = append(b.keys, key)
+			b.args = append(b.args, value)
 		}
 	}
-	return keys, args
+	return b
 }
 
 // stagedRemoval is what the report of a job the copy engine removes needs,
 // staged with its deadline key (so the client keeps nothing per victim).
 type stagedRemoval struct {
-	ID       string `json:"i"`
-	Class    string `json:"c"`
-	Deadline int64  `json:"d,omitempty"`
-	Enqueued int64  `json:"e,omitempty"`
-	Overdue  int64  `json:"o"`
-	ByAge    bool   `json:"a,omitempty"`
+	ID, Class                   string
+	Deadline, Enqueued, Overdue int64
+	ByAge                       bool
 }
 
 func (r *run) stagedReport(c *inspect.Chunk, cd candidate) string {
@@ -199,14 +188,10 @@ func (r *run) stagedReport(c *inspect.Chunk, cd candidate) string {
 
 // encode writes a staged removal compactly (JSON cost a fifth of the tool's
 // time at 1M): "<len>:<id><len>:<class><deadline> <enqueued> <overdue> <0|1>",
-// the numbers in decimal. It never starts with '{', as the JSON of an
-// earlier version's staging does.
+// the numbers in decimal.
 func (s stagedRemoval) encode() string {
 	b := make([]byte, 0, len(s.ID)+len(s.Class)+64)
-	b = strconv.AppendInt(b, int64(len(s.ID)), 10)
-	b = append(append(b, ':'), s.ID...)
-	b = strconv.AppendInt(b, int64(len(s.Class)), 10)
-	b = append(append(b, ':'), s.Class...)
+	b = appendLenPrefixed(appendLenPrefixed(b, s.ID), s.Class)
 	b = strconv.AppendInt(b, s.Deadline, 10)
 	b = strconv.AppendInt(append(b, ' '), s.Enqueued, 10)
 	b = strconv.AppendInt(append(b, ' '), s.Overdue, 10)
@@ -231,10 +216,7 @@ func (r *run) isDeadlineKey(key string) bool {
 // the work to push, read and trim.
 func stagedEntry(key, value, report string) string {
 	b := make([]byte, 0, len(key)+len(value)+len(report)+8)
-	b = strconv.AppendInt(b, int64(len(key)), 10)
-	b = append(append(b, ':'), key...)
-	b = strconv.AppendInt(b, int64(len(value)), 10)
-	b = append(append(b, ':'), value...)
+	b = appendLenPrefixed(appendLenPrefixed(b, key), value)
 	return string(append(b, report...))
 }
 
@@ -249,6 +231,12 @@ func parseStagedEntry(entry string) (key, value, report string, ok bool) {
 	return key, value, report, true
 }
 
+// appendLenPrefixed appends "<len>:<s>" to b.
+func appendLenPrefixed(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	return append(append(b, ':'), s...)
+}
+
 // cutLenPrefixed splits "<len>:<s><rest>" into s and rest.
 func cutLenPrefixed(in string) (s, rest string, ok bool) {
 	n, after, found := strings.Cut(in, ":")
@@ -259,12 +247,9 @@ func cutLenPrefixed(in string) (s, rest string, ok bool) {
 	return after[:l], after[l:], true
 }
 
-// decodeStaged reads a staged removal, in either encoding.
+// decodeStaged reads what encode wrote.
 func decodeStaged(entry string) (stagedRemoval, bool) {
 	var s stagedRemoval
-	if strings.HasPrefix(entry, "{") {
-		return s, json.Unmarshal([]byte(entry), &s) == nil
-	}
 	str := func() (string, bool) {
 		s, rest, ok := cutLenPrefixed(entry)
 		entry = rest
@@ -293,21 +278,29 @@ func decodeStaged(entry string) (stagedRemoval, bool) {
 	return s, true
 }
 
-// stagedRemoval is the removal of a job the copy engine removed from
-// list, from its staged report (without its payload, which the copy does
-// not keep; the archive has it).
-func (r *run) stagedRemoval(list, entry string) (Removal, bool) {
-	s, ok := decodeStaged(entry)
-	if !ok || r.opts.OnRemoved == nil {
-		return Removal{}, false
+// stagedRemovals are the removals of jobs the copy engine removed from
+// list, from their staged reports (without their payloads, which the copy
+// does not keep; the archive has them). A report that does not decode is
+// left out.
+func (r *run) stagedRemovals(list string, reports []string) []Removal {
+	if r.opts.OnRemoved == nil {
+		return nil
 	}
 	queue, _ := r.s.layout.QueueName(list)
-	rm := Removal{Queue: queue, List: list, ID: s.ID, Class: s.Class, OverdueBy: time.Duration(s.Overdue), ByAge: s.ByAge}
-	if s.Deadline != 0 {
-		rm.ExpiresAt = time.Unix(0, s.Deadline).UTC()
+	out := make([]Removal, 0, len(reports))
+	for _, report := range reports {
+		s, ok := decodeStaged(report)
+		if !ok {
+			continue
+		}
+		rm := Removal{Queue: queue, List: list, ID: s.ID, Class: s.Class, OverdueBy: time.Duration(s.Overdue), ByAge: s.ByAge}
+		if s.Deadline != 0 {
+			rm.ExpiresAt = time.Unix(0, s.Deadline).UTC()
+		}
+		if s.ByAge {
+			rm.EnqueuedAt = time.Unix(0, s.Enqueued).UTC()
+		}
+		out = append(out, rm)
 	}
-	if s.ByAge {
-		rm.EnqueuedAt = time.Unix(0, s.Enqueued).UTC()
-	}
-	return rm, true
+	return out
 }
