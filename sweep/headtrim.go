@@ -32,13 +32,7 @@ const headDigests = 64
 // by the deadline the run deletes, which remove_expired.lua remembers
 // within its script).
 func (lr *listRun) headRun(c *inspect.Chunk, cands []candidate, off, most int) []candidate {
-	copies := 0
-	if lr.r.opts.ToFailed {
-		copies++
-	}
-	if lr.r.opts.Archive != nil {
-		copies++
-	}
+	copies := lr.r.entryCopies()
 	n, args := 0, 0
 	for limit := min(headRunLen(c, cands, off), most); n < limit; n++ {
 		if args += copies*len(cands[n].job.Raw) + 64; n > 0 && args > argBytes {

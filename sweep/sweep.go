@@ -830,13 +830,17 @@ func (lr *listRun) settleCode(c *inspect.Chunk, i int, code int64) (left bool) {
 // later page showing one of the jobs again (without its key) judges it the
 // same. The keys are hashed before the run's mutex is taken, once a page.
 func (r *run) remember(jobs []*inspect.Job) {
-	hashes := make([][16]byte, 0, len(jobs))
+	type noted struct {
+		key [16]byte
+		at  int64
+	}
+	var notes []noted
 	for _, j := range jobs {
 		if j.DeadlineRaw != "" {
-			hashes = append(hashes, keyHash(j.ExpirationKey))
+			notes = append(notes, noted{keyHash(j.ExpirationKey), j.Deadline.UnixNano()})
 		}
 	}
-	if len(hashes) == 0 {
+	if len(notes) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -844,15 +848,10 @@ func (r *run) remember(jobs []*inspect.Job) {
 	if r.deleted == nil {
 		r.deleted = map[[16]byte]int64{}
 	}
-	k := 0
-	for _, j := range jobs {
-		if j.DeadlineRaw == "" {
-			continue
-		}
+	for _, n := range notes {
 		if len(r.deleted) < maxRemembered {
-			r.deleted[hashes[k]] = j.Deadline.UnixNano()
+			r.deleted[n.key] = n.at
 		}
-		k++
 	}
 }
 
@@ -939,18 +938,26 @@ func (lr *listRun) slack() int {
 	return min(maxSlack, max(1, windowBytes/4/lr.avgBytes))
 }
 
+// entryCopies is how many copies of a removed job's payload its script
+// writes besides removing it: a failure entry (--to-failed), an archive
+// record (--archive).
+func (r *run) entryCopies() int {
+	n := 0
+	if r.opts.ToFailed {
+		n++
+	}
+	if r.opts.Archive != nil {
+		n++
+	}
+	return n
+}
+
 // take says how many of cands (in list order) the next removal script
 // handles (see budget).
 func (lr *listRun) take(cands []candidate) int {
-	copies := 1
-	if lr.r.opts.ToFailed {
-		copies++
-	}
-	if lr.r.opts.Archive != nil {
-		copies++
-	}
-	// 64: besides its payload, a candidate's index, deadline and due time.
-	n := lr.budget(len(cands), copies, 64, func(k int) *inspect.Job { return cands[k].job })
+	// The payload itself, then its copies; 64: besides them, a
+	// candidate's index, deadline and due time.
+	n := lr.budget(len(cands), 1+lr.r.entryCopies(), 64, func(k int) *inspect.Job { return cands[k].job })
 	// Near the head, scripts stay short: at most headVictims each.
 	if cands[0].job.Index < lr.r.opts.headReach {
 		n = min(n, headVictims)
