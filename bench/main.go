@@ -416,10 +416,11 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	if hwm > r.rssKB {
 		r.rssKB = hwm
 	}
-	if cfg.detail {
-		printDetail(ctx, rdb, args)
+	logs, err := slowLog(ctx, rdb)
+	if cfg.detail && err == nil {
+		printDetail(logs, args)
 	}
-	w, what := worstCommand(ctx, rdb)
+	w, what := worstOf(logs, err)
 	if w > r.worstCmd {
 		r.worstCmd, r.worstWhat = w, what
 	}
@@ -495,19 +496,36 @@ func resetStats(ctx context.Context, rdb *redis.Client) {
 	rdb.Do(ctx, "LATENCY", "RESET")
 }
 
-// worstCommand returns the slowest command SLOWLOG recorded since the reset,
-// cross-checked with the LATENCY monitor's worst "command" event.
-func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string) {
+// slowLog returns what SLOWLOG recorded since the reset, without the
+// bench's own SLOWLOG calls.
+func slowLog(ctx context.Context, rdb *redis.Client) ([]redis.SlowLog, error) {
 	logs, err := rdb.SlowLogGet(ctx, 100000).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := logs[:0]
+	for _, l := range logs {
+		if len(l.Args) == 0 || !strings.EqualFold(l.Args[0], "slowlog") {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// worstCommand returns the slowest command SLOWLOG recorded since the reset.
+func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string) {
+	return worstOf(slowLog(ctx, rdb))
+}
+
+// worstOf returns the slowest of logs, named ("?" when SLOWLOG could not be
+// read).
+func worstOf(logs []redis.SlowLog, err error) (time.Duration, string) {
 	if err != nil {
 		return 0, "?"
 	}
 	var worst time.Duration
 	what := fmt.Sprintf("< %s", slowThreshold)
 	for _, l := range logs {
-		if len(l.Args) > 0 && strings.EqualFold(l.Args[0], "slowlog") {
-			continue
-		}
 		if l.Duration > worst {
 			worst, what = l.Duration, commandName(l.Args, knownScripts)
 		}

@@ -102,17 +102,10 @@ func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
 }
 
 // printDetail prints to stderr what SLOWLOG recorded during the run just
-// made, summed by command and script: where Redis's time went.
-func printDetail(ctx context.Context, rdb *redis.Client, args []string) {
-	logs, err := rdb.SlowLogGet(ctx, 100000).Result()
-	if err != nil {
-		return
-	}
+// made (logs), summed by command and script: where Redis's time went.
+func printDetail(logs []redis.SlowLog, args []string) {
 	byName := map[string]*slowTotal{}
 	for _, l := range logs {
-		if len(l.Args) > 0 && strings.EqualFold(l.Args[0], "slowlog") {
-			continue
-		}
 		name := commandName(l.Args, knownScripts)
 		t := byName[name]
 		if t == nil {
