@@ -14,6 +14,9 @@ const DefaultExpirationTemplate = "{ns}:job:{id}:expiration"
 type Layout struct {
 	ns       string
 	template string
+	// The template with its namespace filled in, around its first {id}:
+	// a key is expPrefix + id + expSuffix.
+	expPrefix, expSuffix string
 }
 
 // NewLayout returns the key layout for namespace ns (without a trailing
@@ -27,7 +30,9 @@ func NewLayout(ns, expirationTemplate string) (Layout, error) {
 	if strings.Count(expirationTemplate, "{id}") != 1 {
 		return Layout{}, errors.New("expiration key template must contain {id} exactly once")
 	}
-	return Layout{ns: ns, template: expirationTemplate}, nil
+	t := strings.ReplaceAll(expirationTemplate, "{ns}", ns)
+	i := strings.Index(t, "{id}")
+	return Layout{ns: ns, template: expirationTemplate, expPrefix: t[:i], expSuffix: t[i+len("{id}"):]}, nil
 }
 
 // MustLayout is NewLayout for constant arguments; it panics on error.
@@ -139,7 +144,7 @@ func (l Layout) Reserved(key string) bool {
 
 // Expiration is the key holding the deadline of job id.
 func (l Layout) Expiration(id string) string {
-	return strings.Replace(strings.ReplaceAll(l.template, "{ns}", l.ns), "{id}", id, 1)
+	return l.expPrefix + id + l.expSuffix
 }
 
 // ExpirationPattern is a SCAN MATCH pattern for every expiration key.
@@ -152,9 +157,7 @@ func (l Layout) ExpirationPattern() string {
 // ExpirationID returns the job id held in an expiration key, and false when
 // key does not follow the template.
 func (l Layout) ExpirationID(key string) (string, bool) {
-	t := strings.ReplaceAll(l.template, "{ns}", l.ns)
-	i := strings.Index(t, "{id}")
-	prefix, suffix := t[:i], t[i+len("{id}"):]
+	prefix, suffix := l.expPrefix, l.expSuffix
 	if len(key) <= len(prefix)+len(suffix) || !strings.HasPrefix(key, prefix) || !strings.HasSuffix(key, suffix) {
 		return "", false
 	}
