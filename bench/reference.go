@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,9 +35,9 @@ func floorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, que
 				return jobs, err
 			}
 			keys := make([]string, 0, len(items))
+			p := &resque.Payload{} // one for the page, as the tool's scanner does
 			for _, raw := range items {
-				p, err := resque.DecodePayload([]byte(raw))
-				if err != nil {
+				if err := p.Decode(unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
 					continue
 				}
 				if id, ok := p.ID(paths); ok {

@@ -48,14 +48,32 @@ type fieldRef struct{ ks, ke, val int }
 // DecodePayload checks a job payload. It fails for anything that is not a
 // JSON object. The payload keeps a reference to raw.
 func DecodePayload(raw []byte) (*Payload, error) {
+	p := &Payload{}
+	if err := p.Decode(raw); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Decode is DecodePayload into p, which it resets: a loop over many
+// payloads can decode them all into one. p keeps a reference to raw.
+func (p *Payload) Decode(raw []byte) error {
+	p.raw, p.objs, p.used = nil, nil, 0
 	i := skipSpace(raw, 0)
 	if !json.Valid(raw) {
-		return nil, errors.New("payload is not valid JSON")
+		return errors.New("payload is not valid JSON")
 	}
 	if i >= len(raw) || raw[i] != '{' {
-		return nil, ErrNotObject
+		return ErrNotObject
 	}
-	return &Payload{raw: raw[i:]}, nil
+	p.raw = raw[i:]
+	return nil
+}
+
+// DecodeChecked is Decode for raw that Decode accepted before: it skips
+// the validation, the most of decoding's cost.
+func (p *Payload) DecodeChecked(raw []byte) {
+	p.raw, p.objs, p.used = raw[skipSpace(raw, 0):], nil, 0
 }
 
 // Path is a parsed dotted path into a payload, such as args.0.job_id.
