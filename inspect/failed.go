@@ -134,7 +134,7 @@ type failureEntry struct {
 
 // judgeFailure decodes a failure entry and the job inside it; like judge,
 // it fills in everything but the deadline.
-func (s *Scanner) judgeFailure(raw string, ref ListRef) Job {
+func (s *Scanner) judgeFailure(raw string, ref ListRef, p *resque.Payload) Job {
 	f := &Failure{List: ref.Failed}
 	j := Job{Raw: raw, Queue: ref.Queue, Failure: f}
 	invalid := func(reason string) Job {
@@ -162,7 +162,7 @@ func (s *Scanner) judgeFailure(raw string, ref ListRef) Job {
 	if len(e.Payload) == 0 || string(e.Payload) == "null" {
 		return invalid("failure entry has no payload")
 	}
-	inner := s.judge(string(e.Payload), ListRef{Key: ref.Key, Queue: j.Queue})
+	inner := s.judgePayload(string(e.Payload), ListRef{Key: ref.Key, Queue: j.Queue}, true, p)
 	inner.Raw, inner.Failure = raw, f
 	inner.Skipped = !s.queueHits.match(inner.Queue) || inner.Skipped
 	if inner.State == StateInvalid {

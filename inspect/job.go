@@ -99,13 +99,21 @@ func (j *Job) OverdueBy(now time.Time) time.Duration {
 }
 
 // judge decodes a payload and fills in everything but the deadline.
-func (s *Scanner) judge(raw string, ref ListRef) Job {
+// p is decoded into (one for every job of a page).
+func (s *Scanner) judge(raw string, ref ListRef, p *resque.Payload) Job {
 	if ref.Failed != "" {
-		return s.judgeFailure(raw, ref)
+		return s.judgeFailure(raw, ref, p)
 	}
+	return s.judgePayload(raw, ref, s.detailsOf == nil, p)
+}
+
+// judgePayload is judge for a job's payload. Without details the job's
+// Class is read only when a class filter needs it, and EnqueuedAt not at
+// all: fillDetails adds them once the state is known.
+func (s *Scanner) judgePayload(raw string, ref ListRef, details bool, p *resque.Payload) Job {
 	j := Job{Raw: raw, Queue: ref.Queue}
 	// The payload only reads raw's bytes: no copy of them.
-	p, err := resque.DecodePayload(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+	err := p.Decode(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if err == nil && !utf8.ValidString(raw) {
 		// JSON is UTF-8 (RFC 8259). Such a payload could be removed, but
 		// not archived, logged or failed as it is: JSON output replaces
@@ -117,14 +125,19 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 		j.Skipped = len(s.classes) > 0 || (ref.Delayed() && len(s.queues) > 0)
 		return j
 	}
-	class := p.Class()
-	j.Class = p.JobClassOf(class)
+	var class string
+	if details || len(s.classes) > 0 {
+		class = p.Class()
+		j.Class = p.JobClassOf(class)
+	}
+	if details {
+		j.EnqueuedAt, _ = p.EnqueuedAt()
+	}
 	if ref.Delayed() {
 		j.Queue, _ = p.String(resque.Path{"queue"})
 	}
 	// The queue first, so that a class only counts as matched in view.
 	j.Skipped = (ref.Delayed() && !s.queueHits.match(j.Queue)) || !s.classHits.match(j.Class, class)
-	j.EnqueuedAt, _ = p.EnqueuedAt()
 	id, ok := p.ID(s.idPaths)
 	if !ok {
 		j.State, j.Reason = StateUnidentified, "no id at any id path"
@@ -140,6 +153,14 @@ func (s *Scanner) judge(raw string, ref ListRef) Job {
 	}
 	j.ExpirationKey = key
 	return j
+}
+
+// fillDetails reads the Class and EnqueuedAt of a job judgePayload judged
+// without details (its payload is valid JSON), decoding it into p.
+func fillDetails(j *Job, p *resque.Payload) {
+	p.DecodeChecked(unsafe.Slice(unsafe.StringData(j.Raw), len(j.Raw)))
+	j.Class = p.JobClassOf(p.Class())
+	j.EnqueuedAt, _ = p.EnqueuedAt()
 }
 
 // classify sets the state of a job that has an id, from its deadline value.

@@ -54,6 +54,21 @@ type Scanner struct {
 	now     func() time.Time
 	// queueHits and classHits record which patterns matched (Unmatched).
 	queueHits, classHits *filterHits
+	// detailsOf, when set, says which jobs of a queue or delayed bucket get
+	// their Class and EnqueuedAt (see WithDetailsOf); nil: every job.
+	detailsOf func(State) bool
+}
+
+// WithDetailsOf returns a scanner like s (the same client, filters and
+// record of filter matches) that reads the Class and EnqueuedAt only of
+// the jobs of queues and delayed buckets whose state of says true: finding
+// them costs a third of judging a payload, and a sweep needs them only
+// for what it may remove. With a --class filter every job's class is read
+// (to match it); failure entries always get both.
+func (s *Scanner) WithDetailsOf(of func(State) bool) *Scanner {
+	c := *s
+	c.detailsOf = of
+	return &c
 }
 
 // NewScanner validates cfg and returns a Scanner reading through rdb.
@@ -506,8 +521,9 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 	c := &Chunk{List: ref, Now: now, Jobs: make([]Job, len(items))}
 	var keys []string
 	var idx []int
+	p := &resque.Payload{}
 	for i, raw := range items {
-		c.Jobs[i] = s.judge(raw, ref)
+		c.Jobs[i] = s.judge(raw, ref, p)
 		c.Jobs[i].Index = base + int64(i)
 		if c.Jobs[i].ExpirationKey != "" {
 			keys = append(keys, c.Jobs[i].ExpirationKey)
@@ -558,7 +574,21 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 			}
 		}
 	}
+	s.addDetails(c, p)
 	return c, nil
+}
+
+// addDetails reads the Class and EnqueuedAt of the jobs of c that a
+// scanner WithDetailsOf judged without and wants them of, decoding into p.
+func (s *Scanner) addDetails(c *Chunk, p *resque.Payload) {
+	if s.detailsOf == nil || c.List.Failed != "" {
+		return
+	}
+	for i := range c.Jobs {
+		if j := &c.Jobs[i]; j.State != StateInvalid && s.detailsOf(j.State) {
+			fillDetails(j, p)
+		}
+	}
 }
 
 // ErrWrongType is wrapped by errors for keys that hold another Redis type

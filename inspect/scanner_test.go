@@ -1047,6 +1047,56 @@ func TestClassFilterAndDelayedQueue(t *testing.T) {
 	}
 }
 
+// TestWithDetailsOf: a scanner WithDetailsOf reads the class and enqueue
+// time only of the jobs in the states it wants them of; with a class filter
+// it still reads every job's class to match it, and filter matches are
+// recorded for the scanner it came from.
+func TestWithDetailsOf(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	items := []string{
+		`{"class":"` + resque.ActiveJobWrapper + `","args":[{"job_class":"SendSmsJob","job_id":"e1","enqueued_at":"2024-06-01T10:00:00Z"}]}`,
+		`{"class":"Reports::Daily","args":[],"id":"l1","enqueued_at":1717236000}`,
+		`{"class":"Reports::Weekly","args":[],"id":"m1","enqueued_at":1717236000}`,
+	}
+	rpush(t, rdb, "resque:queue:q", items)
+	rdb.Set(ctx, "resque:job:e1:expiration", "1700000000", 0)
+	rdb.Set(ctx, "resque:job:l1:expiration", fmt.Sprint(testNow.Add(time.Hour).Unix()), 0)
+	enqueued := time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
+	wantExpired := func(st State) bool { return st == StateExpired }
+	for _, tc := range []struct {
+		name    string
+		classes []string
+		class   []string // per job
+		at      []bool   // per job: EnqueuedAt read
+		skipped []bool
+	}{
+		{name: "no filter", class: []string{"SendSmsJob", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
+		{name: "class filter", classes: []string{"Reports::*"}, class: []string{"SendSmsJob", "Reports::Daily", "Reports::Weekly"},
+			at: []bool{true, false, false}, skipped: []bool{true, false, false}},
+	} {
+		base := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = tc.classes })
+		var got []Job
+		if _, err := base.WithDetailsOf(wantExpired).ScanList(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
+			got = append(got, c.Jobs...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, j := range got {
+			if j.Class != tc.class[i] || !j.EnqueuedAt.IsZero() != tc.at[i] || j.Skipped != tc.skipped[i] {
+				t.Errorf("%s: job %d (%s): class %q enqueued_at %v skipped %v, want %q %v %v", tc.name, i, j.State, j.Class, j.EnqueuedAt, j.Skipped, tc.class[i], tc.at[i], tc.skipped[i])
+			}
+			if i == 0 && !j.EnqueuedAt.Equal(enqueued) {
+				t.Errorf("%s: job %d enqueued at %v, want %v", tc.name, i, j.EnqueuedAt, enqueued)
+			}
+		}
+		if tc.classes != nil && len(base.Unmatched()) != 0 {
+			t.Errorf("%s: the filter's match was not recorded on the scanner it came from: %v", tc.name, base.Unmatched())
+		}
+	}
+}
+
 func TestParseState(t *testing.T) {
 	for _, st := range States {
 		if got, ok := ParseState(string(st)); !ok || got != st {

@@ -240,6 +240,12 @@ func TestCopyEngineRemovesExactlyTheExpired(t *testing.T) {
 			if res.Scanned != 3000 {
 				t.Errorf("scanned %d, want 3000", res.Scanned)
 			}
+			// The run reads a job's class once it is judged a victim.
+			for _, rm := range removed {
+				if rm.Class != "CopyJob" {
+					t.Fatalf("removal of %s reported class %q, want CopyJob", rm.ID, rm.Class)
+				}
+			}
 			f.checkKeys(idSetOf(removed))
 			f.noLeftovers()
 		})

@@ -198,7 +198,10 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	r := &run{s: s, opts: opts, res: res, start: start}
+	// The run reads the class and enqueue time only of what it may remove.
+	rs := *s
+	rs.scanner = s.scanner.WithDetailsOf(mayRemove)
+	r := &run{s: &rs, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
 		r.opts.Now = s.scanner.Now // Redis's clock, when the scanner has it
 	}
@@ -233,6 +236,13 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Stopped, err = stop.Reason(ctx, err)
 	return res, err
+}
+
+// mayRemove says whether a run may remove a job of a queue or delayed
+// bucket judged in state st: an expired one, and one without a deadline
+// (by MaxAge, or because its key was a deadline key the run deleted).
+func mayRemove(st inspect.State) bool {
+	return st == inspect.StateExpired || st == inspect.StateMissing
 }
 
 func destination(o Options) string {
