@@ -41,6 +41,8 @@ const (
 	cutoverWindow = 256
 	// copyAnchor: the last copied elements the cutover finds at the end.
 	copyAnchor = 3
+	// recordPresize bounds the room made for a copy's record at its start.
+	recordPresize = 1 << 20
 	// stagedBytes estimates what a victim's staging costs Redis.
 	// (deadline key, value, log record, and the list's overhead).
 	stagedBytes = 200
@@ -319,6 +321,10 @@ func (cp *copyRun) start(ctx context.Context) error {
 	if cp.startLen, err = rdb.LLen(ctx, cp.ref.Key).Result(); err != nil {
 		return fmt.Errorf("read %s: %w", cp.ref.Key, err)
 	}
+	// The record grows to the list's length: room for it at once, up to a
+	// bound (a run may stop early).
+	n := min(cp.startLen, recordPresize)
+	cp.hashes, cp.surv = make([]uint64, 0, n), make([]bool, 0, n)
 	r.fence.mu.Lock()
 	defer r.fence.mu.Unlock()
 	cp.own0 = r.fence.ownCounts()
@@ -437,10 +443,12 @@ func (cp *copyRun) wait() error {
 func (cp *copyRun) note(raw string, survivor bool) {
 	cp.hashes = append(cp.hashes, maphash.String(cp.lr.r.hashSeed, raw))
 	cp.surv = append(cp.surv, survivor)
-	cp.last = append(cp.last, raw)
-	if len(cp.last) > copyAnchor {
-		cp.last = append(cp.last[:0:0], cp.last[len(cp.last)-copyAnchor:]...)
+	if len(cp.last) < copyAnchor {
+		cp.last = append(cp.last, raw)
+		return
 	}
+	copy(cp.last, cp.last[1:])
+	cp.last[copyAnchor-1] = raw
 }
 
 // checkMemory aborts the copy when Redis no longer has room for the rest
