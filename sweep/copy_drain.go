@@ -145,21 +145,22 @@ func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, step f
 // has none; no build of this tool writes another), is drained without
 // deleting anything.
 func (r *run) drainBatch(k copyKeys, entries []string) drainBatch {
-	b := drainBatch{
-		keys: []string{k.cStage},
-		args: []any{len(entries), sha1hex(entries[0]), sha1hex(entries[len(entries)-1])},
-	}
+	b := drainBatch{keys: []string{k.cStage}}
+	values := make([]string, 0, len(entries))
 	for _, entry := range entries {
 		key, value, report, ok := parseStagedEntry(entry)
 		if !ok {
 			continue
 		}
 		b.reports = append(b.reports, report)
-		if r.isDeadlineKey(key) {
+		// A value with a newline cannot be told apart in the joined
+		// values: its key stays (no deadline this tool judged holds one).
+		if r.isDeadlineKey(key) && !strings.Contains(value, "\n") {
 			b.keys = append(b.keys, key)
-			b.args = append(b.args, value)
+			values = append(values, value)
 		}
 	}
+	b.args = []any{len(entries), sha1hex(entries[0]), sha1hex(entries[len(entries)-1]), strings.Join(values, "\n")}
 	return b
 }
 

@@ -11,7 +11,8 @@
 --            order, without the empty ones
 -- ARGV[1]    n, the entries read from the list's head
 -- ARGV[2]    SHA1 of the first entry read; ARGV[3] of the n-th
--- ARGV[3+i]  the judged value of KEYS[1+i]
+-- ARGV[4]    the judged values of KEYS[2..], in order, joined by "\n" (the
+--            client leaves out a key whose judged value holds a "\n")
 --
 -- Returns the number of keys deleted, or -1 when the list's head is not what
 -- was read any more (the batch was drained already); nothing is changed then.
@@ -41,13 +42,21 @@ local deleted = 0
 if #KEYS > 1 then
   local vals = redis.pcall('MGET', unpack(KEYS, 2))
   if vals.err then return refusal(vals.err, 'mget', KEYS[2]) end
-  local del = {}
-  for i = 2, #KEYS do
-    if vals[i - 1] == ARGV[2 + i] then del[#del + 1] = KEYS[i] end
+  -- When no key changed (the common case) one string compare says so; a
+  -- false (a key gone) makes the concat fail. Else key by key.
+  local same, got = pcall(table.concat, vals, '\n')
+  local del = KEYS
+  if not (same and got == ARGV[4]) then
+    del = {false}
+    local i = 2
+    for judged in string.gmatch(ARGV[4] .. '\n', '([^\n]*)\n') do
+      if vals[i - 1] == judged then del[#del + 1] = KEYS[i] end
+      i = i + 1
+    end
   end
-  if #del > 0 then
-    deleted = redis.pcall('DEL', unpack(del))
-    if type(deleted) == 'table' then return refusal(deleted.err, 'del', del[1]) end
+  if #del > 1 then
+    deleted = redis.pcall('DEL', unpack(del, 2))
+    if type(deleted) == 'table' then return refusal(deleted.err, 'del', del[2]) end
   end
 end
 redis.call('LTRIM', list, n, -1)
