@@ -147,20 +147,27 @@ func (r *run) drainRound(ctx context.Context, k copyKeys, items []string, step f
 func (r *run) drainBatch(k copyKeys, entries []string) drainBatch {
 	b := drainBatch{keys: []string{k.cStage}}
 	values := make([]string, 0, len(entries))
+	// The values holding a newline (which the joined ones could not tell
+	// apart) go one an argument, after the others.
+	var oddKeys []string
+	var oddValues []any
 	for _, entry := range entries {
 		key, value, report, ok := parseStagedEntry(entry)
 		if !ok {
 			continue
 		}
 		b.reports = append(b.reports, report)
-		// A value with a newline cannot be told apart in the joined
-		// values: its key stays (no deadline this tool judged holds one).
-		if r.isDeadlineKey(key) && !strings.Contains(value, "\n") {
-			b.keys = append(b.keys, key)
-			values = append(values, value)
+		switch {
+		case !r.isDeadlineKey(key):
+		case strings.Contains(value, "\n"):
+			oddKeys, oddValues = append(oddKeys, key), append(oddValues, value)
+		default:
+			b.keys, values = append(b.keys, key), append(values, value)
 		}
 	}
-	b.args = []any{len(entries), sha1hex(entries[0]), sha1hex(entries[len(entries)-1]), strings.Join(values, "\n")}
+	b.keys = append(b.keys, oddKeys...)
+	b.args = append([]any{len(entries), sha1hex(entries[0]), sha1hex(entries[len(entries)-1]),
+		len(values), strings.Join(values, "\n")}, oddValues...)
 	return b
 }
 

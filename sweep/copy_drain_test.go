@@ -34,8 +34,8 @@ func TestStagedEntry(t *testing.T) {
 // TestDrainKeysCompare: drain_keys.lua deletes the keys of a batch that
 // still hold their judged values, in one compare when none changed and
 // key by key when one did: a key pushed back, gone or of another type
-// stays and the others go. A judged value holding a newline (which the
-// joined values could not tell apart) keeps its key.
+// stays and the others go. Judged values holding a newline (a valid
+// deadline, "1700000000\n") are compared one by one.
 func TestDrainKeysCompare(t *testing.T) {
 	t.Parallel()
 	f := newSweepFixture(t)
@@ -51,7 +51,9 @@ func TestDrainKeysCompare(t *testing.T) {
 		{name: "one pushed back", change: func(k []string) { f.rdb.Set(f.ctx, k[1], "200", 0) }, kept: []int{1}},
 		{name: "one gone", change: func(k []string) { f.rdb.Del(f.ctx, k[1]) }, gone: 1},
 		{name: "one of another type", change: func(k []string) { f.rdb.Del(f.ctx, k[2]); f.rdb.HSet(f.ctx, k[2], "a", "100") }, kept: []int{2}},
-		{name: "a newline in a judged value", judged: map[int]string{0: "1\n2"}, kept: []int{0}},
+		{name: "newlines in judged values", judged: map[int]string{0: "100\n", 2: "7\n8"}},
+		{name: "one with a newline pushed back", judged: map[int]string{1: "100\n"}, change: func(k []string) { f.rdb.Set(f.ctx, k[1], "200\n", 0) }, kept: []int{1}},
+		{name: "one changed to hold a newline, one gone", change: func(k []string) { f.rdb.Set(f.ctx, k[1], "100\n100", 0); f.rdb.Del(f.ctx, k[2]) }, kept: []int{1}, gone: 1},
 	} {
 		stage := fmt.Sprintf("{q}:resque-expire:committed:%d", n)
 		var keys []string

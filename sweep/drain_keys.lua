@@ -11,8 +11,10 @@
 --            order, without the empty ones
 -- ARGV[1]    n, the entries read from the list's head
 -- ARGV[2]    SHA1 of the first entry read; ARGV[3] of the n-th
--- ARGV[4]    the judged values of KEYS[2..], in order, joined by "\n" (the
---            client leaves out a key whose judged value holds a "\n")
+-- ARGV[4]    m: KEYS[2..1+m] are the keys whose judged values hold no "\n"
+-- ARGV[5]    their judged values, in order, joined by "\n"
+-- ARGV[5+j]  the judged value of KEYS[1+m+j], one holding a "\n" (rare:
+--            a deadline such as "1700000000\n" is valid)
 --
 -- Returns the number of keys deleted, or -1 when the list's head is not what
 -- was read any more (the batch was drained already); nothing is changed then.
@@ -42,16 +44,28 @@ local deleted = 0
 if #KEYS > 1 then
   local vals = redis.pcall('MGET', unpack(KEYS, 2))
   if vals.err then return refusal(vals.err, 'mget', KEYS[2]) end
-  -- When no key changed (the common case) one string compare says so; a
-  -- false (a key gone) makes the concat fail. Else key by key.
-  local same, got = pcall(table.concat, vals, '\n')
+  -- When no key changed (the common case) one string compare says so: the
+  -- values now hold no more "\n"s than the judged ones joined, so none holds
+  -- one and each equals its own. A false (a key gone) fails the concat.
+  -- Else, and for the values holding a "\n", key by key.
+  local m = tonumber(ARGV[4])
+  local same, got = pcall(table.concat, vals, '\n', 1, m)
+  same = same and got == ARGV[5]
   local del = KEYS
-  if not (same and got == ARGV[4]) then
+  if not same or m < #KEYS - 1 then
     del = {false}
-    local i = 2
-    for judged in string.gmatch(ARGV[4] .. '\n', '([^\n]*)\n') do
-      if vals[i - 1] == judged then del[#del + 1] = KEYS[i] end
-      i = i + 1
+    if same then
+      for i = 2, m + 1 do del[#del + 1] = KEYS[i] end
+    else
+      local i = 2
+      for judged in string.gmatch(ARGV[5] .. '\n', '([^\n]*)\n') do
+        if i > m + 1 then break end
+        if vals[i - 1] == judged then del[#del + 1] = KEYS[i] end
+        i = i + 1
+      end
+    end
+    for i = m + 2, #KEYS do
+      if vals[i - 1] == ARGV[4 + i - m] then del[#del + 1] = KEYS[i] end
     end
   end
   if #del > 1 then

@@ -363,7 +363,7 @@ func TestHeadTrimAndDrainRefuseBeforeWriting(t *testing.T) {
 				}
 				f.rdb.RPush(f.ctx, stage, entries...)
 				script = drainKeysScript
-				args = []any{len(entries), sha1hex(entries[0].(string)), sha1hex(entries[len(entries)-1].(string)), "100\n100\n100"}
+				args = []any{len(entries), sha1hex(entries[0].(string)), sha1hex(entries[len(entries)-1].(string)), 3, "100\n100\n100"}
 			}
 			if err := f.rdb.Do(f.ctx, "ACL", "SETUSER", "t", "on", ">pw", "~*", "+@all", "-"+tc.cmd).Err(); err != nil {
 				t.Fatal(err)
