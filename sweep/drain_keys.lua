@@ -7,8 +7,9 @@
 -- KEYS[1]    the committed staging list: an entry a victim, the client's
 --            encoding of (deadline key, judged value, report), the key and
 --            value "" for a victim judged without a key (--max-age)
--- KEYS[1+i]  deadline key i (i = 1..m): the keys of the entries read, in
---            order, without the empty ones
+-- KEYS[2..]  the deadline keys of the entries read, without the empty ones:
+--            those whose judged value holds no "\n" in entry order, then
+--            the others
 -- ARGV[1]    n, the entries read from the list's head
 -- ARGV[2]    SHA1 of the first entry read; ARGV[3] of the n-th
 -- ARGV[4]    m: KEYS[2..1+m] are the keys whose judged values hold no "\n"
