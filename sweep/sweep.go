@@ -181,8 +181,9 @@ type Sweeper struct {
 }
 
 // New returns a Sweeper reading through scanner (and its client and filters).
+// It reads the class and enqueue time only of the jobs it may remove.
 func New(scanner *inspect.Scanner) *Sweeper {
-	return &Sweeper{scanner: scanner, rdb: scanner.Client(), layout: scanner.Layout()}
+	return &Sweeper{scanner: scanner.WithDetailsOf(mayRemove), rdb: scanner.Client(), layout: scanner.Layout()}
 }
 
 var (
@@ -198,10 +199,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	// The run reads the class and enqueue time only of what it may remove.
-	rs := *s
-	rs.scanner = s.scanner.WithDetailsOf(mayRemove)
-	r := &run{s: &rs, opts: opts, res: res, start: start}
+	r := &run{s: s, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
 		r.opts.Now = s.scanner.Now // Redis's clock, when the scanner has it
 	}
