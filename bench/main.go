@@ -107,10 +107,39 @@ type row struct {
 	redisMem int64
 	// redisCPU: Redis's CPU time (user + sys) during each run, seconds.
 	redisCPU []float64
-	check    string
+	// toolCPU: the tool's CPU time (user + sys) in each run, seconds.
+	toolCPU []float64
+	// steal: the CPU time the host took from this machine's cores during
+	// each run (/proc/stat), seconds: the noise the wall times carry.
+	steal []float64
+	// paired: a floor pass on the same data just before each run (see
+	// pairFloor), seconds; the ratio to the floor is then the median of
+	// the runs' own ratios, each against a floor measured beside it.
+	paired []float64
+	// pairedWorst is the worst Redis command of those floor passes: the
+	// noise reference of worstCmd.
+	pairedWorst time.Duration
+	check       string
 }
 
 func (r row) median() float64 { return median(r.secs) }
+
+// ratio is the row's wall time against the floor's: the median of its
+// runs' ratios to their paired floor passes when it has them, else its
+// median against floor (0 when there is neither).
+func (r row) ratio(floor float64) float64 {
+	if len(r.paired) == len(r.secs) && len(r.secs) > 0 {
+		v := make([]float64, len(r.secs))
+		for i := range r.secs {
+			v[i] = r.secs[i] / r.paired[i]
+		}
+		return median(v)
+	}
+	if floor > 0 {
+		return r.median() / floor
+	}
+	return 0
+}
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
@@ -201,6 +230,9 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 	for _, tc := range reads {
 		r := row{size: n, name: tc.name, jobs: n, check: "read-only"}
 		for i := 0; i < b.cfg.reps; i++ {
+			if err := b.pairFloor(n, spec.Queues, &r); err != nil {
+				return nil, err
+			}
 			if err := measureBinary(b.ctx, b.cfg, b.srv, b.rdb, tc.args, &r); err != nil {
 				return nil, err
 			}
@@ -224,20 +256,48 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 func (b *bench) floorRow(n int, queues []string) (row, error) {
 	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
 	for i := 0; i < b.cfg.reps; i++ {
-		resetStats(b.ctx, b.rdb)
-		t0 := time.Now()
-		got, err := floorPass(b.ctx, b.rdb, layout, queues, 1000)
+		secs, worst, what, err := b.timeFloor(n, queues)
 		if err != nil {
 			return floor, err
 		}
-		floor.secs = append(floor.secs, time.Since(t0).Seconds())
-		floor.worstCmd, floor.worstWhat = worstCommand(b.ctx, b.rdb)
-		if got != int64(n) {
-			return floor, fmt.Errorf("floor read %d jobs, want %d", got, n)
+		floor.secs = append(floor.secs, secs)
+		if worst > floor.worstCmd {
+			floor.worstCmd, floor.worstWhat = worst, what
 		}
 	}
 	b.say(n, "floor %.2fs", floor.median())
 	return floor, nil
+}
+
+// timeFloor times one floor pass over the n jobs of queues and returns
+// Redis's worst command during it.
+func (b *bench) timeFloor(n int, queues []string) (float64, time.Duration, string, error) {
+	resetStats(b.ctx, b.rdb)
+	t0 := time.Now()
+	got, err := floorPass(b.ctx, b.rdb, layout, queues, 1000)
+	secs := time.Since(t0).Seconds()
+	if err != nil {
+		return 0, 0, "", err
+	}
+	if got != int64(n) {
+		return 0, 0, "", fmt.Errorf("floor read %d jobs, want %d", got, n)
+	}
+	worst, what := worstCommand(b.ctx, b.rdb)
+	return secs, worst, what, nil
+}
+
+// pairFloor measures a floor pass on the data as it is, just before a run
+// of r: the host's noise changes over minutes, so each run is compared with
+// a floor measured beside it rather than with the floor row's, measured
+// minutes before.
+func (b *bench) pairFloor(n int, queues []string, r *row) error {
+	secs, worst, _, err := b.timeFloor(n, queues)
+	if err != nil {
+		return err
+	}
+	r.paired = append(r.paired, secs)
+	r.pairedWorst = max(r.pairedWorst, worst)
+	return nil
 }
 
 // sweepRows measures sweeps of spec with the random layout, each other
@@ -276,6 +336,9 @@ func (b *bench) sweepRow(n int, name string, s sample.Spec) (row, error) {
 	r := row{size: n, name: name, jobs: n}
 	for i := 0; i < b.cfg.reps; i++ {
 		if err := b.fill(s); err != nil {
+			return r, err
+		}
+		if err := b.pairFloor(n, s.Queues, &r); err != nil {
 			return r, err
 		}
 		if err := measureBinary(b.ctx, b.cfg, b.srv, b.rdb, []string{"sweep", "--yes"}, &r); err != nil {
@@ -387,6 +450,7 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	cmd.Stdout, cmd.Stderr = devnull, devnull // logs of every removed job included, as a cron run writes them
 	cmd.Env = append(os.Environ(), "REDIS_URL=")
 	cpu0 := redisCPU(ctx, rdb)
+	steal0 := hostSteal()
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
@@ -410,6 +474,10 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 		return fmt.Errorf("%s %s: %w", cfg.bin, strings.Join(args, " "), err)
 	}
 	r.secs = append(r.secs, time.Since(t0).Seconds())
+	if steal0 >= 0 {
+		r.steal = append(r.steal, hostSteal()-steal0)
+	}
+	r.toolCPU = append(r.toolCPU, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 	if cpu0 >= 0 {
 		r.redisCPU = append(r.redisCPU, redisCPU(ctx, rdb)-cpu0)
 	}
@@ -534,8 +602,8 @@ func worstOf(logs []redis.SlowLog, err error) (time.Duration, string) {
 }
 
 func printTable(rows []row, cfg config) {
-	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command | Redis CPU s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
-	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---:|---|")
+	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command (floor beside it) | Redis CPU s | tool CPU s | host steal s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
 	var floor float64
 	floorSize := 0
 	for _, r := range rows {
@@ -544,35 +612,71 @@ func printTable(rows []row, cfg config) {
 			floor, floorSize = m, r.size
 		}
 		ratio := "-"
-		if floor > 0 && r.size == floorSize {
-			ratio = fmt.Sprintf("%.2f", m/floor)
-		}
-		rss := "-"
-		if r.rssKB > 0 {
-			rss = fmt.Sprintf("%.0f MB", float64(r.rssKB)/1024)
-		}
-		worst := r.worstWhat
-		if r.worstCmd > 0 {
-			worst = fmt.Sprintf("%.2f ms %s", float64(r.worstCmd.Microseconds())/1000, r.worstWhat)
+		if f := r.ratio(floor); f > 0 && (len(r.paired) > 0 || r.size == floorSize) {
+			ratio = fmt.Sprintf("%.2f", f)
 		}
 		secs := fmt.Sprintf("%.2f", m)
 		if strings.HasPrefix(r.check, ">") {
 			secs = "> " + secs
 		}
-		runs := make([]string, len(r.secs))
-		for i, v := range r.secs {
-			runs[i] = fmt.Sprintf("%.2f", v)
-		}
-		mem := "-"
-		if r.redisMem > 0 {
-			mem = fmt.Sprintf("%.0f MB", float64(r.redisMem)/(1<<20))
-		}
-		cpu := "-"
-		if len(r.redisCPU) > 0 {
-			cpu = fmt.Sprintf("%.2f", median(r.redisCPU))
-		}
-		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, strings.Join(runs, " / "), float64(r.jobs)/m, ratio, worst, cpu, rss, mem, r.check)
+		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, joinSecs(r.secs), float64(r.jobs)/m,
+			ratio, r.worstCell(), medianCell(r.redisCPU), medianCell(r.toolCPU), medianCell(r.steal), sizeCell(r.rssKB<<10), sizeCell(r.redisMem), r.check)
 	}
+}
+
+// worstCell is the row's worst Redis command, with that of the floor
+// passes beside its runs when it has them.
+func (r row) worstCell() string {
+	if r.worstCmd == 0 {
+		return r.worstWhat
+	}
+	s := fmt.Sprintf("%.2f ms %s", float64(r.worstCmd.Microseconds())/1000, r.worstWhat)
+	if len(r.paired) > 0 {
+		s += fmt.Sprintf(" (%.2f ms)", float64(r.pairedWorst.Microseconds())/1000)
+	}
+	return s
+}
+
+func joinSecs(v []float64) string {
+	s := make([]string, len(v))
+	for i, f := range v {
+		s[i] = fmt.Sprintf("%.2f", f)
+	}
+	return strings.Join(s, " / ")
+}
+
+func medianCell(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", median(v))
+}
+
+func sizeCell(bytes int64) string {
+	if bytes <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f MB", float64(bytes)/(1<<20))
+}
+
+// hostSteal returns the CPU time the hypervisor has taken from this
+// machine's cores since boot (the steal column of /proc/stat, seconds), or
+// -1 when it cannot be read.
+func hostSteal() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	ticks, err := strconv.ParseFloat(f[8], 64)
+	if err != nil {
+		return -1
+	}
+	return ticks / 100 // USER_HZ
 }
 
 func envOr(k, def string) string {
