@@ -602,8 +602,8 @@ func worstOf(logs []redis.SlowLog, err error) (time.Duration, string) {
 }
 
 func printTable(rows []row, cfg config) {
-	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | jobs/s | × floor | worst Redis command (floor beside it) | Redis CPU s | tool CPU s | host steal s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
-	fmt.Println("|---:|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | floor beside each run | jobs/s | × floor | worst Redis command (floor beside it) | Redis CPU s | tool CPU s | host steal s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
 	var floor float64
 	floorSize := 0
 	for _, r := range rows {
@@ -619,7 +619,11 @@ func printTable(rows []row, cfg config) {
 		if strings.HasPrefix(r.check, ">") {
 			secs = "> " + secs
 		}
-		fmt.Printf("| %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, joinSecs(r.secs), float64(r.jobs)/m,
+		paired := "-"
+		if len(r.paired) > 0 {
+			paired = joinSecs(r.paired)
+		}
+		fmt.Printf("| %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, joinSecs(r.secs), paired, float64(r.jobs)/m,
 			ratio, r.worstCell(), medianCell(r.redisCPU), medianCell(r.toolCPU), medianCell(r.steal), sizeCell(r.rssKB<<10), sizeCell(r.redisMem), r.check)
 	}
 }
