@@ -119,7 +119,10 @@ type row struct {
 	// pairedWorst is the worst Redis command of those floor passes: the
 	// noise reference of worstCmd.
 	pairedWorst time.Duration
-	check       string
+	// over counts the commands of the runs that took longTime or more
+	// (SLOWLOG), pairedOver those of the floor passes beside them.
+	over, pairedOver int
+	check            string
 }
 
 func (r row) median() float64 { return median(r.secs) }
@@ -216,7 +219,11 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := []row{floor}
+	study, err := b.studyFloorRow(n, spec.Queues)
+	if err != nil {
+		return nil, err
+	}
+	rows := []row{floor, study}
 	reads := []struct {
 		name string
 		args []string
@@ -256,34 +263,70 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 func (b *bench) floorRow(n int, queues []string) (row, error) {
 	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
 	for i := 0; i < b.cfg.reps; i++ {
-		secs, worst, what, err := b.timeFloor(n, queues)
+		p, err := b.timeFloor(n, queues)
 		if err != nil {
 			return floor, err
 		}
-		floor.secs = append(floor.secs, secs)
-		if worst > floor.worstCmd {
-			floor.worstCmd, floor.worstWhat = worst, what
+		floor.secs = append(floor.secs, p.secs)
+		floor.over += p.over
+		if p.worst > floor.worstCmd {
+			floor.worstCmd, floor.worstWhat = p.worst, p.what
 		}
 	}
 	b.say(n, "floor %.2fs", floor.median())
 	return floor, nil
 }
 
-// timeFloor times one floor pass over the n jobs of queues and returns
-// Redis's worst command during it.
-func (b *bench) timeFloor(n int, queues []string) (float64, time.Duration, string, error) {
+// floorTiming is one floor pass: its wall time, Redis's worst command
+// during it and how many commands took longTime or more.
+type floorTiming struct {
+	secs  float64
+	worst time.Duration
+	what  string
+	over  int
+}
+
+// studyFloorRow measures the floor as the deep-queue study did, decoding
+// with encoding/json (studyFloorPass), on the data set filled in.
+func (b *bench) studyFloorRow(n int, queues []string) (row, error) {
+	r := row{size: n, name: "floor decoding with encoding/json (the study's yardstick)", jobs: n, check: "read-only"}
+	for i := 0; i < b.cfg.reps; i++ {
+		resetStats(b.ctx, b.rdb)
+		t0 := time.Now()
+		got, err := studyFloorPass(b.ctx, b.rdb, layout, queues, 1000)
+		if err != nil {
+			return r, err
+		}
+		if got != int64(n) {
+			return r, fmt.Errorf("the study's floor read %d jobs, want %d", got, n)
+		}
+		r.secs = append(r.secs, time.Since(t0).Seconds())
+		logs, err := slowLog(b.ctx, b.rdb)
+		if w, what := worstOf(logs, err); w > r.worstCmd {
+			r.worstCmd, r.worstWhat = w, what
+		}
+		r.over += countOver(logs, longTime)
+	}
+	b.say(n, "the study's floor %.2fs", r.median())
+	return r, nil
+}
+
+// timeFloor times one floor pass over the n jobs of queues.
+func (b *bench) timeFloor(n int, queues []string) (floorTiming, error) {
 	resetStats(b.ctx, b.rdb)
 	t0 := time.Now()
 	got, err := floorPass(b.ctx, b.rdb, layout, queues, 1000)
-	secs := time.Since(t0).Seconds()
+	ft := floorTiming{secs: time.Since(t0).Seconds()}
 	if err != nil {
-		return 0, 0, "", err
+		return ft, err
 	}
 	if got != int64(n) {
-		return 0, 0, "", fmt.Errorf("floor read %d jobs, want %d", got, n)
+		return ft, fmt.Errorf("floor read %d jobs, want %d", got, n)
 	}
-	worst, what := worstCommand(b.ctx, b.rdb)
-	return secs, worst, what, nil
+	logs, err := slowLog(b.ctx, b.rdb)
+	ft.worst, ft.what = worstOf(logs, err)
+	ft.over = countOver(logs, longTime)
+	return ft, nil
 }
 
 // pairFloor measures a floor pass on the data as it is, just before a run
@@ -291,12 +334,13 @@ func (b *bench) timeFloor(n int, queues []string) (float64, time.Duration, strin
 // a floor measured beside it rather than with the floor row's, measured
 // minutes before.
 func (b *bench) pairFloor(n int, queues []string, r *row) error {
-	secs, worst, _, err := b.timeFloor(n, queues)
+	p, err := b.timeFloor(n, queues)
 	if err != nil {
 		return err
 	}
-	r.paired = append(r.paired, secs)
-	r.pairedWorst = max(r.pairedWorst, worst)
+	r.paired = append(r.paired, p.secs)
+	r.pairedWorst = max(r.pairedWorst, p.worst)
+	r.pairedOver += p.over
 	return nil
 }
 
@@ -488,6 +532,7 @@ func measureBinary(ctx context.Context, cfg config, srv *redisserver.Server, rdb
 	if cfg.detail && err == nil {
 		printDetail(logs, args)
 	}
+	r.over += countOver(logs, longTime)
 	w, what := worstOf(logs, err)
 	if w > r.worstCmd {
 		r.worstCmd, r.worstWhat = w, what
@@ -580,6 +625,21 @@ func slowLog(ctx context.Context, rdb *redis.Client) ([]redis.SlowLog, error) {
 	return out, nil
 }
 
+// longTime is the bound on one Redis command: the table counts the
+// commands that took at least this long.
+const longTime = 5 * time.Millisecond
+
+// countOver counts the commands of logs that took at least d.
+func countOver(logs []redis.SlowLog, d time.Duration) int {
+	n := 0
+	for _, l := range logs {
+		if l.Duration >= d {
+			n++
+		}
+	}
+	return n
+}
+
 // worstCommand returns the slowest command SLOWLOG recorded since the reset.
 func worstCommand(ctx context.Context, rdb *redis.Client) (time.Duration, string) {
 	return worstOf(slowLog(ctx, rdb))
@@ -602,8 +662,8 @@ func worstOf(logs []redis.SlowLog, err error) (time.Duration, string) {
 }
 
 func printTable(rows []row, cfg config) {
-	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | floor beside each run | jobs/s | × floor | worst Redis command (floor beside it) | Redis CPU s | tool CPU s | host steal s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
-	fmt.Println("|---:|---|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+	fmt.Printf("| jobs | run | wall s (median of %d) | wall s per run | floor beside each run | jobs/s | × floor | worst Redis command (floor beside it) | commands ≥ 5 ms (floor beside) | Redis CPU s | tool CPU s | host steal s | tool peak RSS | Redis memory peak rise | result |\n", cfg.reps)
+	fmt.Println("|---:|---|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
 	var floor float64
 	floorSize := 0
 	for _, r := range rows {
@@ -623,8 +683,8 @@ func printTable(rows []row, cfg config) {
 		if len(r.paired) > 0 {
 			paired = joinSecs(r.paired)
 		}
-		fmt.Printf("| %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, joinSecs(r.secs), paired, float64(r.jobs)/m,
-			ratio, r.worstCell(), medianCell(r.redisCPU), medianCell(r.toolCPU), medianCell(r.steal), sizeCell(r.rssKB<<10), sizeCell(r.redisMem), r.check)
+		fmt.Printf("| %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.size, r.name, secs, joinSecs(r.secs), paired, float64(r.jobs)/m,
+			ratio, r.worstCell(), r.overCell(), medianCell(r.redisCPU), medianCell(r.toolCPU), medianCell(r.steal), sizeCell(r.rssKB<<10), sizeCell(r.redisMem), r.check)
 	}
 }
 
@@ -639,6 +699,18 @@ func (r row) worstCell() string {
 		s += fmt.Sprintf(" (%.2f ms)", float64(r.pairedWorst.Microseconds())/1000)
 	}
 	return s
+}
+
+// overCell counts the row's commands of longTime or more over its runs,
+// with those of the floor passes beside them.
+func (r row) overCell() string {
+	if r.worstWhat == "" || strings.HasPrefix(r.check, ">") || r.check == "finished" {
+		return "-"
+	}
+	if len(r.paired) > 0 {
+		return fmt.Sprintf("%d (%d)", r.over, r.pairedOver)
+	}
+	return strconv.Itoa(r.over)
 }
 
 func joinSecs(v []float64) string {

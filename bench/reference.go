@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 	"unsafe"
@@ -56,6 +57,64 @@ func floorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, que
 		}
 	}
 	return jobs, nil
+}
+
+// studyFloorPass is floorPass as the deep-queue study measured it (the
+// yardstick of the targets, shared/notes/deep-removal-study.md):
+// each payload decoded with encoding/json into a map, the id looked up in
+// it. It is the same work as floorPass with a slower decoder: the table
+// shows it so that the study's ratios can be set beside the bench's. (The
+// study says only that its floor decoded with encoding/json: into a map
+// is the plain way for ids at several paths.)
+func studyFloorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int) (int64, error) {
+	var jobs int64
+	for _, q := range queues {
+		key := layout.Queue(q)
+		for start := int64(0); ; start += int64(batch) {
+			items, err := rdb.LRange(ctx, key, start, start+int64(batch)-1).Result()
+			if err != nil {
+				return jobs, err
+			}
+			keys := make([]string, 0, len(items))
+			for _, raw := range items {
+				if id := mapID(raw); id != "" {
+					keys = append(keys, layout.Expiration(id))
+				}
+			}
+			if len(keys) > 0 {
+				if err := rdb.MGet(ctx, keys...).Err(); err != nil {
+					return jobs, err
+				}
+			}
+			jobs += int64(len(items))
+			if len(items) < batch {
+				break
+			}
+		}
+	}
+	return jobs, nil
+}
+
+// mapID decodes raw with encoding/json and returns its id, jid or
+// args.0.job_id, or "".
+func mapID(raw string) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(raw), &m) != nil {
+		return ""
+	}
+	for _, k := range []string{"id", "jid"} {
+		if id, ok := m[k].(string); ok {
+			return id
+		}
+	}
+	if args, ok := m["args"].([]any); ok && len(args) > 0 {
+		if a, ok := args[0].(map[string]any); ok {
+			if id, ok := a["job_id"].(string); ok {
+				return id
+			}
+		}
+	}
+	return ""
 }
 
 // naiveSeed is the algorithm of the expiration design note
