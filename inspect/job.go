@@ -87,6 +87,9 @@ type Job struct {
 	Skipped bool
 	// Failure is set for a failure entry (Raw is then the whole entry).
 	Failure *Failure
+	// Known: the job was left unjudged (Scanner.WithKnown); it has no
+	// State, ID or deadline.
+	Known bool
 }
 
 // OverdueBy is how long ago the deadline passed (negative when it is still

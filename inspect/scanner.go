@@ -57,6 +57,8 @@ type Scanner struct {
 	// detailsOf, when set, says which jobs of a queue or delayed bucket get
 	// their Class and EnqueuedAt (see WithDetailsOf); nil: every job.
 	detailsOf func(State) bool
+	// known, when set, names the jobs left unjudged (see WithKnown).
+	known func(raw string) bool
 }
 
 // WithDetailsOf returns a scanner like s (the same client, filters and
@@ -68,6 +70,20 @@ type Scanner struct {
 func (s *Scanner) WithDetailsOf(of func(State) bool) *Scanner {
 	c := *s
 	c.detailsOf = of
+	return &c
+}
+
+// WithKnown returns a scanner like s that leaves unjudged the jobs its
+// caller judged already, those known says true of: such a job comes with
+// Known set, its Raw, Queue and Index, and nothing else — no state, no id,
+// no deadline read. The jobs' decoding (JSON, ids) and their deadlines'
+// MGET are most of a scan's cost; a list read again from its head skips
+// them for the jobs it read the first time. known is called once per job
+// read, in list order, by one goroutine at a time (a page read again, after
+// a resync, asks again).
+func (s *Scanner) WithKnown(known func(raw string) bool) *Scanner {
+	c := *s
+	c.known = known
 	return &c
 }
 
@@ -523,6 +539,10 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 	var idx []int
 	p := &resque.Payload{}
 	for i, raw := range items {
+		if s.known != nil && s.known(raw) {
+			c.Jobs[i] = Job{Index: base + int64(i), Raw: raw, Queue: ref.Queue, Known: true}
+			continue
+		}
 		c.Jobs[i] = s.judge(raw, ref, p)
 		c.Jobs[i].Index = base + int64(i)
 		if c.Jobs[i].ExpirationKey != "" {
@@ -585,7 +605,7 @@ func (s *Scanner) addDetails(c *Chunk, p *resque.Payload) {
 		return
 	}
 	for i := range c.Jobs {
-		if j := &c.Jobs[i]; j.State != StateInvalid && s.detailsOf(j.State) {
+		if j := &c.Jobs[i]; !j.Known && j.State != StateInvalid && s.detailsOf(j.State) {
 			fillDetails(j, p)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1093,6 +1094,58 @@ func TestWithDetailsOf(t *testing.T) {
 		}
 		if tc.classes != nil && len(base.Unmatched()) != 0 {
 			t.Errorf("%s: the filter's match was not recorded on the scanner it came from: %v", tc.name, base.Unmatched())
+		}
+	}
+}
+
+// TestWithKnown: the jobs known names come unjudged, in place and in
+// order, and their deadlines are not read (a key of another type would
+// make one invalid); the others are judged as ever.
+func TestWithKnown(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	items := []string{
+		`{"class":"A","args":[],"id":"k1"}`,
+		`{"class":"A","args":[],"id":"j1"}`,
+		`{"class":"A","args":[],"id":"k1"}`, // the same job again: known once only
+		`not json`,
+	}
+	rpush(t, rdb, "resque:queue:q", items)
+	rdb.HSet(ctx, "resque:job:k1:expiration", "f", "v") // read, it makes k1 invalid
+	rdb.Set(ctx, "resque:job:j1:expiration", "1700000000", 0)
+	left := map[string]int{items[0]: 1, items[3]: 1}
+	var asked []string
+	s := newTestScanner(t, rdb, 2).WithKnown(func(raw string) bool {
+		asked = append(asked, raw)
+		if left[raw] > 0 {
+			left[raw]--
+			return true
+		}
+		return false
+	})
+	var got []Job
+	if _, err := s.ScanList(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
+		got = append(got, c.Jobs...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, items) {
+		t.Errorf("known asked of %q, want every job once in order", asked)
+	}
+	want := []struct {
+		known bool
+		state State
+		id    string
+	}{{true, "", ""}, {false, StateExpired, "j1"}, {false, StateInvalid, "k1"}, {true, "", ""}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d jobs, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		j := got[i]
+		if j.Known != w.known || j.State != w.state || j.ID != w.id || j.Raw != items[i] || j.Index != int64(i) || j.Queue != "q" {
+			t.Errorf("job %d: known %v state %q id %q raw %q index %d queue %q, want known %v state %q id %q",
+				i, j.Known, j.State, j.ID, j.Raw, j.Index, j.Queue, w.known, w.state, w.id)
 		}
 	}
 }

@@ -107,8 +107,7 @@ func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 			return ab.err
 		}
 		lr.mayCopy = false
-		lr.seenLeft = cloneCounts(lr.headSeen)
-		_, err = r.s.scanner.ScanListRemoving(ctx, ref, lr.visit)
+		_, err = lr.scanAgain().ScanListRemoving(ctx, ref, lr.visit)
 	}
 	return err
 }
@@ -274,10 +273,8 @@ func (cp *copyRun) run(ctx context.Context) error {
 	if err := cp.start(ctx); err != nil {
 		return err
 	}
-	cp.lr.seenLeft = cloneCounts(cp.lr.headSeen)
 	// The copy's visit never removes from the list: read ahead.
-	_, err := r.s.scanner.ScanListAhead(ctx, cp.ref, cp.visit)
-	cp.lr.seenLeft = nil
+	_, err := cp.lr.scanAgain().ScanListAhead(ctx, cp.ref, cp.visit)
 	if werr := cp.wait(); err == nil || errors.Is(err, errCopyScanDone) {
 		if werr != nil {
 			return werr

@@ -314,12 +314,11 @@ type listRun struct {
 	// mayCopy: the list may still go to the copy engine. headSeen counts
 	// the hashes of the jobs the in-place head phase read and left (up to
 	// maxHeadSeen); a later scan of the list from its head (the copy, or
-	// the fall-back after it) takes them from seenLeft, a copy of it, as
-	// read already: kept, and not counted again.
+	// the fall-back after it) takes them as read already (scanAgain):
+	// kept, and not counted again.
 	mayCopy  bool
 	length   int64 // the list's length when the copy was first thought of
 	headSeen map[uint64]int
-	seenLeft map[uint64]int
 }
 
 // maxHeadSeen bounds listRun.headSeen; past it, jobs read again by a copy
@@ -567,20 +566,16 @@ func (lr *listRun) visit(ctx context.Context, c *inspect.Chunk) error {
 }
 
 // judgePage picks a page's candidates for removal and counts what it read.
-// A job the list's head phase read and left already (seenLeft) is neither
-// counted again nor a candidate.
+// A job the list's head phase read and left already (Known: see
+// scanAgain) is neither counted again nor a candidate.
 func (lr *listRun) judgePage(c *inspect.Chunk) ([]candidate, Counts) {
 	r := lr.r
 	var q Counts
 	var cands []candidate
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
-		if lr.seenLeft != nil {
-			h := maphash.String(r.hashSeed, j.Raw)
-			if lr.seenLeft[h] > 0 {
-				lr.seenLeft[h]--
-				continue
-			}
+		if j.Known {
+			continue
 		}
 		q.Scanned++
 		if j.Skipped {
@@ -626,6 +621,27 @@ func (r *run) notePage(c *inspect.Chunk, scanned int) {
 	if r.seen != nil {
 		r.seen.addChunk(c)
 	}
+}
+
+// scanAgain is the scanner for a scan of the list from its head after its
+// head phase (the copy, or the fall-back after an aborted copy): the jobs
+// the head phase read and left (headSeen) come unjudged, Known, as many
+// times as it left them — neither decoded nor their deadlines read again.
+// (They were judged seconds before: one that expired since stays for the
+// next run, as the copy's own late-expiring jobs do.)
+func (lr *listRun) scanAgain() *inspect.Scanner {
+	if len(lr.headSeen) == 0 {
+		return lr.r.s.scanner
+	}
+	left := cloneCounts(lr.headSeen)
+	return lr.r.s.scanner.WithKnown(func(raw string) bool {
+		h := maphash.String(lr.r.hashSeed, raw)
+		if left[h] > 0 {
+			left[h]--
+			return true
+		}
+		return false
+	})
 }
 
 // rememberHead notes the jobs a page of a list that may still go to the
