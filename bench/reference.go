@@ -59,14 +59,12 @@ func floorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, que
 	return jobs, nil
 }
 
-// studyFloorPass is floorPass as the deep-queue study measured it (the
-// yardstick of the targets, shared/notes/deep-removal-study.md):
-// each payload decoded with encoding/json into a map, the id looked up in
-// it. It is the same work as floorPass with a slower decoder: the table
-// shows it so that the study's ratios can be set beside the bench's. (The
-// study says only that its floor decoded with encoding/json: into a map
-// is the plain way for ids at several paths.)
-func studyFloorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int) (int64, error) {
+// jsonFloorPass is floorPass decoding each payload with encoding/json
+// into a map and looking the id up in it: the same work with a slower
+// decoder, to show how much of the floor the decoder is. (The deep-queue
+// study's floor, the yardstick of its ratios, decoded with encoding/json;
+// into what is not recorded.)
+func jsonFloorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int) (int64, error) {
 	var jobs int64
 	for _, q := range queues {
 		key := layout.Queue(q)
