@@ -69,7 +69,7 @@ func sweepFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "orphans", Usage: "also handle deadline keys whose job is in no queue: give each a TTL (the hold past its deadline, or past now); never delete one"},
 		durationFlag(cli.DurationFlag{Name: "orphan-grace", Value: time.Hour, Usage: "the hold: orphaned deadline keys vanish this long after their deadline, or after now if it passed (at least 1h)"}),
 		durationFlag(cli.DurationFlag{Name: "lock-ttl", Value: sweep.DefaultLockTTL, Usage: "lifetime of the lock if this run dies (renewed while it runs)"}),
-		durationFlag(cli.DurationFlag{Name: "max-script-time", Value: 4 * time.Millisecond, Usage: "time budget of one removal script; batches shrink to stay under it"}),
+		durationFlag(cli.DurationFlag{Name: "max-script-time", Value: sweep.DefaultMaxScriptTime, Usage: "time budget of one removal script; batches shrink to stay under it"}),
 		metricsFileFlag(),
 	), failedSweepFlags()...)
 }

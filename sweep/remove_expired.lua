@@ -35,7 +35,9 @@
 -- Returns an array of n codes: 1 removed; 0 gone (no longer in the list:
 -- a worker took it); 2 kept, because its expiration key changed since it was
 -- judged (a new deadline was set, or a missing one appeared); 3 kept, because
--- by Redis's clock it is not due yet.
+-- by Redis's clock it is not due yet. Then one more element: the script's
+-- own time in microseconds, what the caller sizes its next script by (the
+-- round trip would count the other clients' commands queued before it).
 --
 -- All or nothing: Redis does not roll a script back, so before its first
 -- write the script checks that the user may run every command it will run
@@ -44,6 +46,17 @@
 -- then run under pcall; should one still fail, the writes before it are
 -- undone in reverse order and the script answers the error. It runs inside
 -- internal/once's envelope, which gives it write, undone, push, put_back.
+local function micros()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local started = micros()
+-- The codes, then the script's own time (TIME is the wall clock: a step
+-- back must not make it negative).
+local function answer(codes)
+  codes[#codes + 1] = math.max(0, micros() - started)
+  return codes
+end
 local marker = ARGV[1]
 local to_failed = ARGV[2] == '1'
 local journal = ARGV[3] == '1'
@@ -54,7 +67,7 @@ local stats = KEYS[5]
 local base = 6
 local n = (#ARGV - base) / 6
 local codes = {}
-if n < 1 then return codes end
+if n < 1 then return answer(codes) end
 local list = KEYS[1]
 local ekeys = {}
 for i = 1, n do ekeys[i] = KEYS[5 + i] end
@@ -156,7 +169,7 @@ for i = 1, n do
     end
   end
 end
-if #victims == 0 then return codes end
+if #victims == 0 then return answer(codes) end
 
 -- What deleting the expiration keys would lose, to put back on an undo.
 local ttls = {}
@@ -223,4 +236,4 @@ if refused then return refused end
 if bucket ~= '' and redis.call('EXISTS', list) == 0 then
   redis.pcall('ZREM', KEYS[4], bucket)
 end
-return codes
+return answer(codes)

@@ -847,7 +847,15 @@ func (f *sweepFixture) scriptCallAs(c redis.Scripter, list string, cands [][3]st
 		keys = append(keys, f.layout.Expiration(id))
 		args = append(args, p, idx, deadline, 0, "", "")
 	}
-	return once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, c, removeExpiredScript, keys, args...).Int64Slice()
+	reply, err := once.NewRequests(f.layout.Requests(once.NewRunID())).Run(f.ctx, c, removeExpiredScript, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, err
+	}
+	// The codes, then the script's own time.
+	if len(reply) != len(cands)+1 || reply[len(cands)] < 0 {
+		return nil, fmt.Errorf("script answered %v for %d candidates, want a code each and its time", reply, len(cands))
+	}
+	return reply[:len(cands)], nil
 }
 
 // TestRemoveExpiredScript exercises the removal script on its own: it

@@ -290,7 +290,11 @@ func TestSweepKilled(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "removed.jsonl")
 	args := []string{"--redis", srv.URL(), "sweep", "--archive", archive, "--batch", "100", "--lock-ttl", "1s",
 		"--max-script-time", "1ms", "--log-level", "warn", "--format", "json"}
-	p := spawn(t, nil, args...)
+	// The in-place engine's crash safety (markers, journal): the copy
+	// engine, which a 50,000-job queue with spread victims goes to at
+	// once, has its own kill matrix (copy_kill_test.go).
+	inPlace := []string{"RESQUE_EXPIRE_TEST_COPY_THRESHOLDS=1000000:1000000"}
+	p := spawn(t, inPlace, args...)
 	// Kill it once it has archived a few batches.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -331,7 +335,7 @@ func TestSweepKilled(t *testing.T) {
 	})
 
 	var res sweepJSON
-	runEnv(t, nil, "", args...).expect(t, 0).decode(t, &res)
+	runEnv(t, inPlace, "", args...).expect(t, 0).decode(t, &res)
 	if res.Stopped != "" {
 		t.Errorf("rerun: %+v", res)
 	}
