@@ -630,15 +630,23 @@ func slowLog(ctx context.Context, rdb *redis.Client) ([]redis.SlowLog, error) {
 // commands that took at least this long.
 const longTime = 5 * time.Millisecond
 
-// countOver counts the commands of logs that took at least d.
+// countOver counts the commands of logs that took at least d, those a
+// script called excepted: SLOWLOG lists them too, and their time is inside
+// their script's.
 func countOver(logs []redis.SlowLog, d time.Duration) int {
 	n := 0
 	for _, l := range logs {
-		if l.Duration >= d {
+		if l.Duration >= d && !calledByScript(l) {
 			n++
 		}
 	}
 	return n
+}
+
+// calledByScript says whether a SLOWLOG entry is a command a script called:
+// Redis logs those with the address "?:0" (its Lua client's).
+func calledByScript(l redis.SlowLog) bool {
+	return l.ClientAddr == "?:0"
 }
 
 // worstCommand returns the slowest command SLOWLOG recorded since the reset.
