@@ -1017,7 +1017,7 @@ func (lr *listRun) budget(n, copies, extra int, job func(k int) *inspect.Job) in
 // keys and arguments into Lua strings before it starts, and a machine's
 // hiccup lands on any command. With 4 ms, head trims at 1M jobs took 6.2 ms
 // at the 99th percentile and 19-27 of about 550 a run took 5 ms or more
-// (SLOWLOG); with 2 ms, 3.6-4.1 ms and 1-2 of about 800, for the same Redis
+// (SLOWLOG); with 2 ms, 3.6-4.1 ms and 1-2 of 800-1000, for the same Redis
 // time in all.
 const DefaultMaxScriptTime = 2 * time.Millisecond
 
