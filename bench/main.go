@@ -123,6 +123,9 @@ type row struct {
 	// (SLOWLOG), pairedOver those of the floor passes beside them.
 	over, pairedOver int
 	check            string
+	// isFloor marks the floor's own row, what the rows after it of its
+	// size without a paired floor are compared with.
+	isFloor bool
 }
 
 func (r row) median() float64 { return median(r.secs) }
@@ -261,7 +264,7 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 // floorRow measures the least work any sweep must do on the data set
 // filled in: LRANGE pages and MGET of their deadlines.
 func (b *bench) floorRow(n int, queues []string) (row, error) {
-	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only"}
+	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only", isFloor: true}
 	for i := 0; i < b.cfg.reps; i++ {
 		p, err := b.timeFloor(n, queues)
 		if err != nil {
@@ -269,7 +272,7 @@ func (b *bench) floorRow(n int, queues []string) (row, error) {
 		}
 		floor.secs = append(floor.secs, p.secs)
 		floor.over += p.over
-		if p.worst > floor.worstCmd {
+		if p.worst > floor.worstCmd || floor.worstWhat == "" {
 			floor.worstCmd, floor.worstWhat = p.worst, p.what
 		}
 	}
@@ -303,7 +306,7 @@ func (b *bench) jsonFloorRow(n int, queues []string) (row, error) {
 		}
 		r.secs = append(r.secs, time.Since(t0).Seconds())
 		logs, err := slowLog(b.ctx, b.rdb)
-		if w, what := worstOf(logs, err); w > r.worstCmd {
+		if w, what := worstOf(logs, err); w > r.worstCmd || r.worstWhat == "" {
 			r.worstCmd, r.worstWhat = w, what
 		}
 		r.over += countOver(logs, longTime)
@@ -677,7 +680,7 @@ func printTable(rows []row, cfg config) {
 	floorSize := 0
 	for _, r := range rows {
 		m := r.median()
-		if strings.HasPrefix(r.name, "floor") {
+		if r.isFloor {
 			floor, floorSize = m, r.size
 		}
 		ratio := "-"
@@ -713,7 +716,7 @@ func (r row) worstCell() string {
 // overCell counts the row's commands of longTime or more over its runs,
 // with those of the floor passes beside them.
 func (r row) overCell() string {
-	if r.worstWhat == "" || strings.HasPrefix(r.check, ">") || r.check == "finished" {
+	if len(r.secs) == 0 || strings.HasPrefix(r.check, ">") || r.check == "finished" {
 		return "-"
 	}
 	if len(r.paired) > 0 {

@@ -11,7 +11,7 @@ import (
 // validSweep is sweep's options as its flags' defaults leave them.
 func validSweep() sweepOptions {
 	return sweepOptions{filters: filters{delayed: true}, lockTTL: sweep.DefaultLockTTL, orphanGrace: time.Hour,
-		maxScriptTime: 4 * time.Millisecond}
+		maxScriptTime: sweep.DefaultMaxScriptTime}
 }
 
 // checkValidation runs validate on each case's options: a case with want

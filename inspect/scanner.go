@@ -58,7 +58,17 @@ type Scanner struct {
 	// their Class and EnqueuedAt (see WithDetailsOf); nil: every job.
 	detailsOf func(State) bool
 	// known, when set, names the jobs left unjudged (see WithKnown).
-	known func(raw string) bool
+	known Known
+}
+
+// Known names the jobs a scan leaves unjudged (Scanner.WithKnown).
+type Known interface {
+	// Take says whether a job read is known, and takes it: a job known n
+	// times is known for its first n reads.
+	Take(raw string) bool
+	// Give returns a job Take took, of a page the scan read and then
+	// dropped unvisited, to read again.
+	Give(raw string)
 }
 
 // WithDetailsOf returns a scanner like s (the same client, filters and
@@ -74,14 +84,14 @@ func (s *Scanner) WithDetailsOf(of func(State) bool) *Scanner {
 }
 
 // WithKnown returns a scanner like s that leaves unjudged the jobs its
-// caller judged already, those known says true of: such a job comes with
-// Known set, its Raw, Queue and Index, and nothing else — no state, no id,
-// no deadline read. The jobs' decoding (JSON, ids) and their deadlines'
-// MGET are most of a scan's cost; a list read again from its head skips
-// them for the jobs it read the first time. known is called once per job
-// read, in list order, by one goroutine at a time (a page read again, after
-// a resync, asks again).
-func (s *Scanner) WithKnown(known func(raw string) bool) *Scanner {
+// caller judged already, those known takes: such a job comes with Known
+// set, its Raw, Queue and Index, and nothing else — no state, no id, no
+// deadline read. The jobs' decoding (JSON, ids) and their deadlines' MGET
+// are most of a scan's cost; a list read again from its head skips them for
+// the jobs it read the first time. known is asked once per job read, in
+// list order, by one goroutine at a time; a page dropped before its visit
+// (read again after a removal) gives its known jobs back first.
+func (s *Scanner) WithKnown(known Known) *Scanner {
 	c := *s
 	c.known = known
 	return &c
@@ -273,7 +283,7 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 			}
 			next = cur.base + int64(len(cur.items)) - int64(removed)
 			if removed > 0 && pending != nil {
-				pending = afterRemoval(pending, chunk, removed, mode)
+				pending = s.afterRemoval(pending, chunk, removed, mode)
 			}
 			readAhead = mode == scanAhead && removed == 0
 		}
@@ -312,8 +322,29 @@ func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor 
 // before the page was read, so they do not move it: a position that stays
 // too high is one a worker's pop makes anyway, which the removal scripts
 // look around for.)
-func afterRemoval(pending chan page, c *Chunk, removed int, mode scanMode) chan page {
+func (s *Scanner) afterRemoval(pending chan page, c *Chunk, removed int, mode scanMode) chan page {
 	p := <-pending
+	if next := movedUp(p, c, removed, mode); next != nil {
+		return next
+	}
+	s.giveBack(p.chunk)
+	return nil
+}
+
+// giveBack returns the known jobs of a page dropped unvisited (WithKnown).
+func (s *Scanner) giveBack(c *Chunk) {
+	if s.known == nil || c == nil {
+		return
+	}
+	for i := range c.Jobs {
+		if c.Jobs[i].Known {
+			s.known.Give(c.Jobs[i].Raw)
+		}
+	}
+}
+
+// movedUp is afterRemoval's page p moved up, or nil.
+func movedUp(p page, c *Chunk, removed int, mode scanMode) chan page {
 	for i := range c.Popped {
 		if c.Popped[i] {
 			removed--
@@ -539,7 +570,7 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 	var idx []int
 	p := &resque.Payload{}
 	for i, raw := range items {
-		if s.known != nil && s.known(raw) {
+		if s.known != nil && s.known.Take(raw) {
 			c.Jobs[i] = Job{Index: base + int64(i), Raw: raw, Queue: ref.Queue, Known: true}
 			continue
 		}

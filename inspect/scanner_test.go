@@ -1113,16 +1113,8 @@ func TestWithKnown(t *testing.T) {
 	rpush(t, rdb, "resque:queue:q", items)
 	rdb.HSet(ctx, "resque:job:k1:expiration", "f", "v") // read, it makes k1 invalid
 	rdb.Set(ctx, "resque:job:j1:expiration", "1700000000", 0)
-	left := map[string]int{items[0]: 1, items[3]: 1}
-	var asked []string
-	s := newTestScanner(t, rdb, 2).WithKnown(func(raw string) bool {
-		asked = append(asked, raw)
-		if left[raw] > 0 {
-			left[raw]--
-			return true
-		}
-		return false
-	})
+	k := &testKnown{left: map[string]int{items[0]: 1, items[3]: 1}}
+	s := newTestScanner(t, rdb, 2).WithKnown(k)
 	var got []Job
 	if _, err := s.ScanList(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
 		got = append(got, c.Jobs...)
@@ -1130,8 +1122,8 @@ func TestWithKnown(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(asked, items) {
-		t.Errorf("known asked of %q, want every job once in order", asked)
+	if !slices.Equal(k.asked, items) {
+		t.Errorf("known asked of %q, want every job once in order", k.asked)
 	}
 	want := []struct {
 		known bool
@@ -1147,6 +1139,75 @@ func TestWithKnown(t *testing.T) {
 			t.Errorf("job %d: known %v state %q id %q raw %q index %d queue %q, want known %v state %q id %q",
 				i, j.Known, j.State, j.ID, j.Raw, j.Index, j.Queue, w.known, w.state, w.id)
 		}
+	}
+}
+
+// testKnown is an inspect.Known over payloads.
+type testKnown struct {
+	left  map[string]int
+	asked []string
+	given []string
+}
+
+func (k *testKnown) Take(raw string) bool {
+	k.asked = append(k.asked, raw)
+	if k.left[raw] > 0 {
+		k.left[raw]--
+		return true
+	}
+	return false
+}
+
+func (k *testKnown) Give(raw string) {
+	k.given = append(k.given, raw)
+	k.left[raw]++
+}
+
+// TestWithKnownPageReadAgain: a removing scan drops the page it read
+// during a visit that removed a job sharing a deadline key with it, and
+// reads it again; that page's known jobs are given back first, so they
+// come Known the second time too.
+func TestWithKnownPageReadAgain(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	a := `{"class":"A","args":[1],"id":"a"}`
+	items := []string{a, `{"class":"A","args":[],"id":"b"}`, `{"class":"A","args":[],"id":"k"}`, `{"class":"A","args":[2],"id":"a"}`}
+	rpush(t, rdb, "resque:queue:q", items)
+	rdb.Set(ctx, "resque:job:a:expiration", "1700000000", 0)
+	rdb.Set(ctx, "resque:job:k:expiration", "1700000000", 0)
+	k := &testKnown{left: map[string]int{items[2]: 1}}
+	s := newTestScanner(t, rdb, 2).WithKnown(k)
+	var got []Job
+	_, err := s.ScanListRemoving(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(ctx context.Context, c *Chunk) error {
+		got = append(got, c.Jobs...)
+		c.Removed = make([]bool, len(c.Jobs))
+		for i, j := range c.Jobs {
+			if j.ID == "a" && j.Index == 0 { // the first a: the page after holds its key
+				if err := rdb.LRem(ctx, "resque:queue:q", 1, j.Raw).Err(); err != nil {
+					return err
+				}
+				c.Removed[i] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(k.given, []string{items[2]}) {
+		t.Errorf("given back %q, want the known job of the dropped page", k.given)
+	}
+	var known []string
+	for _, j := range got {
+		if j.Known {
+			known = append(known, j.Raw)
+		}
+		if j.Raw == items[2] && !j.Known {
+			t.Errorf("the known job came judged (%s)", j.State)
+		}
+	}
+	if len(got) != 4 || len(known) != 1 {
+		t.Errorf("visited %d jobs, %d of them known; want 4, 1", len(got), len(known))
 	}
 }
 

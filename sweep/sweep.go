@@ -634,16 +634,26 @@ func (lr *listRun) scanAgain() *inspect.Scanner {
 	if len(lr.headSeen) == 0 {
 		return lr.r.s.scanner
 	}
-	left := cloneCounts(lr.headSeen)
-	return lr.r.s.scanner.WithKnown(func(raw string) bool {
-		h := maphash.String(lr.r.hashSeed, raw)
-		if left[h] > 0 {
-			left[h]--
-			return true
-		}
-		return false
-	})
+	return lr.r.s.scanner.WithKnown(&seenJobs{seed: lr.r.hashSeed, left: cloneCounts(lr.headSeen)})
 }
+
+// seenJobs is the inspect.Known of a scan again: the head phase's jobs not
+// yet read again, by hash.
+type seenJobs struct {
+	seed maphash.Seed
+	left map[uint64]int
+}
+
+func (k *seenJobs) Take(raw string) bool {
+	h := maphash.String(k.seed, raw)
+	if k.left[h] > 0 {
+		k.left[h]--
+		return true
+	}
+	return false
+}
+
+func (k *seenJobs) Give(raw string) { k.left[maphash.String(k.seed, raw)]++ }
 
 // rememberHead notes the jobs a page of a list that may still go to the
 // copy engine left in the list (see listRun.headSeen).
