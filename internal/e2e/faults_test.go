@@ -427,9 +427,15 @@ func fltWaitFile(t *testing.T, p *proc, path string, size int64) {
 // left by the faulty run; that lock must go away by itself within wait.
 func fltRerun(t *testing.T, wait time.Duration, args ...string) result {
 	t.Helper()
+	return fltRerunEnv(t, nil, wait, args...)
+}
+
+// fltRerunEnv is fltRerun with env added to the binary's environment.
+func fltRerunEnv(t *testing.T, env []string, wait time.Duration, args ...string) result {
+	t.Helper()
 	end := time.Now().Add(wait)
 	for {
-		r := runEnv(t, nil, "", args...)
+		r := runEnv(t, env, "", args...)
 		fltNoCrash(t, r)
 		if r.code != 75 {
 			return r
@@ -606,24 +612,20 @@ func TestFaultArchiveTornTail(t *testing.T) {
 
 // TestFaultClientTimeout: --timeout 50ms against a Redis stalled by DEBUG
 // SLEEP 2, once before the run connects and once in the middle of an
-// archiving sweep. Both runs fail with one line naming the timeout; the
+// archiving sweep (in place and by the copy engine). Both runs fail with one line naming the timeout; the
 // sweep leaves no marker and loses nothing, and once Redis is back a rerun
 // completes with every expired job archived (including removals a stalled
 // script made after the client gave up).
 func TestFaultClientTimeout(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, "--enable-debug-command", "local")
-	rdb := redistest.Client(t, srv)
-	ctx := context.Background()
-	d := fltSeed(t, rdb, "slow", []string{"slow_a", "slow_b"}, 40000, func(i int) bool { return i%4 < 2 }, 0)
-	stall := func() *sync.WaitGroup {
+	stall := func(srv *redisserver.Server) *sync.WaitGroup {
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 5 * time.Second, MaxRetries: -1})
 			defer c.Close()
-			if err := c.Do(ctx, "DEBUG", "SLEEP", "2").Err(); err != nil {
+			if err := c.Do(context.Background(), "DEBUG", "SLEEP", "2").Err(); err != nil {
 				t.Errorf("DEBUG SLEEP: %v", err)
 			}
 		}()
@@ -631,7 +633,8 @@ func TestFaultClientTimeout(t *testing.T) {
 	}
 
 	t.Run("connect", func(t *testing.T) {
-		wg := stall()
+		srv := redistest.Start(t, "--enable-debug-command", "local")
+		wg := stall(srv)
 		time.Sleep(200 * time.Millisecond) // DEBUG SLEEP is running
 		start := time.Now()
 		r := run(t, srv, "--timeout", "50ms", "inspect")
@@ -643,27 +646,37 @@ func TestFaultClientTimeout(t *testing.T) {
 		}
 	})
 
-	t.Run("mid-sweep", func(t *testing.T) {
-		archive := filepath.Join(t.TempDir(), "removed.jsonl")
-		args := func(timeout string) []string {
-			return []string{"--redis", srv.URL(), "--format", "json", "--log-level", "warn", "--timeout", timeout,
-				"sweep", "--yes", "--archive", archive, "--batch", "100", "--lock-ttl", "1s"}
-		}
-		p := spawn(t, nil, args("50ms")...)
-		fltWaitFile(t, p, archive, 100<<10)
-		wg := stall()
-		r := p.wait(t)
-		fltExpectErrorLog(t, r, 1, "timeout")
-		var partial fltSweepJSON
-		r.decode(t, &partial)
-		if partial.Stopped == "" {
-			t.Errorf("the partial summary does not say the run stopped: %s", r.stdout)
-		}
-		wg.Wait()
-		fltCheck(t, rdb, d, archive, false)
-		fltRerun(t, 5*time.Second, args("10s")...).expect(t, 0)
-		fltCheck(t, rdb, d, archive, true)
-	})
+	// Two queues of 20,000 jobs: past the head reach, the copy engine takes
+	// them; pinned in place, the removal scripts go as deep.
+	for _, engine := range []struct {
+		name string
+		env  []string
+	}{{"mid-sweep in place", []string{"RESQUE_EXPIRE_TEST_COPY_THRESHOLDS=1000000:1000000"}}, {"mid-sweep copy", nil}} {
+		t.Run(engine.name, func(t *testing.T) {
+			srv := redistest.Start(t, "--enable-debug-command", "local")
+			rdb := redistest.Client(t, srv)
+			d := fltSeed(t, rdb, "slow", []string{"slow_a", "slow_b"}, 40000, func(i int) bool { return i%4 < 2 }, 0)
+			archive := filepath.Join(t.TempDir(), "removed.jsonl")
+			args := func(timeout string) []string {
+				return []string{"--redis", srv.URL(), "--format", "json", "--log-level", "warn", "--timeout", timeout,
+					"sweep", "--yes", "--archive", archive, "--batch", "100", "--lock-ttl", "1s"}
+			}
+			p := spawn(t, engine.env, args("50ms")...)
+			fltWaitFile(t, p, archive, 100<<10)
+			wg := stall(srv)
+			r := p.wait(t)
+			fltExpectErrorLog(t, r, 1, "timeout")
+			var partial fltSweepJSON
+			r.decode(t, &partial)
+			if partial.Stopped == "" {
+				t.Errorf("the partial summary does not say the run stopped: %s", r.stdout)
+			}
+			wg.Wait()
+			fltCheck(t, rdb, d, archive, false)
+			fltRerunEnv(t, engine.env, 5*time.Second, args("10s")...).expect(t, 0)
+			fltCheck(t, rdb, d, archive, true)
+		})
+	}
 }
 
 // TestFaultClientPauseWrite: under CLIENT PAUSE 3000 WRITE a sweep cannot
