@@ -452,9 +452,25 @@ func fltRerunEnv(t *testing.T, env []string, wait time.Duration, args ...string)
 // runs. The run either retries through it (exit 0) or fails with one line
 // and a partial summary (exit 1); either way nothing live is lost, every
 // archived job is gone and was expired, and a rerun finishes the job with
-// every expired job archived.
+// every expired job archived. In place and by the copy engine.
 func TestFaultRedisRestartMidSweep(t *testing.T) {
 	t.Parallel()
+	// Two queues of 30,000 jobs: past the head reach, the copy engine
+	// takes them; pinned in place, the removal scripts go as deep.
+	for _, engine := range []struct {
+		name string
+		env  []string
+	}{{"in place", []string{"RESQUE_EXPIRE_TEST_COPY_THRESHOLDS=1000000:1000000"}}, {"copy", nil}} {
+		t.Run(engine.name, func(t *testing.T) {
+			t.Parallel()
+			fltRestartMidSweep(t, engine.env)
+		})
+	}
+}
+
+// fltRestartMidSweep is TestFaultRedisRestartMidSweep with env added to
+// the binary's environment.
+func fltRestartMidSweep(t *testing.T, env []string) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	rdb := redistest.Client(t, srv)
 	ctx := context.Background()
@@ -473,7 +489,7 @@ func TestFaultRedisRestartMidSweep(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "removed.jsonl")
 	args := []string{"--redis", srv.URL(), "--format", "json", "--log-level", "warn",
 		"sweep", "--yes", "--archive", archive, "--batch", "100", "--lock-ttl", "2s"}
-	p := spawn(t, nil, args...)
+	p := spawn(t, env, args...)
 	fltWaitFile(t, p, archive, 200<<10)
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
@@ -504,7 +520,7 @@ func TestFaultRedisRestartMidSweep(t *testing.T) {
 
 	t.Logf("first run and checks done at %v", time.Since(t0))
 	var res fltSweepJSON
-	r := fltRerun(t, 10*time.Second, args...)
+	r := fltRerunEnv(t, env, 10*time.Second, args...)
 	t.Logf("rerun done at %v", time.Since(t0))
 	r.expect(t, 0).decode(t, &res)
 	fltCheck(t, rdb, d, archive, true)
