@@ -27,36 +27,19 @@ type progress struct {
 // trip per page each. It changes nothing.
 func floorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int) (int64, error) {
 	paths := []resque.Path{{"id"}, {"jid"}, {"args", "0", "job_id"}}
-	var jobs int64
-	for _, q := range queues {
-		key := layout.Queue(q)
-		for start := int64(0); ; start += int64(batch) {
-			items, err := rdb.LRange(ctx, key, start, start+int64(batch)-1).Result()
-			if err != nil {
-				return jobs, err
+	return pagePass(ctx, rdb, layout, queues, batch, func(items []string) []string {
+		ids := make([]string, 0, len(items))
+		p := &resque.Payload{} // one for the page, as the tool's scanner does
+		for _, raw := range items {
+			if err := p.Decode(unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
+				continue
 			}
-			keys := make([]string, 0, len(items))
-			p := &resque.Payload{} // one for the page, as the tool's scanner does
-			for _, raw := range items {
-				if err := p.Decode(unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
-					continue
-				}
-				if id, ok := p.ID(paths); ok {
-					keys = append(keys, layout.Expiration(id))
-				}
-			}
-			if len(keys) > 0 {
-				if err := rdb.MGet(ctx, keys...).Err(); err != nil {
-					return jobs, err
-				}
-			}
-			jobs += int64(len(items))
-			if len(items) < batch {
-				break
+			if id, ok := p.ID(paths); ok {
+				ids = append(ids, id)
 			}
 		}
-	}
-	return jobs, nil
+		return ids
+	})
 }
 
 // jsonFloorPass is floorPass decoding each payload with encoding/json
@@ -65,6 +48,21 @@ func floorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, que
 // study's floor, the yardstick of its ratios, decoded with encoding/json;
 // into what is not recorded.)
 func jsonFloorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int) (int64, error) {
+	return pagePass(ctx, rdb, layout, queues, batch, func(items []string) []string {
+		ids := make([]string, 0, len(items))
+		for _, raw := range items {
+			if id := mapID(raw); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	})
+}
+
+// pagePass reads every job of queues in pages of batch (LRANGE), and the
+// deadlines of the ids that ids finds in each page (MGET). It returns how
+// many jobs it read.
+func pagePass(ctx context.Context, rdb *redis.Client, layout resque.Layout, queues []string, batch int, ids func(items []string) []string) (int64, error) {
 	var jobs int64
 	for _, q := range queues {
 		key := layout.Queue(q)
@@ -73,11 +71,9 @@ func jsonFloorPass(ctx context.Context, rdb *redis.Client, layout resque.Layout,
 			if err != nil {
 				return jobs, err
 			}
-			keys := make([]string, 0, len(items))
-			for _, raw := range items {
-				if id := mapID(raw); id != "" {
-					keys = append(keys, layout.Expiration(id))
-				}
+			keys := ids(items)
+			for i, id := range keys {
+				keys[i] = layout.Expiration(id)
 			}
 			if len(keys) > 0 {
 				if err := rdb.MGet(ctx, keys...).Err(); err != nil {
