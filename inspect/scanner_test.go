@@ -986,13 +986,7 @@ func TestCustomIDPathsAndLayout(t *testing.T) {
 		id    string
 		state State
 	}{{"u1", StateExpired}, {"a1", StateLive}, {"first", StateMissing}, {"", StateUnidentified}, {"9", StateInvalid}}
-	var got []Job
-	if _, err := s.ScanList(ctx, ListRef{Key: "queue:custom", Queue: "custom"}, func(_ context.Context, c *Chunk) error {
-		got = append(got, c.Jobs...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := scanJobs(t, s, ListRef{Key: "queue:custom", Queue: "custom"})
 	for i, w := range want {
 		if got[i].ID != w.id || got[i].State != w.state {
 			t.Errorf("job %d: id %q state %s, want %q %s", i, got[i].ID, got[i].State, w.id, w.state)
@@ -1008,7 +1002,6 @@ func TestCustomIDPathsAndLayout(t *testing.T) {
 // their queue from the payload.
 func TestClassFilterAndDelayedQueue(t *testing.T) {
 	rdb := startRedis(t)
-	ctx := context.Background()
 	s := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = []string{"Send*"} })
 	items := []string{
 		`{"class":"SendEmailJob","args":[],"id":"1","queue":"mailers"}`,
@@ -1018,13 +1011,7 @@ func TestClassFilterAndDelayedQueue(t *testing.T) {
 		`not json`,
 	}
 	rpush(t, rdb, "resque:delayed:1717236000", items)
-	var got []Job
-	if _, err := s.ScanList(ctx, ListRef{Key: "resque:delayed:1717236000", DelayedAt: 1717236000}, func(_ context.Context, c *Chunk) error {
-		got = append(got, c.Jobs...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := scanJobs(t, s, ListRef{Key: "resque:delayed:1717236000", DelayedAt: 1717236000})
 	wantSkipped := []bool{false, false, true, true, true}
 	wantQueue := []string{"mailers", "sms", "", "", ""}
 	for i := range items {
@@ -1034,13 +1021,7 @@ func TestClassFilterAndDelayedQueue(t *testing.T) {
 	}
 	// The wrapper's own class matches too.
 	s2 := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = []string{"ActiveJob::*"} })
-	got = got[:0]
-	if _, err := s2.ScanList(ctx, ListRef{Key: "resque:delayed:1717236000", DelayedAt: 1717236000}, func(_ context.Context, c *Chunk) error {
-		got = append(got, c.Jobs...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got = scanJobs(t, s2, ListRef{Key: "resque:delayed:1717236000", DelayedAt: 1717236000})
 	for i, want := range []bool{true, false, false, true, true} {
 		if got[i].Skipped != want {
 			t.Errorf("ActiveJob::* job %d: skipped %v, want %v", i, got[i].Skipped, want)
@@ -1077,13 +1058,7 @@ func TestWithDetailsOf(t *testing.T) {
 			at: []bool{true, false, false}, skipped: []bool{true, false, false}},
 	} {
 		base := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = tc.classes })
-		var got []Job
-		if _, err := base.WithDetailsOf(wantExpired).ScanList(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
-			got = append(got, c.Jobs...)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		got := scanJobs(t, base.WithDetailsOf(wantExpired), ListRef{Key: "resque:queue:q", Queue: "q"})
 		for i, j := range got {
 			if j.Class != tc.class[i] || !j.EnqueuedAt.IsZero() != tc.at[i] || j.Skipped != tc.skipped[i] {
 				t.Errorf("%s: job %d (%s): class %q enqueued_at %v skipped %v, want %q %v %v", tc.name, i, j.State, j.Class, j.EnqueuedAt, j.Skipped, tc.class[i], tc.at[i], tc.skipped[i])
@@ -1115,13 +1090,7 @@ func TestWithKnown(t *testing.T) {
 	rdb.Set(ctx, "resque:job:j1:expiration", "1700000000", 0)
 	k := &testKnown{left: map[string]int{items[0]: 1, items[3]: 1}}
 	s := newTestScanner(t, rdb, 2).WithKnown(k)
-	var got []Job
-	if _, err := s.ScanList(ctx, ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
-		got = append(got, c.Jobs...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := scanJobs(t, s, ListRef{Key: "resque:queue:q", Queue: "q"})
 	if !slices.Equal(k.asked, items) {
 		t.Errorf("known asked of %q, want every job once in order", k.asked)
 	}
@@ -1140,6 +1109,19 @@ func TestWithKnown(t *testing.T) {
 				i, j.Known, j.State, j.ID, j.Raw, j.Index, j.Queue, w.known, w.state, w.id)
 		}
 	}
+}
+
+// scanJobs scans ref with s (ScanList) and returns every job it visited.
+func scanJobs(t *testing.T, s *Scanner, ref ListRef) []Job {
+	t.Helper()
+	var got []Job
+	if _, err := s.ScanList(context.Background(), ref, func(_ context.Context, c *Chunk) error {
+		got = append(got, c.Jobs...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // testKnown is an inspect.Known over payloads.
