@@ -218,11 +218,13 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 	if err := b.fill(spec); err != nil {
 		return nil, err
 	}
-	floor, err := b.floorRow(n, spec.Queues)
+	floor, err := b.floorRow(n, spec.Queues, "floor (LRANGE pages + MGET deadlines)", floorPass)
 	if err != nil {
 		return nil, err
 	}
-	jsonFloor, err := b.jsonFloorRow(n, spec.Queues)
+	floor.isFloor = true
+	// How much of the floor its decoder is.
+	jsonFloor, err := b.floorRow(n, spec.Queues, "floor decoding into a map with encoding/json", jsonFloorPass)
 	if err != nil {
 		return nil, err
 	}
@@ -261,12 +263,15 @@ func (b *bench) sizeRows(n int) ([]row, error) {
 	return append(append(rows, sweeps...), refs...), nil
 }
 
-// floorRow measures the least work any sweep must do on the data set
-// filled in: LRANGE pages and MGET of their deadlines.
-func (b *bench) floorRow(n int, queues []string) (row, error) {
-	floor := row{size: n, name: "floor (LRANGE pages + MGET deadlines)", jobs: n, check: "read-only", isFloor: true}
+// floorFunc is a floor pass (floorPass, jsonFloorPass): it reads every
+// job of queues and returns how many it read.
+type floorFunc func(context.Context, *redis.Client, resque.Layout, []string, int) (int64, error)
+
+// floorRow measures pass, a floor, on the data set filled in.
+func (b *bench) floorRow(n int, queues []string, name string, pass floorFunc) (row, error) {
+	floor := row{size: n, name: name, jobs: n, check: "read-only"}
 	for i := 0; i < b.cfg.reps; i++ {
-		p, err := b.timeFloor(n, queues)
+		p, err := b.timeFloor(n, queues, pass)
 		if err != nil {
 			return floor, err
 		}
@@ -276,7 +281,7 @@ func (b *bench) floorRow(n int, queues []string) (row, error) {
 			floor.worstCmd, floor.worstWhat = p.worst, p.what
 		}
 	}
-	b.say(n, "floor %.2fs", floor.median())
+	b.say(n, "%s %.2fs", name, floor.median())
 	return floor, nil
 }
 
@@ -289,43 +294,17 @@ type floorTiming struct {
 	over  int
 }
 
-// jsonFloorRow measures the floor decoding with encoding/json into a map
-// (jsonFloorPass), on the data set filled in: how much of the floor is
-// its decoder.
-func (b *bench) jsonFloorRow(n int, queues []string) (row, error) {
-	r := row{size: n, name: "floor decoding into a map with encoding/json", jobs: n, check: "read-only"}
-	for i := 0; i < b.cfg.reps; i++ {
-		resetStats(b.ctx, b.rdb)
-		t0 := time.Now()
-		got, err := jsonFloorPass(b.ctx, b.rdb, layout, queues, 1000)
-		if err != nil {
-			return r, err
-		}
-		if got != int64(n) {
-			return r, fmt.Errorf("the encoding/json floor read %d jobs, want %d", got, n)
-		}
-		r.secs = append(r.secs, time.Since(t0).Seconds())
-		logs, err := slowLog(b.ctx, b.rdb)
-		if w, what := worstOf(logs, err); w > r.worstCmd || r.worstWhat == "" {
-			r.worstCmd, r.worstWhat = w, what
-		}
-		r.over += countOver(logs, longTime)
-	}
-	b.say(n, "floor with encoding/json %.2fs", r.median())
-	return r, nil
-}
-
-// timeFloor times one floor pass over the n jobs of queues.
-func (b *bench) timeFloor(n int, queues []string) (floorTiming, error) {
+// timeFloor times one pass over the n jobs of queues.
+func (b *bench) timeFloor(n int, queues []string, pass floorFunc) (floorTiming, error) {
 	resetStats(b.ctx, b.rdb)
 	t0 := time.Now()
-	got, err := floorPass(b.ctx, b.rdb, layout, queues, 1000)
+	got, err := pass(b.ctx, b.rdb, layout, queues, 1000)
 	ft := floorTiming{secs: time.Since(t0).Seconds()}
 	if err != nil {
 		return ft, err
 	}
 	if got != int64(n) {
-		return ft, fmt.Errorf("floor read %d jobs, want %d", got, n)
+		return ft, fmt.Errorf("a floor pass read %d jobs, want %d", got, n)
 	}
 	logs, err := slowLog(b.ctx, b.rdb)
 	ft.worst, ft.what = worstOf(logs, err)
@@ -338,7 +317,7 @@ func (b *bench) timeFloor(n int, queues []string) (floorTiming, error) {
 // a floor measured beside it rather than with the floor row's, measured
 // minutes before.
 func (b *bench) pairFloor(n int, queues []string, r *row) error {
-	p, err := b.timeFloor(n, queues)
+	p, err := b.timeFloor(n, queues, floorPass)
 	if err != nil {
 		return err
 	}
