@@ -192,11 +192,11 @@ func (s *Scanner) ScanList(ctx context.Context, ref ListRef, visit Visitor) (Lis
 	return ls.scanList(ctx, ref, visit, scanStrict)
 }
 
-// ScanListAhead is ScanList reading ahead: while a page is visited, the next
-// one is read and decoded, as it would be read should the visit remove
-// nothing (when it does remove jobs, that read is dropped and the page read
-// again after them). The next page's read then happens before the visit's
-// own commands, not after them.
+// ScanListAhead is ScanList reading ahead: while a page is visited, the
+// pages after it are read and decoded, in two stages of their own, as they
+// would be read should the visit remove nothing (when it does remove jobs,
+// those reads are dropped and the page after them read again). The next
+// page's read then happens before the visit's own commands, not after them.
 func (s *Scanner) ScanListAhead(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	ls := *s
 	return ls.scanList(ctx, ref, visit, scanAhead)
@@ -235,17 +235,23 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 	var anchor []string
 	next := int64(0) // where the first unseen job is expected
 	var cur page
-	var pending chan page // the next page, read while this one is visited
-	// A visit that removed nothing leaves the list as it was read: the
-	// next page is then read ahead, while the next visit runs.
-	readAhead := mode == scanAhead
+	var pending chan page // scanRemoving: the next page, read while this one is visited
+	var ahead *ahead      // scanAhead: the pages after this one, read meanwhile
+	defer func() {
+		if ahead != nil {
+			ahead.stop()
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if pending != nil {
+		switch {
+		case ahead != nil:
+			cur = ahead.next(ctx)
+		case pending != nil:
 			cur, pending = <-pending, nil
-		} else {
+		default:
 			cur = s.readPage(ctx, ref, next, anchor)
 		}
 		st.Resyncs += cur.resyncs
@@ -257,12 +263,17 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 			st.Pages++
 			s.batch = pageFor(full, cur.items)
 			chunk := cur.chunk
-			if (readAhead || mode == scanRemoving) && cur.more {
-				// Where the next page starts should the visit remove
-				// nothing: after this page, found by its last jobs.
-				guess := append(append([]string(nil), anchor...), cur.items[max(0, len(cur.items)-anchorLen):]...)
-				guess = guess[max(0, len(guess)-anchorLen):]
-				pending = s.readNext(ctx, ref, cur.base+int64(len(cur.items)), guess, mode)
+			// Where the next page starts should the visit remove nothing:
+			// after this page, found by its last jobs. A visit that
+			// removed nothing left the list as it was read: the pages
+			// after it are read ahead while it runs, and dropped should
+			// it remove jobs after all.
+			switch {
+			case !cur.more:
+			case mode == scanAhead && ahead == nil:
+				ahead = s.startAhead(ctx, ref, cur.base+int64(len(cur.items)), nextAnchor(anchor, cur.items), full)
+			case mode == scanRemoving:
+				pending = s.readNext(ctx, ref, cur.base+int64(len(cur.items)), nextAnchor(anchor, cur.items))
 			}
 			if err := visit(ctx, chunk); err != nil {
 				if pending != nil {
@@ -282,10 +293,13 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 				anchor = append(anchor[:0:0], anchor[len(anchor)-anchorLen:]...)
 			}
 			next = cur.base + int64(len(cur.items)) - int64(removed)
-			if removed > 0 && pending != nil {
-				pending = s.afterRemoval(pending, chunk, removed, mode)
+			if removed > 0 && ahead != nil {
+				ahead.stop()
+				ahead = nil
 			}
-			readAhead = mode == scanAhead && removed == 0
+			if removed > 0 && pending != nil {
+				pending = s.afterRemoval(pending, chunk, removed)
+			}
 		}
 		// Stop when the read reached the end of the list, not when the
 		// page is short: a page is short when the anchor was found later
@@ -296,15 +310,11 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 	}
 }
 
-// readNext starts reading the page after anchor. Read ahead (scanAhead),
-// all of it runs while the visit does; for a removing visit (scanRemoving)
-// the LRANGE runs now, before the visit's removals, and the rest during it.
-func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor []string, mode scanMode) chan page {
+// readNext starts reading the page after anchor for a removing visit
+// (scanRemoving): the LRANGE runs now, before the visit's removals, and the
+// decoding during them.
+func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor []string) chan page {
 	ch := make(chan page, 1)
-	if mode == scanAhead {
-		go func() { ch <- s.readPage(ctx, ref, from, anchor) }()
-		return ch
-	}
 	p := s.readItems(ctx, ref, from, anchor)
 	if p.err != nil || len(p.items) == 0 {
 		ch <- p
@@ -316,15 +326,14 @@ func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor 
 
 // afterRemoval returns the page read during a visit that removed jobs, its
 // positions moved up by the jobs the visit took out itself, or nil when it
-// must be read again: read ahead (it may have been read before or after the
-// removals), after a resync or an error, or when it shares a deadline key
-// with a job the visit removed. (Jobs the visit found popped may have left
+// must be read again: after a resync or an error, or when it shares a
+// deadline key with a job the visit removed. (Jobs the visit found popped may have left
 // before the page was read, so they do not move it: a position that stays
 // too high is one a worker's pop makes anyway, which the removal scripts
 // look around for.)
-func (s *Scanner) afterRemoval(pending chan page, c *Chunk, removed int, mode scanMode) chan page {
+func (s *Scanner) afterRemoval(pending chan page, c *Chunk, removed int) chan page {
 	p := <-pending
-	if next := movedUp(p, c, removed, mode); next != nil {
+	if next := movedUp(p, c, removed); next != nil {
 		return next
 	}
 	s.giveBack(p.chunk)
@@ -344,13 +353,13 @@ func (s *Scanner) giveBack(c *Chunk) {
 }
 
 // movedUp is afterRemoval's page p moved up, or nil.
-func movedUp(p page, c *Chunk, removed int, mode scanMode) chan page {
+func movedUp(p page, c *Chunk, removed int) chan page {
 	for i := range c.Popped {
 		if c.Popped[i] {
 			removed--
 		}
 	}
-	if mode != scanRemoving || p.err != nil || p.resyncs > 0 || p.base < int64(removed) || len(p.items) == 0 {
+	if p.err != nil || p.resyncs > 0 || p.base < int64(removed) || len(p.items) == 0 {
 		return nil
 	}
 	gone := map[string]bool{}

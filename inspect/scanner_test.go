@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -226,50 +227,76 @@ func TestNewScannerDefaults(t *testing.T) {
 func TestScanListQuiet(t *testing.T) {
 	rdb := startRedis(t)
 	const batch = 10
-	for _, n := range []int{0, 1, 2, 3, 4, batch - 1, batch, batch + 1, 2 * batch, 3*batch + 7} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			flush(t, rdb)
-			s := newTestScanner(t, rdb, batch)
-			items := payloads("q", 0, n)
-			rpush(t, rdb, "resque:queue:q", items)
-			tl := newTally()
-			var indexes []int64
-			st, err := s.ScanList(context.Background(), ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
-				if len(c.Jobs) == 0 {
-					t.Error("visitor called with an empty page")
-				}
-				if len(c.Jobs) > batch {
-					t.Errorf("page of %d jobs, batch is %d", len(c.Jobs), batch)
-				}
-				if !c.Now.Equal(testNow) {
-					t.Errorf("chunk.Now = %v, want %v", c.Now, testNow)
-				}
-				for _, j := range c.Jobs {
-					indexes = append(indexes, j.Index)
-					if j.Queue != "q" {
-						t.Errorf("job queue %q, want q", j.Queue)
-					}
-				}
-				tl.visit(c)
-				return nil
+	for _, m := range scanMethods(scanStrict, scanAhead) {
+		for _, n := range []int{0, 1, 2, 3, 4, batch - 1, batch, batch + 1, 2 * batch, 3*batch + 7} {
+			t.Run(fmt.Sprint(m.name, "/", n), func(t *testing.T) {
+				testScanListQuiet(t, rdb, m.scan, batch, n)
 			})
-			if err != nil {
-				t.Fatal(err)
+		}
+	}
+}
+
+// scanMethod is one of a scanner's ways to scan a list, for the tests that
+// hold them all to the same promise.
+type scanMethod struct {
+	name string
+	scan func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error)
+}
+
+func scanMethods(modes ...scanMode) []scanMethod {
+	all := map[scanMode]scanMethod{
+		scanStrict:   {"ScanList", func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanList }},
+		scanAhead:    {"ScanListAhead", func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanListAhead }},
+		scanRemoving: {"ScanListRemoving", func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanListRemoving }},
+	}
+	var out []scanMethod
+	for _, m := range modes {
+		out = append(out, all[m])
+	}
+	return out
+}
+
+func testScanListQuiet(t *testing.T, rdb *redis.Client, scan func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error), batch, n int) {
+	flush(t, rdb)
+	s := newTestScanner(t, rdb, batch)
+	items := payloads("q", 0, n)
+	rpush(t, rdb, "resque:queue:q", items)
+	tl := newTally()
+	var indexes []int64
+	st, err := scan(s)(context.Background(), ListRef{Key: "resque:queue:q", Queue: "q"}, func(_ context.Context, c *Chunk) error {
+		if len(c.Jobs) == 0 {
+			t.Error("visitor called with an empty page")
+		}
+		if len(c.Jobs) > batch {
+			t.Errorf("page of %d jobs, batch is %d", len(c.Jobs), batch)
+		}
+		if !c.Now.Equal(testNow) {
+			t.Errorf("chunk.Now = %v, want %v", c.Now, testNow)
+		}
+		for _, j := range c.Jobs {
+			indexes = append(indexes, j.Index)
+			if j.Queue != "q" {
+				t.Errorf("job queue %q, want q", j.Queue)
 			}
-			tl.check(t, items)
-			if strings.Join(tl.order, "\n") != strings.Join(items, "\n") {
-				t.Error("jobs not visited in list order")
-			}
-			for i, ix := range indexes {
-				if ix != int64(i) {
-					t.Fatalf("job %d has Index %d", i, ix)
-				}
-			}
-			wantPages := (n + batch - 1) / batch
-			if st.Pages != wantPages || st.Resyncs != 0 {
-				t.Errorf("stats = %+v, want %d pages, no resync", st, wantPages)
-			}
-		})
+		}
+		tl.visit(c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.check(t, items)
+	if strings.Join(tl.order, "\n") != strings.Join(items, "\n") {
+		t.Error("jobs not visited in list order")
+	}
+	for i, ix := range indexes {
+		if ix != int64(i) {
+			t.Fatalf("job %d has Index %d", i, ix)
+		}
+	}
+	wantPages := (n + batch - 1) / batch
+	if st.Pages != wantPages || st.Resyncs != 0 {
+		t.Errorf("stats = %+v, want %d pages, no resync", st, wantPages)
 	}
 }
 
@@ -431,14 +458,12 @@ func sweepVisitor(t *testing.T, rdb redis.UniversalClient, key string, tl *scanT
 // TestScanListSweepRemoves: a visitor removing jobs from the pages it has
 // seen (every kind of pattern, including whole pages and the page's tail,
 // where the anchor would otherwise be), alone and with pops between pages,
-// read strictly after each visit (ScanList) and with the next page read
+// read strictly after each visit (ScanList), read ahead and dropped after a
+// visit that removed jobs (ScanListAhead), and with the next page read
 // before the visit and decoded during it (ScanListRemoving).
 func TestScanListSweepRemoves(t *testing.T) {
-	for name, scan := range map[string]func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error){
-		"ScanList":         func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanList },
-		"ScanListRemoving": func(s *Scanner) func(context.Context, ListRef, Visitor) (ListStats, error) { return s.ScanListRemoving },
-	} {
-		t.Run(name, func(t *testing.T) { testScanListSweepRemoves(t, scan) })
+	for _, m := range scanMethods(scanStrict, scanAhead, scanRemoving) {
+		t.Run(m.name, func(t *testing.T) { testScanListSweepRemoves(t, m.scan) })
 	}
 }
 
@@ -585,49 +610,55 @@ func TestScanListChaos(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redistest.Client(t, srv)
 	const key = "resque:queue:chaos"
-	for seed := int64(1); seed <= 8; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			flush(t, rdb)
-			r := rand.New(rand.NewSource(seed))
-			batch := []int{5, 20, 64, 100}[seed%4]
-			items := payloads("c", 0, 2500)
-			rpush(t, rdb, key, items)
-			tl := newTally()
-			pushed := 0
-			scanRdb := hookedClient(t, srv, func([]string) {
-				var n int
-				switch x := r.Intn(100); {
-				case x < 50:
-					n = 0
-				case x < 85:
-					n = r.Intn(batch)
-				case x < 97:
-					n = batch + r.Intn(6*batch)
-				default:
-					n = r.Intn(40 * batch)
-				}
-				tl.pop(lpop(t, rdb, key, n))
-				if r.Intn(3) == 0 {
-					more := payloads("c-pushed-", pushed, 1+r.Intn(batch))
-					pushed += len(more)
-					tl.push(more)
-					rpush(t, rdb, key, more)
-				}
+	for _, m := range scanMethods(scanStrict, scanAhead) {
+		for seed := int64(1); seed <= 8; seed++ {
+			t.Run(fmt.Sprint(m.name, "/seed", seed), func(t *testing.T) {
+				testScanListChaos(t, srv, rdb, m.scan, key, seed)
 			})
-			s := newTestScanner(t, scanRdb, batch)
-			doom := func(raw string) bool { return crc32.ChecksumIEEE([]byte(raw))%4 == 0 }
-			if _, err := s.ScanList(context.Background(), ListRef{Key: key}, sweepVisitor(t, rdb, key, tl, doom, nil)); err != nil {
-				t.Fatal(err)
-			}
-			tl.check(t, items)
-		})
+		}
 	}
+}
+
+func testScanListChaos(t *testing.T, srv *redisserver.Server, rdb *redis.Client, scan func(*Scanner) func(context.Context, ListRef, Visitor) (ListStats, error), key string, seed int64) {
+	flush(t, rdb)
+	r := rand.New(rand.NewSource(seed))
+	batch := []int{5, 20, 64, 100}[seed%4]
+	items := payloads("c", 0, 2500)
+	rpush(t, rdb, key, items)
+	tl := newTally()
+	pushed := 0
+	scanRdb := hookedClient(t, srv, func([]string) {
+		var n int
+		switch x := r.Intn(100); {
+		case x < 50:
+			n = 0
+		case x < 85:
+			n = r.Intn(batch)
+		case x < 97:
+			n = batch + r.Intn(6*batch)
+		default:
+			n = r.Intn(40 * batch)
+		}
+		tl.pop(lpop(t, rdb, key, n))
+		if r.Intn(3) == 0 {
+			more := payloads("c-pushed-", pushed, 1+r.Intn(batch))
+			pushed += len(more)
+			tl.push(more)
+			rpush(t, rdb, key, more)
+		}
+	})
+	s := newTestScanner(t, scanRdb, batch)
+	doom := func(raw string) bool { return crc32.ChecksumIEEE([]byte(raw))%4 == 0 }
+	if _, err := scan(s)(context.Background(), ListRef{Key: key}, sweepVisitor(t, rdb, key, tl, doom, nil)); err != nil {
+		t.Fatal(err)
+	}
+	tl.check(t, items)
 }
 
 // TestScanListConcurrentPopPush is the real thing: goroutines LPOP at the
 // head and RPUSH at the tail while ScanList reads 20k unique payloads in
 // pages of 100, with a plain visitor and with one that removes jobs like a
-// sweep.
+// sweep, and ScanListAhead with a plain visitor.
 func TestScanListConcurrentPopPush(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redistest.Client(t, srv)
@@ -641,10 +672,13 @@ func TestScanListConcurrentPopPush(t *testing.T) {
 		// workers waking up).
 		poppers, burstEvery, burst int
 		sweep                      bool
+		ahead                      bool // ScanListAhead
 	}{
-		{"pops and pushes", 1, 64, 250, false},
-		{"sweep, pops and pushes", 1, 64, 250, true},
-		{"poppers outrun the scan", 3, 1, 12, true},
+		{"pops and pushes", 1, 64, 250, false, false},
+		{"sweep, pops and pushes", 1, 64, 250, true, false},
+		{"poppers outrun the scan", 3, 1, 12, true, false},
+		{"pops and pushes, read ahead", 1, 64, 250, false, true},
+		{"poppers outrun the scan, read ahead", 3, 1, 12, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -704,7 +738,11 @@ func TestScanListConcurrentPopPush(t *testing.T) {
 				// single-threaded.
 				visit = sweepVisitor(t, rdb, key, tl, func(raw string) bool { return crc32.ChecksumIEEE([]byte(raw))%10 == 0 }, nil)
 			}
-			st, err := s.ScanList(context.Background(), ListRef{Key: key}, visit)
+			scan := s.ScanList
+			if tt.ahead {
+				scan = s.ScanListAhead
+			}
+			st, err := scan(context.Background(), ListRef{Key: key}, visit)
 			stop()
 			wg.Wait()
 			if err != nil {
@@ -1296,5 +1334,66 @@ func TestPagesAreBoundedInBytes(t *testing.T) {
 	})
 	if err != nil || seen != 60 {
 		t.Fatalf("scanned %d of 60: %v", seen, err)
+	}
+}
+
+// TestScanListAheadDropsAndStops: a visit that removes jobs drops the pages
+// read ahead of it, and their known jobs are given back first, so that each
+// job comes Known when it is visited; a visit's error stops the scan with
+// no read left running.
+func TestScanListAheadDropsAndStops(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	const key = "resque:queue:q"
+	items := payloads("k", 0, 60)
+	rpush(t, rdb, key, items)
+	k := &testKnown{left: map[string]int{}}
+	for _, it := range items {
+		k.left[it] = 1
+	}
+	s := newTestScanner(t, rdb, 4).WithKnown(k)
+	var got []string
+	page := 0
+	_, err := s.ScanListAhead(ctx, ListRef{Key: key, Queue: "q"}, func(ctx context.Context, c *Chunk) error {
+		c.Removed = make([]bool, len(c.Jobs))
+		for i, j := range c.Jobs {
+			got = append(got, j.Raw)
+			if !j.Known {
+				t.Errorf("job %s came judged", j.Raw)
+			}
+			if page%3 == 1 && i == 0 {
+				if err := rdb.LRem(ctx, key, 1, j.Raw).Err(); err != nil {
+					return err
+				}
+				c.Removed[i] = true
+			}
+		}
+		page++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, items) {
+		t.Errorf("visited %d jobs, want the %d in order", len(got), len(items))
+	}
+	if len(k.given) == 0 {
+		t.Error("no known job given back: no page read ahead was dropped")
+	}
+
+	before := runtime.NumGoroutine()
+	stopAt := errors.New("stop here")
+	page = 0
+	_, err = newTestScanner(t, rdb, 4).ScanListAhead(ctx, ListRef{Key: key, Queue: "q"}, func(context.Context, *Chunk) error {
+		if page++; page == 3 {
+			return stopAt
+		}
+		return nil
+	})
+	if !errors.Is(err, stopAt) || page != 3 {
+		t.Errorf("scan ended with %v after %d pages, want the visit's error after 3", err, page)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the scan, %d before: a read-ahead outlived it", n, before)
 	}
 }
