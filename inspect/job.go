@@ -158,12 +158,16 @@ func (s *Scanner) judgePayload(raw string, ref ListRef, details bool, p *resque.
 	return j
 }
 
-// fillDetails reads the Class and EnqueuedAt of a job judgePayload judged
-// without details (its payload is valid JSON), decoding it into p.
-func fillDetails(j *Job, p *resque.Payload) {
+// fillDetails reads the details d of a job judgePayload judged without
+// details (its payload is valid JSON), decoding it into p.
+func fillDetails(j *Job, p *resque.Payload, d Details) {
 	p.DecodeChecked(unsafe.Slice(unsafe.StringData(j.Raw), len(j.Raw)))
-	j.Class = p.JobClassOf(p.Class())
-	j.EnqueuedAt, _ = p.EnqueuedAt()
+	if d&DetailClass != 0 {
+		j.Class = p.JobClassOf(p.Class())
+	}
+	if d&DetailEnqueuedAt != 0 {
+		j.EnqueuedAt, _ = p.EnqueuedAt()
+	}
 }
 
 // classify sets the state of a job that has an id, from its deadline value.

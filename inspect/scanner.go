@@ -54,9 +54,10 @@ type Scanner struct {
 	now     func() time.Time
 	// queueHits and classHits record which patterns matched (Unmatched).
 	queueHits, classHits *filterHits
-	// detailsOf, when set, says which jobs of a queue or delayed bucket get
-	// their Class and EnqueuedAt (see WithDetailsOf); nil: every job.
-	detailsOf func(State) bool
+	// detailsOf, when set, says which details the jobs of a queue or
+	// delayed bucket get by their state (see WithDetailsOf); nil: every
+	// job gets them all.
+	detailsOf func(State) Details
 	// known, when set, names the jobs left unjudged (see WithKnown).
 	known Known
 }
@@ -71,13 +72,22 @@ type Known interface {
 	Give(raw string)
 }
 
+// Details are what a scanner may read of a job besides its id and deadline.
+type Details uint8
+
+const (
+	DetailClass      Details = 1 << iota // Job.Class
+	DetailEnqueuedAt                     // Job.EnqueuedAt
+)
+
 // WithDetailsOf returns a scanner like s (the same client, filters and
-// record of filter matches) that reads the Class and EnqueuedAt only of
-// the jobs of queues and delayed buckets whose state of says true: finding
-// them costs a third of judging a payload, and a sweep needs them only
-// for what it may remove. With a --class filter every job's class is read
-// (to match it); failure entries always get both.
-func (s *Scanner) WithDetailsOf(of func(State) bool) *Scanner {
+// record of filter matches) that reads of the jobs of queues and delayed
+// buckets only the details that of names for their state: finding a job's
+// class and enqueue time costs a third of judging its payload, and a sweep
+// needs them only for what it may remove, the enqueue time only to judge
+// by age. With a --class filter every job's class is read (to match it);
+// failure entries always get both.
+func (s *Scanner) WithDetailsOf(of func(State) Details) *Scanner {
 	c := *s
 	c.detailsOf = of
 	return &c
@@ -638,15 +648,17 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 	return c, nil
 }
 
-// addDetails reads the Class and EnqueuedAt of the jobs of c that a
-// scanner WithDetailsOf judged without and wants them of, decoding into p.
+// addDetails reads the details of the jobs of c that a scanner
+// WithDetailsOf judged without and wants them of, decoding into p.
 func (s *Scanner) addDetails(c *Chunk, p *resque.Payload) {
 	if s.detailsOf == nil || c.List.Failed != "" {
 		return
 	}
 	for i := range c.Jobs {
-		if j := &c.Jobs[i]; !j.Known && j.State != StateInvalid && s.detailsOf(j.State) {
-			fillDetails(j, p)
+		if j := &c.Jobs[i]; !j.Known && j.State != StateInvalid {
+			if d := s.detailsOf(j.State); d != 0 {
+				fillDetails(j, p, d)
+			}
 		}
 	}
 }

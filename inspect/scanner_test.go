@@ -1068,7 +1068,8 @@ func TestClassFilterAndDelayedQueue(t *testing.T) {
 }
 
 // TestWithDetailsOf: a scanner WithDetailsOf reads the class and enqueue
-// time only of the jobs in the states it wants them of; with a class filter
+// time only of the jobs in the states it wants them of, and only those it
+// wants; with a class filter
 // it still reads every job's class to match it, and filter matches are
 // recorded for the scanner it came from.
 func TestWithDetailsOf(t *testing.T) {
@@ -1083,25 +1084,33 @@ func TestWithDetailsOf(t *testing.T) {
 	rdb.Set(ctx, "resque:job:e1:expiration", "1700000000", 0)
 	rdb.Set(ctx, "resque:job:l1:expiration", fmt.Sprint(testNow.Add(time.Hour).Unix()), 0)
 	enqueued := time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
-	wantExpired := func(st State) bool { return st == StateExpired }
 	for _, tc := range []struct {
 		name    string
+		of      Details // of the expired job
 		classes []string
 		class   []string // per job
 		at      []bool   // per job: EnqueuedAt read
 		skipped []bool
 	}{
-		{name: "no filter", class: []string{"SendSmsJob", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
-		{name: "class filter", classes: []string{"Reports::*"}, class: []string{"SendSmsJob", "Reports::Daily", "Reports::Weekly"},
+		{name: "no filter", of: DetailClass | DetailEnqueuedAt, class: []string{"SendSmsJob", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
+		{name: "class only", of: DetailClass, class: []string{"SendSmsJob", "", ""}, at: []bool{false, false, false}, skipped: []bool{false, false, false}},
+		{name: "enqueue time only", of: DetailEnqueuedAt, class: []string{"", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
+		{name: "class filter", of: DetailClass | DetailEnqueuedAt, classes: []string{"Reports::*"}, class: []string{"SendSmsJob", "Reports::Daily", "Reports::Weekly"},
 			at: []bool{true, false, false}, skipped: []bool{true, false, false}},
 	} {
 		base := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = tc.classes })
-		got := scanJobs(t, base.WithDetailsOf(wantExpired), ListRef{Key: "resque:queue:q", Queue: "q"})
+		of := func(st State) Details {
+			if st == StateExpired {
+				return tc.of
+			}
+			return 0
+		}
+		got := scanJobs(t, base.WithDetailsOf(of), ListRef{Key: "resque:queue:q", Queue: "q"})
 		for i, j := range got {
 			if j.Class != tc.class[i] || !j.EnqueuedAt.IsZero() != tc.at[i] || j.Skipped != tc.skipped[i] {
 				t.Errorf("%s: job %d (%s): class %q enqueued_at %v skipped %v, want %q %v %v", tc.name, i, j.State, j.Class, j.EnqueuedAt, j.Skipped, tc.class[i], tc.at[i], tc.skipped[i])
 			}
-			if i == 0 && !j.EnqueuedAt.Equal(enqueued) {
+			if i == 0 && tc.at[0] && !j.EnqueuedAt.Equal(enqueued) {
 				t.Errorf("%s: job %d enqueued at %v, want %v", tc.name, i, j.EnqueuedAt, enqueued)
 			}
 		}

@@ -182,9 +182,10 @@ type Sweeper struct {
 }
 
 // New returns a Sweeper reading through scanner (and its client and filters).
-// It reads the class and enqueue time only of the jobs it may remove.
+// It reads the class only of the jobs it may remove, and their enqueue time
+// only when it judges them by age.
 func New(scanner *inspect.Scanner) *Sweeper {
-	return &Sweeper{scanner: scanner.WithDetailsOf(mayRemove), rdb: scanner.Client(), layout: scanner.Layout()}
+	return &Sweeper{scanner: scanner, rdb: scanner.Client(), layout: scanner.Layout()}
 }
 
 var (
@@ -200,7 +201,9 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	r := &run{s: s, opts: opts, res: res, start: start}
+	sw := *s
+	sw.scanner = s.scanner.WithDetailsOf(opts.detailsOf)
+	r := &run{s: &sw, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
 		r.opts.Now = s.scanner.Now // Redis's clock, when the scanner has it
 	}
@@ -237,11 +240,22 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, err
 }
 
-// mayRemove says whether a run may remove a job of a queue or delayed
-// bucket judged in state st: an expired one, and one without a deadline
-// (by MaxAge, or because its key was a deadline key the run deleted).
-func mayRemove(st inspect.State) bool {
-	return st == inspect.StateExpired || st == inspect.StateMissing
+// detailsOf says what a run reads of a job of a queue or delayed bucket
+// judged in state st, besides its id and deadline: the class of those it
+// may remove (for their reports), an expired one and one without a
+// deadline (by MaxAge, or because its key was a deadline key the run
+// deleted), and the enqueue time only of the latter, and only to judge it
+// by MaxAge.
+func (o Options) detailsOf(st inspect.State) inspect.Details {
+	switch {
+	case st == inspect.StateExpired:
+		return inspect.DetailClass
+	case st == inspect.StateMissing && o.MaxAge > 0:
+		return inspect.DetailClass | inspect.DetailEnqueuedAt
+	case st == inspect.StateMissing:
+		return inspect.DetailClass
+	}
+	return 0
 }
 
 func destination(o Options) string {
