@@ -61,16 +61,25 @@ func Duration(d time.Duration) string {
 		hour   = 60 * minute
 		day    = 24 * hour
 	)
+	// Two units at most, written with strconv: the sweep logs one such
+	// duration per removed job, and fmt cost a quarter of that log's CPU.
+	big, small := secs, uint64(0)
+	bu, su := "s", ""
 	switch {
 	case secs >= day:
-		return fmt.Sprintf("%s%dd%dh", sign, secs/day, secs%day/hour)
+		big, small, bu, su = secs/day, secs%day/hour, "d", "h"
 	case secs >= hour:
-		return fmt.Sprintf("%s%dh%dm", sign, secs/hour, secs%hour/minute)
+		big, small, bu, su = secs/hour, secs%hour/minute, "h", "m"
 	case secs >= minute:
-		return fmt.Sprintf("%s%dm%ds", sign, secs/minute, secs%minute)
-	default:
-		return fmt.Sprintf("%s%ds", sign, secs)
+		big, small, bu, su = secs/minute, secs%minute, "m", "s"
 	}
+	b := make([]byte, 0, 24)
+	b = strconv.AppendUint(append(b, sign...), big, 10)
+	b = append(b, bu...)
+	if su != "" {
+		b = append(strconv.AppendUint(b, small, 10), su...)
+	}
+	return string(b)
 }
 
 // Time formats t as RFC 3339 in UTC (second precision), or "" for the zero
