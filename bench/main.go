@@ -196,12 +196,16 @@ type bench struct {
 	rdb *redis.Client
 }
 
-// fill empties Redis and writes the data set s.
-func (b *bench) fill(s sample.Spec) error {
+// fill empties Redis and writes the data set s as of now: its deadlines
+// are set relative to s.Now, which fill sets first. (A spec kept from the
+// start of a slow bench once made live jobs due by the time a late layout
+// was swept: their deadlines start 10 minutes after s.Now.)
+func (b *bench) fill(s *sample.Spec) error {
 	if err := b.rdb.FlushAll(b.ctx).Err(); err != nil {
 		return err
 	}
-	_, err := sample.Fill(b.ctx, b.rdb, layout, s)
+	s.Now = time.Now()
+	_, err := sample.Fill(b.ctx, b.rdb, layout, *s)
 	return err
 }
 
@@ -215,7 +219,7 @@ func (b *bench) say(n int, format string, args ...any) {
 func (b *bench) sizeRows(n int) ([]row, error) {
 	spec := sample.Bench(n, time.Now())
 	b.say(n, "filling")
-	if err := b.fill(spec); err != nil {
+	if err := b.fill(&spec); err != nil {
 		return nil, err
 	}
 	floor, err := b.floorRow(n, spec.Queues, "floor (LRANGE pages + MGET deadlines)", floorPass)
@@ -362,7 +366,7 @@ func (b *bench) sweepRows(n int, spec sample.Spec) ([]row, error) {
 func (b *bench) sweepRow(n int, name string, s sample.Spec) (row, error) {
 	r := row{size: n, name: name, jobs: n}
 	for i := 0; i < b.cfg.reps; i++ {
-		if err := b.fill(s); err != nil {
+		if err := b.fill(&s); err != nil {
 			return r, err
 		}
 		if err := b.pairFloor(n, s.Queues, &r); err != nil {
@@ -403,7 +407,7 @@ func (b *bench) refRows(n int, spec sample.Spec) ([]row, error) {
 		if n > ref.max {
 			continue
 		}
-		if err := b.fill(spec); err != nil {
+		if err := b.fill(&spec); err != nil {
 			return nil, err
 		}
 		b.say(n, "%s (limit %s)", ref.name, b.cfg.refLimit)
