@@ -8,18 +8,21 @@ import (
 // errAheadStopped is a page asked of a read-ahead that had ended.
 var errAheadStopped = errors.New("read-ahead stopped")
 
-// ahead is the read-ahead of a scan whose visits remove nothing
-// (ScanListAhead): the pages after the one visited are read (LRANGE) one
-// after another, each found after the last by its anchor, and decoded
-// (judged, MGET) in a second stage, so that a page's read, the decoding of
-// the page before it and the visit of the one before that run at once. A
-// single chain of read, decode and visit left a list's scan waiting on one
-// of them at a time.
+// ahead is the read-ahead of a scan while its visits remove nothing (all of
+// a ScanListAhead, and a ScanListRemoving between removals): the pages
+// after the one visited are read (LRANGE) one after another, each found
+// after the last by its anchor, and decoded (judged, MGET) in a second
+// stage, so that a page's read, the decoding of the page before it and the
+// visit of the one before that run at once. A single chain of read, decode
+// and visit left a list's scan waiting on one of them at a time.
 type ahead struct {
 	out  chan page
 	quit chan struct{}
 	done chan struct{}
-	s    *Scanner
+	// cancel stops the reads: a read looking for jobs a visit has just
+	// removed may search back towards the list's head.
+	cancel context.CancelFunc
+	s      *Scanner
 	// dropped: the page decoded when stop came, not handed out.
 	dropped *Chunk
 }
@@ -28,11 +31,12 @@ type ahead struct {
 // found after anchor. full is the scan's page size before sizing by
 // payload.
 func (s *Scanner) startAhead(ctx context.Context, ref ListRef, from int64, anchor []string, full int) *ahead {
-	a := &ahead{out: make(chan page, 1), quit: make(chan struct{}), done: make(chan struct{}), s: s}
+	rctx, cancel := context.WithCancel(ctx)
+	a := &ahead{out: make(chan page, 1), quit: make(chan struct{}), done: make(chan struct{}), cancel: cancel, s: s}
 	read := make(chan page, 1)
 	// The reads size their pages themselves, on their own copy.
 	rs := *s
-	go rs.readAll(ctx, ref, from, anchor, full, read, a.quit)
+	go rs.readAll(rctx, ref, from, anchor, full, read, a.quit)
 	go func() {
 		defer close(a.done)
 		defer close(a.out)
@@ -100,6 +104,7 @@ func (a *ahead) next(ctx context.Context) page {
 // ended: a Known is used by one goroutine at a time.
 func (a *ahead) stop() {
 	close(a.quit)
+	a.cancel()
 	<-a.done
 	a.s.giveBack(a.dropped)
 	for p := range a.out {

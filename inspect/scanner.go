@@ -218,7 +218,9 @@ func (s *Scanner) ScanListAhead(ctx context.Context, ref ListRef, visit Visitor)
 // runs; after the visit its positions are moved up by the jobs the visit
 // took out. When the visit took out a job sharing a deadline key with one
 // of the next page (the same job twice: its key may have gone under the
-// MGET), that page is dropped and read again.
+// MGET), that page is dropped and read again. After a visit that removed
+// nothing, the pages after it are read ahead as ScanListAhead reads them,
+// until a visit removes jobs again.
 func (s *Scanner) ScanListRemoving(ctx context.Context, ref ListRef, visit Visitor) (ListStats, error) {
 	ls := *s
 	return ls.scanList(ctx, ref, visit, scanRemoving)
@@ -246,7 +248,8 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 	next := int64(0) // where the first unseen job is expected
 	var cur page
 	var pending chan page // scanRemoving: the next page, read while this one is visited
-	var ahead *ahead      // scanAhead: the pages after this one, read meanwhile
+	var ahead *ahead      // the pages after this one, read meanwhile
+	quiet := false        // the last visit removed nothing
 	defer func() {
 		if ahead != nil {
 			ahead.stop()
@@ -274,15 +277,17 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 			s.batch = pageFor(full, cur.items)
 			chunk := cur.chunk
 			// Where the next page starts should the visit remove nothing:
-			// after this page, found by its last jobs. A visit that
-			// removed nothing left the list as it was read: the pages
-			// after it are read ahead while it runs, and dropped should
-			// it remove jobs after all.
+			// after this page, found by its last jobs. While visits
+			// remove nothing, they leave the list as it was read: the
+			// pages after this one are read ahead while it is visited,
+			// and dropped should the visit remove jobs after all. After a
+			// removal, a removing scan reads the next page before the
+			// visit and moves it up after.
 			switch {
 			case !cur.more:
-			case mode == scanAhead && ahead == nil:
+			case ahead == nil && (mode == scanAhead || mode == scanRemoving && quiet):
 				ahead = s.startAhead(ctx, ref, cur.base+int64(len(cur.items)), nextAnchor(anchor, cur.items), full)
-			case mode == scanRemoving:
+			case ahead == nil && mode == scanRemoving:
 				pending = s.readNext(ctx, ref, cur.base+int64(len(cur.items)), nextAnchor(anchor, cur.items))
 			}
 			if err := visit(ctx, chunk); err != nil {
@@ -307,6 +312,7 @@ func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode
 				ahead.stop()
 				ahead = nil
 			}
+			quiet = removed == 0
 			if removed > 0 && pending != nil {
 				pending = s.afterRemoval(pending, chunk, removed)
 			}

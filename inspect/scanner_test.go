@@ -610,7 +610,7 @@ func TestScanListChaos(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redistest.Client(t, srv)
 	const key = "resque:queue:chaos"
-	for _, m := range scanMethods(scanStrict, scanAhead) {
+	for _, m := range scanMethods(scanStrict, scanAhead, scanRemoving) {
 		for seed := int64(1); seed <= 8; seed++ {
 			t.Run(fmt.Sprint(m.name, "/seed", seed), func(t *testing.T) {
 				testScanListChaos(t, srv, rdb, m.scan, key, seed)
@@ -658,7 +658,8 @@ func testScanListChaos(t *testing.T, srv *redisserver.Server, rdb *redis.Client,
 // TestScanListConcurrentPopPush is the real thing: goroutines LPOP at the
 // head and RPUSH at the tail while ScanList reads 20k unique payloads in
 // pages of 100, with a plain visitor and with one that removes jobs like a
-// sweep, and ScanListAhead with a plain visitor.
+// sweep; ScanListAhead with a plain visitor, ScanListRemoving with the
+// sweep's.
 func TestScanListConcurrentPopPush(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redistest.Client(t, srv)
@@ -672,13 +673,15 @@ func TestScanListConcurrentPopPush(t *testing.T) {
 		// workers waking up).
 		poppers, burstEvery, burst int
 		sweep                      bool
-		ahead                      bool // ScanListAhead
+		mode                       scanMode
 	}{
-		{"pops and pushes", 1, 64, 250, false, false},
-		{"sweep, pops and pushes", 1, 64, 250, true, false},
-		{"poppers outrun the scan", 3, 1, 12, true, false},
-		{"pops and pushes, read ahead", 1, 64, 250, false, true},
-		{"poppers outrun the scan, read ahead", 3, 1, 12, false, true},
+		{"pops and pushes", 1, 64, 250, false, scanStrict},
+		{"sweep, pops and pushes", 1, 64, 250, true, scanStrict},
+		{"poppers outrun the scan", 3, 1, 12, true, scanStrict},
+		{"pops and pushes, read ahead", 1, 64, 250, false, scanAhead},
+		{"poppers outrun the scan, read ahead", 3, 1, 12, false, scanAhead},
+		{"sweep, pops and pushes, removing scan", 1, 64, 250, true, scanRemoving},
+		{"poppers outrun the removing scan", 3, 1, 12, true, scanRemoving},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -738,11 +741,7 @@ func TestScanListConcurrentPopPush(t *testing.T) {
 				// single-threaded.
 				visit = sweepVisitor(t, rdb, key, tl, func(raw string) bool { return crc32.ChecksumIEEE([]byte(raw))%10 == 0 }, nil)
 			}
-			scan := s.ScanList
-			if tt.ahead {
-				scan = s.ScanListAhead
-			}
-			st, err := scan(context.Background(), ListRef{Key: key}, visit)
+			st, err := scanMethods(tt.mode)[0].scan(s)(context.Background(), ListRef{Key: key}, visit)
 			stop()
 			wg.Wait()
 			if err != nil {
