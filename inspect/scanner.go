@@ -230,9 +230,11 @@ func (s *Scanner) ScanListRemoving(ctx context.Context, ref ListRef, visit Visit
 type scanMode int
 
 const (
-	scanStrict   scanMode = iota // after the visit
-	scanAhead                    // during the visit (visits that remove nothing)
-	scanRemoving                 // its items before the visit, decoded during it
+	scanStrict scanMode = iota // after the visit
+	scanAhead                  // during the visit (visits that remove nothing)
+	// scanRemoving: its items before the visit, decoded during it; after a
+	// visit that removed nothing, as scanAhead until one removes again.
+	scanRemoving
 )
 
 func (s *Scanner) scanList(ctx context.Context, ref ListRef, visit Visitor, mode scanMode) (ListStats, error) {
@@ -611,6 +613,7 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
+		s.giveBack(c) // the page is lost: its known jobs are read again
 		return nil, fmt.Errorf("read deadlines for %s: %w", ref.Key, err)
 	}
 	// MGET answers nil both for a missing key and for a key of another
@@ -641,6 +644,7 @@ func (s *Scanner) buildChunk(ctx context.Context, ref ListRef, base int64, items
 			cmds[n] = pipe.Type(ctx, c.Jobs[i].ExpirationKey)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
+			s.giveBack(c)
 			return nil, fmt.Errorf("check deadline key types for %s: %w", ref.Key, err)
 		}
 		for n, i := range nilKeys {

@@ -1405,3 +1405,38 @@ func TestScanListAheadDropsAndStops(t *testing.T) {
 		t.Errorf("%d goroutines after the scan, %d before: a read-ahead outlived it", n, before)
 	}
 }
+
+// failMGET fails every MGET, as a Redis error would.
+type failMGET struct{}
+
+func (failMGET) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (failMGET) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (failMGET) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "mget" {
+			err := errors.New("ERR injected")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestWithKnownPageLost: a page whose deadlines cannot be read is lost
+// (a read-ahead drops the error with the page), so the known jobs it took
+// are given back, to come Known when the page is read again.
+func TestWithKnownPageLost(t *testing.T) {
+	rdb := startRedis(t)
+	rdb.AddHook(failMGET{})
+	items := []string{`{"class":"A","args":[],"id":"k"}`, `{"class":"A","args":[],"id":"j"}`}
+	k := &testKnown{left: map[string]int{items[0]: 1}}
+	s := newTestScanner(t, rdb, 10).WithKnown(k)
+	if _, err := s.buildChunk(context.Background(), ListRef{Key: "resque:queue:q", Queue: "q"}, 0, items); err == nil {
+		t.Fatal("the page was built without its deadlines")
+	}
+	if !slices.Equal(k.given, items[:1]) || k.left[items[0]] != 1 {
+		t.Errorf("given back %q (left %d), want the known job back", k.given, k.left[items[0]])
+	}
+}
