@@ -97,10 +97,12 @@ func abortFallBack(reason string) error { return &copyAbort{reason: reason, fall
 func (lr *listRun) sweepList(ctx context.Context, ref inspect.ListRef) error {
 	r := lr.r
 	lr.mayCopy = !r.opts.DryRun && ref.Queue != "" && !ref.Delayed() && ref.Failed == "" && copyable(ref.Key)
-	// In place, the next page's LRANGE goes before the visit's removals
-	// (a read during them would look for the page's last jobs, which the
-	// visit may have just removed) and its decoding during them. A dry
-	// run's visit removes nothing: the next page is read while it runs.
+	// In place, after a visit that removed jobs, the next page's LRANGE
+	// goes before the visit's removals (a read during them would look for
+	// the page's last jobs, which the visit may have just removed) and its
+	// decoding during them; after one that removed nothing, the pages
+	// after it are read ahead. A dry run's visits remove nothing: its
+	// pages are read ahead all the way.
 	scan := r.s.scanner.ScanListRemoving
 	if r.opts.DryRun {
 		scan = r.s.scanner.ScanListAhead
