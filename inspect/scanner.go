@@ -345,10 +345,10 @@ func (s *Scanner) readNext(ctx context.Context, ref ListRef, from int64, anchor 
 // afterRemoval returns the page read during a visit that removed jobs, its
 // positions moved up by the jobs the visit took out itself, or nil when it
 // must be read again: after a resync or an error, or when it shares a
-// deadline key with a job the visit removed. (Jobs the visit found popped may have left
-// before the page was read, so they do not move it: a position that stays
-// too high is one a worker's pop makes anyway, which the removal scripts
-// look around for.)
+// deadline key with a job the visit removed. (Jobs the visit found popped
+// may have left before the page was read, so they do not move it: a
+// position that stays too high is one a worker's pop makes anyway, which
+// the removal scripts look around for.)
 func (s *Scanner) afterRemoval(pending chan page, c *Chunk, removed int) chan page {
 	p := <-pending
 	if next := movedUp(p, c, removed); next != nil {
