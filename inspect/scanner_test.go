@@ -460,7 +460,8 @@ func sweepVisitor(t *testing.T, rdb redis.UniversalClient, key string, tl *scanT
 // where the anchor would otherwise be), alone and with pops between pages,
 // read strictly after each visit (ScanList), read ahead and dropped after a
 // visit that removed jobs (ScanListAhead), and with the next page read
-// before the visit and decoded during it (ScanListRemoving).
+// before the visit and decoded during it, or read ahead after a visit that
+// removed nothing (ScanListRemoving).
 func TestScanListSweepRemoves(t *testing.T) {
 	for _, m := range scanMethods(scanStrict, scanAhead, scanRemoving) {
 		t.Run(m.name, func(t *testing.T) { testScanListSweepRemoves(t, m.scan) })
