@@ -182,10 +182,10 @@ type Sweeper struct {
 }
 
 // New returns a Sweeper reading through scanner (and its client and filters).
-// It reads the class only of the jobs it may remove, and their enqueue time
-// only when it judges them by age.
+// It reads the class only of the jobs it may remove, and the enqueue time
+// only of those without a deadline.
 func New(scanner *inspect.Scanner) *Sweeper {
-	return &Sweeper{scanner: scanner, rdb: scanner.Client(), layout: scanner.Layout()}
+	return &Sweeper{scanner: scanner.WithDetailsOf(detailsOf), rdb: scanner.Client(), layout: scanner.Layout()}
 }
 
 var (
@@ -201,9 +201,7 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{DryRun: opts.DryRun, Queues: []QueueResult{}, Problems: []inspect.Problem{}, StartedAt: start.UTC()}
 	res.Destination = destination(opts)
-	sw := *s
-	sw.scanner = s.scanner.WithDetailsOf(opts.detailsOf)
-	r := &run{s: &sw, opts: opts, res: res, start: start}
+	r := &run{s: s, opts: opts, res: res, start: start}
 	if r.opts.Now == nil {
 		r.opts.Now = s.scanner.Now // Redis's clock, when the scanner has it
 	}
@@ -244,16 +242,15 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 // judged in state st, besides its id and deadline: the class of those it
 // may remove (for their reports), an expired one and one without a
 // deadline (by MaxAge, or because its key was a deadline key the run
-// deleted), and the enqueue time only of the latter, and only to judge it
-// by MaxAge.
-func (o Options) detailsOf(st inspect.State) inspect.Details {
-	switch {
-	case st == inspect.StateExpired:
+// deleted), and the enqueue time only of the latter, which MaxAge judges
+// by. (Reading it without MaxAge too keeps this one predicate for every
+// run: jobs without a deadline are few, expired ones many.)
+func detailsOf(st inspect.State) inspect.Details {
+	switch st {
+	case inspect.StateExpired:
 		return inspect.DetailClass
-	case st == inspect.StateMissing && o.MaxAge > 0:
+	case inspect.StateMissing:
 		return inspect.DetailClass | inspect.DetailEnqueuedAt
-	case st == inspect.StateMissing:
-		return inspect.DetailClass
 	}
 	return 0
 }
