@@ -111,8 +111,7 @@ func (s *Scanner) judge(raw string, ref ListRef, p *resque.Payload) Job {
 }
 
 // judgePayload is judge for a job's payload. Without details the job's
-// Class is read only when a class filter needs it, and EnqueuedAt not at
-// all: fillDetails adds them once the state is known.
+// EnqueuedAt is not read: fillDetails adds it once the state is known.
 func (s *Scanner) judgePayload(raw string, ref ListRef, details bool, p *resque.Payload) Job {
 	j := Job{Raw: raw, Queue: ref.Queue}
 	// The payload only reads raw's bytes: no copy of them.
@@ -128,11 +127,8 @@ func (s *Scanner) judgePayload(raw string, ref ListRef, details bool, p *resque.
 		j.Skipped = len(s.classes) > 0 || (ref.Delayed() && len(s.queues) > 0)
 		return j
 	}
-	var class string
-	if details || len(s.classes) > 0 {
-		class = p.Class()
-		j.Class = p.JobClassOf(class)
-	}
+	class := p.Class()
+	j.Class = p.JobClassOf(class)
 	if details {
 		j.EnqueuedAt, _ = p.EnqueuedAt()
 	}
@@ -162,9 +158,6 @@ func (s *Scanner) judgePayload(raw string, ref ListRef, details bool, p *resque.
 // details (its payload is valid JSON), decoding it into p.
 func fillDetails(j *Job, p *resque.Payload, d Details) {
 	p.DecodeChecked(unsafe.Slice(unsafe.StringData(j.Raw), len(j.Raw)))
-	if d&DetailClass != 0 {
-		j.Class = p.JobClassOf(p.Class())
-	}
 	if d&DetailEnqueuedAt != 0 {
 		j.EnqueuedAt, _ = p.EnqueuedAt()
 	}

@@ -72,21 +72,21 @@ type Known interface {
 	Give(raw string)
 }
 
-// Details are what a scanner may read of a job besides its id and deadline.
+// Details are what a scanner may read of a job besides its id, class and
+// deadline.
 type Details uint8
 
-const (
-	DetailClass      Details = 1 << iota // Job.Class
-	DetailEnqueuedAt                     // Job.EnqueuedAt
-)
+// DetailEnqueuedAt is Job.EnqueuedAt.
+const DetailEnqueuedAt Details = 1
 
 // WithDetailsOf returns a scanner like s (the same client, filters and
 // record of filter matches) that reads of the jobs of queues and delayed
-// buckets only the details that of names for their state: finding a job's
-// class and enqueue time costs a third of judging its payload, and a sweep
-// needs them only for what it may remove, the enqueue time only to judge
-// by age. With a --class filter every job's class is read (to match it);
-// failure entries always get both.
+// buckets only the details that of names for their state: parsing a job's
+// enqueue time costs a fifth of judging its payload, and a sweep needs it
+// only to judge by age. (The class is always read: once the id is found,
+// the payload's fields are indexed and it costs a twelfth; reading it
+// later, for the jobs a sweep removes, cost four times that, indexing the
+// payload again.) Failure entries always get every detail.
 func (s *Scanner) WithDetailsOf(of func(State) Details) *Scanner {
 	c := *s
 	c.detailsOf = of

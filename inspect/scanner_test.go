@@ -1067,11 +1067,9 @@ func TestClassFilterAndDelayedQueue(t *testing.T) {
 	}
 }
 
-// TestWithDetailsOf: a scanner WithDetailsOf reads the class and enqueue
-// time only of the jobs in the states it wants them of, and only those it
-// wants; with a class filter
-// it still reads every job's class to match it, and filter matches are
-// recorded for the scanner it came from.
+// TestWithDetailsOf: a scanner WithDetailsOf reads the enqueue time only of
+// the jobs in the states it wants it of, and every job's class; with a
+// class filter, filter matches are recorded for the scanner it came from.
 func TestWithDetailsOf(t *testing.T) {
 	rdb := startRedis(t)
 	ctx := context.Background()
@@ -1084,19 +1082,17 @@ func TestWithDetailsOf(t *testing.T) {
 	rdb.Set(ctx, "resque:job:e1:expiration", "1700000000", 0)
 	rdb.Set(ctx, "resque:job:l1:expiration", fmt.Sprint(testNow.Add(time.Hour).Unix()), 0)
 	enqueued := time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
+	classes := []string{"SendSmsJob", "Reports::Daily", "Reports::Weekly"}
 	for _, tc := range []struct {
 		name    string
 		of      Details // of the expired job
 		classes []string
-		class   []string // per job
-		at      []bool   // per job: EnqueuedAt read
+		at      []bool // per job: EnqueuedAt read
 		skipped []bool
 	}{
-		{name: "no filter", of: DetailClass | DetailEnqueuedAt, class: []string{"SendSmsJob", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
-		{name: "class only", of: DetailClass, class: []string{"SendSmsJob", "", ""}, at: []bool{false, false, false}, skipped: []bool{false, false, false}},
-		{name: "enqueue time only", of: DetailEnqueuedAt, class: []string{"", "", ""}, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
-		{name: "class filter", of: DetailClass | DetailEnqueuedAt, classes: []string{"Reports::*"}, class: []string{"SendSmsJob", "Reports::Daily", "Reports::Weekly"},
-			at: []bool{true, false, false}, skipped: []bool{true, false, false}},
+		{name: "enqueue time", of: DetailEnqueuedAt, at: []bool{true, false, false}, skipped: []bool{false, false, false}},
+		{name: "none", of: 0, at: []bool{false, false, false}, skipped: []bool{false, false, false}},
+		{name: "class filter", of: DetailEnqueuedAt, classes: []string{"Reports::*"}, at: []bool{true, false, false}, skipped: []bool{true, false, false}},
 	} {
 		base := newTestScanner(t, rdb, 10, func(c *Config) { c.Classes = tc.classes })
 		of := func(st State) Details {
@@ -1107,8 +1103,8 @@ func TestWithDetailsOf(t *testing.T) {
 		}
 		got := scanJobs(t, base.WithDetailsOf(of), ListRef{Key: "resque:queue:q", Queue: "q"})
 		for i, j := range got {
-			if j.Class != tc.class[i] || !j.EnqueuedAt.IsZero() != tc.at[i] || j.Skipped != tc.skipped[i] {
-				t.Errorf("%s: job %d (%s): class %q enqueued_at %v skipped %v, want %q %v %v", tc.name, i, j.State, j.Class, j.EnqueuedAt, j.Skipped, tc.class[i], tc.at[i], tc.skipped[i])
+			if j.Class != classes[i] || !j.EnqueuedAt.IsZero() != tc.at[i] || j.Skipped != tc.skipped[i] {
+				t.Errorf("%s: job %d (%s): class %q enqueued_at %v skipped %v, want %q %v %v", tc.name, i, j.State, j.Class, j.EnqueuedAt, j.Skipped, classes[i], tc.at[i], tc.skipped[i])
 			}
 			if i == 0 && tc.at[0] && !j.EnqueuedAt.Equal(enqueued) {
 				t.Errorf("%s: job %d enqueued at %v, want %v", tc.name, i, j.EnqueuedAt, enqueued)

@@ -239,18 +239,14 @@ func (s *Sweeper) Run(ctx context.Context, opts Options) (*Result, error) {
 }
 
 // detailsOf says what a run reads of a job of a queue or delayed bucket
-// judged in state st, besides its id and deadline: the class of those it
-// may remove (for their reports), an expired one and one without a
-// deadline (by MaxAge, or because its key was a deadline key the run
-// deleted), and the enqueue time only of the latter, which MaxAge judges
-// by. (Reading it without MaxAge too keeps this one predicate for every
-// run: jobs without a deadline are few, expired ones many.)
+// judged in state st, besides its id, class and deadline: the enqueue time
+// of a job without a deadline, which MaxAge judges by (a job whose key was
+// a deadline key the run deleted is judged by the deadline remembered).
+// Reading it without MaxAge too keeps this one predicate for every run:
+// jobs without a deadline are few.
 func detailsOf(st inspect.State) inspect.Details {
-	switch st {
-	case inspect.StateExpired:
-		return inspect.DetailClass
-	case inspect.StateMissing:
-		return inspect.DetailClass | inspect.DetailEnqueuedAt
+	if st == inspect.StateMissing {
+		return inspect.DetailEnqueuedAt
 	}
 	return 0
 }
